@@ -1,0 +1,108 @@
+/*
+ * kernels.h - CPU kernels: one signature per op, variants by suffix (_ref, _avx2, _avx512), and a
+ * dispatch table filled once per context from the CPU's features.
+ *
+ * Kernels do not allocate, log or know about models. `_ref` variants (src/kernels/ref/) are the
+ * definition of correct: plain loops, compiled without fast-math.
+ *
+ * Block layouts (bit-exact with GGUF / GGML):
+ *   Q8_0: { f16 d; int8 qs[32]; }              x[i] = d * qs[i]
+ *   Q4_0: { f16 d; uint8 qs[16]; }             x[i] = d * ((qs[i] & 0xF) - 8),
+ *                                              x[i+16] = d * ((qs[i] >> 4) - 8)
+ * Matrix-vector products convert the activation row to the weight type's `vec_dot_type` first
+ * (F32 -> F32, F16 -> F16, BF16 -> BF16, Q8_0/Q4_0 -> Q8_0), as llama.cpp does, so results
+ * match it closely; the dot product then runs on the two encoded rows.
+ */
+#ifndef MLXR_KERNELS_H
+#define MLXR_KERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "mlxr.h"
+
+#define MLXR_QK8_0 32
+#define MLXR_QK4_0 32
+
+typedef struct mlxr_block_q8_0 {
+    uint16_t d; /* f16 scale */
+    int8_t qs[MLXR_QK8_0];
+} mlxr_block_q8_0;
+
+typedef struct mlxr_block_q4_0 {
+    uint16_t d; /* f16 scale */
+    uint8_t qs[MLXR_QK4_0 / 2];
+} mlxr_block_q4_0;
+
+typedef enum mlxr_isa {
+    MLXR_ISA_SCALAR = 1,
+    MLXR_ISA_AVX2 = 2,   /* AVX2 + FMA + F16C */
+    MLXR_ISA_AVX512 = 3, /* AVX-512 F/BW/DQ/VL */
+} mlxr_isa;
+
+/* Best ISA this CPU and build support. */
+mlxr_isa mlxr_cpu_isa(void);
+const char *mlxr_isa_name(mlxr_isa isa);
+
+/* s = dot(x, y) over n elements; x is a weight row of some type, y an activation row in that
+ * type's vec_dot_type. n is a multiple of the block size. */
+typedef void (*mlxr_vec_dot_fn)(int64_t n, float *s, const void *x, const void *y);
+/* Encode n floats into a row of some type (quantize / convert). n multiple of block size. */
+typedef void (*mlxr_from_float_fn)(const float *x, void *y, int64_t n);
+/* Decode a row of n elements to floats (dequantize / convert). */
+typedef void (*mlxr_to_float_fn)(const void *x, float *y, int64_t n);
+
+typedef struct mlxr_type_kernels {
+    mlxr_vec_dot_fn vec_dot;       /* NULL: type not supported for matmul */
+    mlxr_dtype vec_dot_type;       /* encoding of the activation row */
+    mlxr_from_float_fn from_float; /* encode floats into this type (NULL if none) */
+    mlxr_to_float_fn to_float;     /* decode this type (NULL if none) */
+} mlxr_type_kernels;
+
+typedef struct mlxr_kernels {
+    mlxr_isa isa;
+    mlxr_type_kernels type[MLXR_DTYPE_COUNT];
+} mlxr_kernels;
+
+/* Fill `k` with the best variants up to `isa` (clamped to what the CPU has). */
+void mlxr_kernels_init(mlxr_kernels *k, mlxr_isa isa);
+
+/* ---- reference variants (src/kernels/ref/) ------------------------------------------------ */
+
+void mlxr_vec_dot_f32_ref(int64_t n, float *s, const void *x, const void *y);
+void mlxr_vec_dot_f16_ref(int64_t n, float *s, const void *x, const void *y);
+void mlxr_vec_dot_bf16_ref(int64_t n, float *s, const void *x, const void *y);
+void mlxr_vec_dot_q8_0_ref(int64_t n, float *s, const void *x, const void *y); /* q8_0 . q8_0 */
+void mlxr_vec_dot_q4_0_ref(int64_t n, float *s, const void *x, const void *y); /* q4_0 . q8_0 */
+
+void mlxr_from_float_f32_ref(const float *x, void *y, int64_t n);
+void mlxr_from_float_f16_ref(const float *x, void *y, int64_t n);
+void mlxr_from_float_bf16_ref(const float *x, void *y, int64_t n);
+void mlxr_quantize_q8_0_ref(const float *x, void *y, int64_t n);
+void mlxr_quantize_q4_0_ref(const float *x, void *y, int64_t n);
+
+void mlxr_to_float_f32_ref(const void *x, float *y, int64_t n);
+void mlxr_to_float_f16_ref(const void *x, float *y, int64_t n);
+void mlxr_to_float_bf16_ref(const void *x, float *y, int64_t n);
+void mlxr_dequantize_q8_0_ref(const void *x, float *y, int64_t n);
+void mlxr_dequantize_q4_0_ref(const void *x, float *y, int64_t n);
+
+/* ---- AVX2 (src/kernels/cpu/*_avx2.c) and AVX-512 (*_avx512.c) variants --------------------- */
+
+void mlxr_vec_dot_f32_avx2(int64_t n, float *s, const void *x, const void *y);
+void mlxr_vec_dot_f16_avx2(int64_t n, float *s, const void *x, const void *y);
+void mlxr_vec_dot_bf16_avx2(int64_t n, float *s, const void *x, const void *y);
+void mlxr_vec_dot_q8_0_avx2(int64_t n, float *s, const void *x, const void *y);
+void mlxr_vec_dot_q4_0_avx2(int64_t n, float *s, const void *x, const void *y);
+void mlxr_from_float_f16_avx2(const float *x, void *y, int64_t n);
+void mlxr_quantize_q8_0_avx2(const float *x, void *y, int64_t n);
+void mlxr_to_float_f16_avx2(const void *x, float *y, int64_t n);
+
+void mlxr_vec_dot_f32_avx512(int64_t n, float *s, const void *x, const void *y);
+void mlxr_vec_dot_f16_avx512(int64_t n, float *s, const void *x, const void *y);
+void mlxr_vec_dot_bf16_avx512(int64_t n, float *s, const void *x, const void *y);
+void mlxr_vec_dot_q8_0_avx512(int64_t n, float *s, const void *x, const void *y);
+void mlxr_vec_dot_q4_0_avx512(int64_t n, float *s, const void *x, const void *y);
+void mlxr_quantize_q8_0_avx512(const float *x, void *y, int64_t n);
+
+#endif
