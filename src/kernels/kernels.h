@@ -87,7 +87,7 @@ void mlxr_to_float_bf16_ref(const void *x, float *y, int64_t n);
 void mlxr_dequantize_q8_0_ref(const void *x, float *y, int64_t n);
 void mlxr_dequantize_q4_0_ref(const void *x, float *y, int64_t n);
 
-/* ---- AVX2 (src/kernels/cpu/*_avx2.c) and AVX-512 (*_avx512.c) variants --------------------- */
+/* ---- AVX2 (src/kernels/cpu/types_avx2.c) and AVX-512 (types_avx512.c) variants --------------------- */
 
 void mlxr_vec_dot_f32_avx2(int64_t n, float *s, const void *x, const void *y);
 void mlxr_vec_dot_f16_avx2(int64_t n, float *s, const void *x, const void *y);

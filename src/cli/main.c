@@ -1,0 +1,183 @@
+/*
+ * main.c - the mlxr program: dispatch to a subcommand, and the helpers they share.
+ */
+#include "cli.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#ifndef MLXR_DEFAULT_MODEL_REL
+#define MLXR_DEFAULT_MODEL_REL "models/pydoc-7M-q8_0.gguf"
+#endif
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "usage: mlxr <command> [options]\n"
+            "\n"
+            "commands:\n"
+            "  run       generate text: mlxr run [-m MODEL] -p PROMPT [-n N] [--temp T] ...\n"
+            "  tokenize  print the token ids of stdin: mlxr tokenize [-m MODEL] [--no-bos]\n"
+            "  info      print a model's metadata and tensors: mlxr info [-m MODEL]\n"
+            "  bench     measure speed: mlxr bench [-m MODEL] [-p 512] [-n 128] [-t N] [-r R] [--json]\n"
+            "\n"
+            "Run 'mlxr <command> --help' for the options of a command.\n"
+            "Without -m, the bundled demonstration model is used (%s).\n",
+            MLXR_DEFAULT_MODEL_REL);
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    const char *cmd = argv[1];
+    if (!strcmp(cmd, "run")) return cli_run(argc - 1, argv + 1);
+    if (!strcmp(cmd, "tokenize")) return cli_tokenize(argc - 1, argv + 1);
+    if (!strcmp(cmd, "info")) return cli_info(argc - 1, argv + 1);
+    if (!strcmp(cmd, "bench")) return cli_bench(argc - 1, argv + 1);
+    if (!strcmp(cmd, "-h") || !strcmp(cmd, "--help") || !strcmp(cmd, "help")) {
+        usage(stdout);
+        return 0;
+    }
+    cli_error("unknown command '%s' (try 'mlxr --help')", cmd);
+    return 2;
+}
+
+int cli_error(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("mlxr: error: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    return 1;
+}
+
+bool cli_int(const char *flag, const char *s, long lo, long hi, long *out) {
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || end == s || *end || v < lo || v > hi) {
+        cli_error("%s expects an integer in %ld..%ld, got '%s'", flag, lo, hi, s);
+        return false;
+    }
+    *out = v;
+    return true;
+}
+
+bool cli_float(const char *flag, const char *s, double lo, double hi, double *out) {
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || *end || isnan(v) || v < lo || v > hi) {
+        cli_error("%s expects a number in %g..%g, got '%s'", flag, lo, hi, s);
+        return false;
+    }
+    *out = v;
+    return true;
+}
+
+const char *cli_value(int argc, char **argv, int *i) {
+    if (*i + 1 >= argc) {
+        cli_error("%s needs a value", argv[*i]);
+        return NULL;
+    }
+    return argv[++*i];
+}
+
+const char *cli_default_model(void) {
+    static char path[8192];
+    const char *env = getenv("MLXR_MODEL");
+    if (env && *env) return env;
+    /* <dir of executable>/../models/... : works for build/mlxr in the source tree */
+    char exe[4096];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n > 0) {
+        exe[n] = '\0';
+        char *slash = strrchr(exe, '/');
+        if (slash) {
+            *slash = '\0';
+            snprintf(path, sizeof path, "%s/../%s", exe, MLXR_DEFAULT_MODEL_REL);
+            if (access(path, R_OK) == 0) return path;
+        }
+    }
+#ifdef MLXR_SOURCE_DIR
+    snprintf(path, sizeof path, "%s/%s", MLXR_SOURCE_DIR, MLXR_DEFAULT_MODEL_REL);
+    if (access(path, R_OK) == 0) return path;
+#endif
+    return MLXR_DEFAULT_MODEL_REL;
+}
+
+static void log_to_stderr(mlxr_log_level level, const char *msg, void *user) {
+    if (level >= MLXR_LOG_WARN) fprintf(stderr, "mlxr: %s\n", msg);
+}
+
+mlxr_model *cli_load_model(const char *path) {
+    mlxr_load_opts o = {log_to_stderr, NULL};
+    mlxr_model *m = NULL;
+    mlxr_err err = {0};
+    mlxr_status st = mlxr_model_load(path, &o, &m, &err);
+    if (st != MLXR_OK) {
+        cli_error("cannot load model '%s': %s", path, err.msg[0] ? err.msg : mlxr_status_str(st));
+        return NULL;
+    }
+    return m;
+}
+
+char *cli_read_stdin(size_t *len) {
+    size_t cap = 4096, n = 0;
+    char *buf = malloc(cap);
+    if (!buf) {
+        cli_error("out of memory");
+        return NULL;
+    }
+    for (;;) {
+        if (n == cap) {
+            char *nb = cap > ((size_t)1 << 30) ? NULL : realloc(buf, cap * 2);
+            if (!nb) {
+                free(buf);
+                cli_error("input too large");
+                return NULL;
+            }
+            buf = nb;
+            cap *= 2;
+        }
+        size_t r = fread(buf + n, 1, cap - n, stdin);
+        n += r;
+        if (r == 0) break;
+    }
+    if (ferror(stdin)) {
+        free(buf);
+        cli_error("cannot read stdin");
+        return NULL;
+    }
+    *len = n;
+    return buf;
+}
+
+int32_t *cli_tokenize_text(const mlxr_model *m, const char *text, size_t len, bool add_bos,
+                           size_t *n_out) {
+    size_t cap = len + 16;
+    int32_t *ids = malloc(cap * sizeof *ids);
+    mlxr_err err = {0};
+    mlxr_status st = ids ? mlxr_tokenize(m, text, len, add_bos, false, ids, cap, n_out, &err)
+                         : MLXR_ERR_NOMEM;
+    if (st == MLXR_ERR_RANGE) {
+        /* too small: the call told us how many ids there are */
+        cap = *n_out;
+        int32_t *n2 = realloc(ids, (cap ? cap : 1) * sizeof *ids);
+        st = n2 ? mlxr_tokenize(m, text, len, add_bos, false, n2, cap, n_out, &err) : MLXR_ERR_NOMEM;
+        ids = n2 ? n2 : ids;
+    }
+    if (st != MLXR_OK) {
+        cli_error("cannot tokenize: %s", err.msg[0] ? err.msg : mlxr_status_str(st));
+        free(ids);
+        return NULL;
+    }
+    return ids;
+}

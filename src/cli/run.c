@@ -1,0 +1,203 @@
+/*
+ * run.c - `mlxr run`: tokenize a prompt, run it through the model, and print the continuation
+ * as tokens arrive; a timing line goes to stderr.
+ */
+#include "cli.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static void run_usage(void) {
+    printf("usage: mlxr run [-m MODEL] -p PROMPT [options]\n"
+           "  -m, --model PATH        GGUF model (default: the bundled pydoc-7M)\n"
+           "  -p, --prompt TEXT       prompt text\n"
+           "  -n, --n-predict N       tokens to generate (default 128)\n"
+           "  -t, --threads N         threads (default: number of CPUs)\n"
+           "  -c, --ctx-size N        context size (default: the model's, at most 4096)\n"
+           "  --temp T                temperature; 0 = greedy (default 0.8)\n"
+           "  --top-k K               (default 40; 0 = off)\n"
+           "  --top-p P               (default 0.95; 1 = off)\n"
+           "  --min-p P               (default 0.05; 0 = off)\n"
+           "  --repeat-penalty R      (default 1.0 = off)\n"
+           "  --repeat-last-n N       tokens the penalty looks at (default 64)\n"
+           "  -s, --seed S            random seed (default: random; printed to stderr)\n"
+           "  --kv-f32                keep the KV cache in F32 instead of F16\n");
+}
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+typedef struct run_opts {
+    const char *model, *prompt;
+    long n_predict, threads, n_ctx;
+    bool kv_f32, seed_set;
+    mlxr_sampler_opts so;
+} run_opts;
+
+static int parse(int argc, char **argv, run_opts *o) {
+    o->model = NULL;
+    o->prompt = NULL;
+    o->n_predict = 128;
+    o->threads = 0;
+    o->n_ctx = 0;
+    o->kv_f32 = false;
+    o->seed_set = false;
+    o->so = mlxr_sampler_default_opts();
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v;
+        long l;
+        double d;
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            run_usage();
+            return -1;
+        }
+        if (!strcmp(a, "--kv-f32")) {
+            o->kv_f32 = true;
+            continue;
+        }
+        if (!(v = cli_value(argc, argv, &i))) return 1;
+        if (!strcmp(a, "-m") || !strcmp(a, "--model")) o->model = v;
+        else if (!strcmp(a, "-p") || !strcmp(a, "--prompt")) o->prompt = v;
+        else if (!strcmp(a, "-n") || !strcmp(a, "--n-predict")) {
+            if (!cli_int(a, v, 0, 1 << 30, &o->n_predict)) return 1;
+        } else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) {
+            if (!cli_int(a, v, 1, 1024, &o->threads)) return 1;
+        } else if (!strcmp(a, "-c") || !strcmp(a, "--ctx-size")) {
+            if (!cli_int(a, v, 1, 1 << 20, &o->n_ctx)) return 1;
+        } else if (!strcmp(a, "--temp")) {
+            if (!cli_float(a, v, 0, 1e6, &d)) return 1;
+            o->so.temp = (float)d;
+        } else if (!strcmp(a, "--top-k")) {
+            if (!cli_int(a, v, 0, 1 << 30, &l)) return 1;
+            o->so.top_k = (int32_t)l;
+        } else if (!strcmp(a, "--top-p")) {
+            if (!cli_float(a, v, 0, 1, &d)) return 1;
+            o->so.top_p = (float)d;
+        } else if (!strcmp(a, "--min-p")) {
+            if (!cli_float(a, v, 0, 1, &d)) return 1;
+            o->so.min_p = (float)d;
+        } else if (!strcmp(a, "--repeat-penalty")) {
+            if (!cli_float(a, v, 1e-3, 1e3, &d)) return 1;
+            o->so.repeat_penalty = (float)d;
+        } else if (!strcmp(a, "--repeat-last-n")) {
+            if (!cli_int(a, v, 0, 1 << 20, &l)) return 1;
+            o->so.repeat_last_n = (int32_t)l;
+        } else if (!strcmp(a, "-s") || !strcmp(a, "--seed")) {
+            char *end;
+            unsigned long long s = strtoull(v, &end, 10);
+            if (end == v || *end || v[0] == '-') return cli_error("%s expects a non-negative integer", a);
+            o->so.seed = s;
+            o->seed_set = true;
+        } else {
+            return cli_error("unknown option '%s' for run (try 'mlxr run --help')", a);
+        }
+    }
+    if (!o->prompt) return cli_error("run needs a prompt: -p TEXT");
+    if (o->threads == 0)
+        o->threads = sysconf(_SC_NPROCESSORS_ONLN) > 0 ? sysconf(_SC_NPROCESSORS_ONLN) : 1;
+    if (!o->seed_set) o->so.seed = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
+    return 0;
+}
+
+/* Decode `n` tokens starting at position `pos0` of sequence 0, in chunks of n_batch. */
+static mlxr_status decode_tokens(mlxr_context *c, const int32_t *ids, int32_t n, int32_t pos0,
+                                 int32_t n_batch, mlxr_err *err) {
+    int32_t *pos = malloc((size_t)n_batch * sizeof *pos), *seq = calloc((size_t)n_batch, sizeof *seq);
+    mlxr_status st = MLXR_OK;
+    if (!pos || !seq) st = MLXR_ERR_NOMEM;
+    for (int32_t i = 0; i < n && st == MLXR_OK; i += n_batch) {
+        int32_t k = n - i < n_batch ? n - i : n_batch;
+        for (int32_t j = 0; j < k; j++) pos[j] = pos0 + i + j;
+        mlxr_batch b = {k, ids + i, pos, seq, NULL};
+        st = mlxr_decode(c, &b, err);
+    }
+    free(pos);
+    free(seq);
+    return st;
+}
+
+static int generate(mlxr_model *m, mlxr_context *c, mlxr_sampler *s, const run_opts *o,
+                    const int32_t *ids, int32_t n_prompt, int32_t n_ctx) {
+    mlxr_err err = {0};
+    const int32_t n_batch = 512;
+    double t0 = now_s();
+    if (decode_tokens(c, ids, n_prompt, 0, n_batch, &err) != MLXR_OK)
+        return cli_error("prompt failed: %s", err.msg);
+    double t1 = now_s();
+    for (int32_t i = 0; i < n_prompt; i++) mlxr_sampler_accept(s, ids[i]);
+    int32_t n_gen = 0, pos = n_prompt;
+    char piece[256];
+    while (n_gen < o->n_predict) {
+        int32_t tok = mlxr_sampler_sample(s, mlxr_get_logits(c, 0));
+        n_gen++;
+        if (mlxr_token_is_eog(m, tok)) break;
+        size_t len;
+        if (mlxr_token_to_piece(m, tok, piece, sizeof piece, &len, &err) == MLXR_OK) {
+            fwrite(piece, 1, len, stdout);
+            fflush(stdout);
+        }
+        mlxr_sampler_accept(s, tok);
+        if (n_gen == o->n_predict) break;
+        if (pos >= n_ctx) {
+            fprintf(stderr, "\nmlxr: context of %d tokens is full; stopping\n", n_ctx);
+            break;
+        }
+        if (decode_tokens(c, &tok, 1, pos++, 1, &err) != MLXR_OK)
+            return cli_error("decode failed: %s", err.msg);
+    }
+    double t2 = now_s();
+    fprintf(stderr, "\nmlxr: prompt %d tokens in %.3f s (%.1f tok/s) | generated %d tokens in %.3f s "
+                    "(%.1f tok/s) | %s, %d threads, seed %llu\n",
+            n_prompt, t1 - t0, n_prompt / (t1 - t0), n_gen, t2 - t1,
+            n_gen > 0 ? n_gen / (t2 - t1) : 0.0, mlxr_context_isa(c),
+            (int)o->threads, (unsigned long long)o->so.seed);
+    return 0;
+}
+
+int cli_run(int argc, char **argv) {
+    run_opts o;
+    int rc = parse(argc, argv, &o);
+    if (rc) return rc < 0 ? 0 : rc;
+    mlxr_model *m = cli_load_model(o.model ? o.model : cli_default_model());
+    if (!m) return 1;
+    const mlxr_model_info *info = mlxr_model_get_info(m);
+    mlxr_err err = {0};
+    size_t len = strlen(o.prompt), n_ids = 0;
+    int32_t *ids = cli_tokenize_text(m, o.prompt, len, true, &n_ids);
+    mlxr_context *c = NULL;
+    mlxr_sampler *s = NULL;
+    rc = 1;
+    if (!ids) goto done;
+    if (n_ids == 0) {
+        cli_error("the prompt is empty and the model adds no BOS token");
+        goto done;
+    }
+    int32_t n_ctx = o.n_ctx ? (int32_t)o.n_ctx : info->n_ctx_train;
+    if (!o.n_ctx && n_ctx > 4096) n_ctx = 4096;
+    if ((int64_t)n_ids > n_ctx) {
+        cli_error("the prompt has %zu tokens, more than the context size %d", n_ids, n_ctx);
+        goto done;
+    }
+    mlxr_context_opts co = mlxr_context_default_opts();
+    co.n_ctx = n_ctx;
+    co.n_threads = (int32_t)o.threads;
+    co.kv_type = o.kv_f32 ? MLXR_KV_F32 : MLXR_KV_F16;
+    if (mlxr_context_new(m, &co, &c, &err) != MLXR_OK ||
+        mlxr_sampler_new(&o.so, info->n_vocab, &s, &err) != MLXR_OK) {
+        cli_error("%s", err.msg);
+        goto done;
+    }
+    rc = generate(m, c, s, &o, ids, (int32_t)n_ids, n_ctx);
+done:
+    mlxr_sampler_free(s);
+    mlxr_context_free(c);
+    free(ids);
+    mlxr_model_free(m);
+    return rc;
+}

@@ -1,0 +1,185 @@
+/*
+ * context.c - a decoding context: the per-sequence KV cache, forward-pass scratch, the thread
+ * pool and the kernel table; and mlxr_decode, which validates a batch completely before the
+ * forward pass touches anything, so a rejected batch leaves the cache as it was.
+ */
+#include "format/dtype.h"
+#include "model/model.h"
+#include "util/err.h"
+#include "util/fp16.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+mlxr_context_opts mlxr_context_default_opts(void) {
+    mlxr_context_opts o = {0};
+    o.kv_type = MLXR_KV_F16;
+    return o;
+}
+
+/* calloc of a * b * c bytes with overflow checks; NULL on overflow or OOM. */
+static void *alloc3(size_t a, size_t b, size_t c) {
+    size_t n;
+    if (!mlxr_mul_ok(a, b, &n) || !mlxr_mul_ok(n, c, &n)) return NULL;
+    return calloc(n ? n : 1, 1);
+}
+
+/* Bytes of one activation row of n floats in the widest encoding any vec_dot_type uses. */
+static size_t xq_row_bytes(int64_t n) {
+    size_t f32 = (size_t)n * 4;
+    size_t q8 = mlxr_dtype_row_size(MLXR_DTYPE_Q8_0, (n + 31) / 32 * 32);
+    return f32 > q8 ? f32 : q8;
+}
+
+static mlxr_status alloc_scratch(mlxr_context *c, mlxr_err *err) {
+    const mlxr_model_info *h = &c->m->info;
+    size_t B = (size_t)c->n_batch, E = (size_t)h->n_embd, F = (size_t)h->n_ff;
+    size_t KV = (size_t)c->kv_dim, V = (size_t)h->n_vocab;
+    size_t nth = (size_t)mlxr_tp_n_threads(c->tp);
+    size_t seq_layers = (size_t)c->n_seq * (size_t)h->n_layer;
+    c->k_cache = alloc3(seq_layers * (size_t)c->n_ctx, KV, c->kv_elt);
+    c->v_cache = alloc3(seq_layers * (size_t)c->n_ctx, KV, c->kv_elt);
+    c->seq_len = calloc((size_t)c->n_seq, sizeof *c->seq_len);
+    c->x = alloc3(B, E, 4);
+    c->xb = alloc3(B, E, 4);
+    c->xb2 = alloc3(B, E, 4);
+    c->q = alloc3(B, E, 4);
+    c->k = alloc3(B, KV, 4);
+    c->v = alloc3(B, KV, 4);
+    c->hb = alloc3(B, F, 4);
+    c->hb2 = alloc3(B, F, 4);
+    c->xq_row = xq_row_bytes(E > F ? (int64_t)E : (int64_t)F);
+    c->xq = alloc3(B, c->xq_row, 1);
+    /* per thread: scores (f32) + q in f16 + probabilities in f16, each 64-byte aligned */
+    c->att_stride = ((size_t)c->n_ctx * 4 + 63) / 64 * 64 + ((size_t)h->head_dim * 4 + 63) / 64 * 64 +
+                    ((size_t)c->n_ctx * 4 + 63) / 64 * 64 + (size_t)h->n_rot * 4 + 64;
+    c->att = alloc3(nth, c->att_stride, 1);
+    c->logits = alloc3(B, V, 4);
+    c->logit_row = calloc(B, sizeof *c->logit_row);
+    if (!c->k_cache || !c->v_cache || !c->seq_len || !c->x || !c->xb || !c->xb2 || !c->q || !c->k ||
+        !c->v || !c->hb || !c->hb2 || !c->xq || !c->att || !c->logits || !c->logit_row)
+        return MLXR_FAIL(err, MLXR_ERR_NOMEM,
+                         "out of memory for a context of %d tokens x %d sequences (batch %d)",
+                         c->n_ctx, c->n_seq, c->n_batch);
+    return MLXR_OK;
+}
+
+mlxr_status mlxr_context_new(mlxr_model *m, const mlxr_context_opts *opts, mlxr_context **out,
+                             mlxr_err *err) {
+    if (!m || !out) return MLXR_FAIL(err, MLXR_ERR_INVALID, "model and out must be set");
+    *out = NULL;
+    mlxr_context_opts o = opts ? *opts : mlxr_context_default_opts();
+    const mlxr_model_info *h = &m->info;
+    if (o.n_ctx < 0 || o.n_seq_max < 0 || o.n_batch < 0 || o.n_threads < 0)
+        return MLXR_FAIL(err, MLXR_ERR_INVALID, "negative context option");
+    if (o.n_ctx == 0) o.n_ctx = h->n_ctx_train;
+    if (o.n_ctx > (1 << 20)) return MLXR_FAIL(err, MLXR_ERR_RANGE, "n_ctx %d too large", o.n_ctx);
+    if (o.n_seq_max == 0) o.n_seq_max = 1;
+    if (o.n_seq_max > 4096) return MLXR_FAIL(err, MLXR_ERR_RANGE, "n_seq_max %d too large", o.n_seq_max);
+    if (o.n_batch == 0) o.n_batch = 512;
+    if (o.n_batch > 65536) return MLXR_FAIL(err, MLXR_ERR_RANGE, "n_batch %d too large", o.n_batch);
+    if (o.n_threads == 0) o.n_threads = mlxr_cpu_count();
+    if (o.kv_type != MLXR_KV_F16 && o.kv_type != MLXR_KV_F32)
+        return MLXR_FAIL(err, MLXR_ERR_INVALID, "unknown KV cache type %d", (int)o.kv_type);
+
+    mlxr_context *c = calloc(1, sizeof *c);
+    if (!c) return MLXR_FAIL(err, MLXR_ERR_NOMEM, "out of memory for context");
+    c->m = m;
+    c->n_ctx = o.n_ctx;
+    c->n_seq = o.n_seq_max;
+    c->n_batch = o.n_batch;
+    c->kv_type = o.kv_type;
+    c->kv_elt = o.kv_type == MLXR_KV_F16 ? 2 : 4;
+    c->kv_dim = h->n_head_kv * h->head_dim;
+    mlxr_isa isa = o.isa_max > 0 ? (mlxr_isa)o.isa_max : MLXR_ISA_AVX512;
+    mlxr_kernels_init(&c->kern, isa);
+    mlxr_status st = mlxr_tp_new(o.n_threads, &c->tp, err);
+    if (st == MLXR_OK) st = alloc_scratch(c, err);
+    if (st != MLXR_OK) {
+        mlxr_context_free(c);
+        return st;
+    }
+    *out = c;
+    return MLXR_OK;
+}
+
+void mlxr_context_free(mlxr_context *c) {
+    if (!c) return;
+    mlxr_tp_free(c->tp);
+    free(c->k_cache);
+    free(c->v_cache);
+    free(c->seq_len);
+    free(c->x);
+    free(c->xb);
+    free(c->xb2);
+    free(c->q);
+    free(c->k);
+    free(c->v);
+    free(c->hb);
+    free(c->hb2);
+    free(c->xq);
+    free(c->att);
+    free(c->logits);
+    free(c->logit_row);
+    free(c);
+}
+
+void mlxr_kv_clear(mlxr_context *c, int32_t seq) {
+    if (c && seq >= 0 && seq < c->n_seq) c->seq_len[seq] = 0;
+}
+
+const char *mlxr_context_isa(const mlxr_context *c) {
+    return mlxr_isa_name(c->kern.isa);
+}
+
+/* Every check happens here, before the forward pass writes anything. */
+static mlxr_status validate(const mlxr_context *c, const mlxr_batch *b, mlxr_err *err) {
+    if (!b || b->n <= 0 || !b->token || !b->pos || !b->seq)
+        return MLXR_FAIL(err, MLXR_ERR_INVALID, "empty or incomplete batch");
+    if (b->n > c->n_batch)
+        return MLXR_FAIL(err, MLXR_ERR_RANGE, "batch of %d tokens exceeds n_batch %d", b->n,
+                         c->n_batch);
+    int32_t *next = calloc((size_t)c->n_seq, sizeof *next);
+    if (!next) return MLXR_FAIL(err, MLXR_ERR_NOMEM, "out of memory");
+    memcpy(next, c->seq_len, (size_t)c->n_seq * sizeof *next);
+    mlxr_status st = MLXR_OK;
+    for (int32_t i = 0; i < b->n && st == MLXR_OK; i++) {
+        int32_t t = b->token[i], p = b->pos[i], s = b->seq[i];
+        if (t < 0 || t >= c->m->info.n_vocab)
+            st = MLXR_FAIL(err, MLXR_ERR_RANGE, "batch entry %d: token %d out of range 0..%d", i, t,
+                           c->m->info.n_vocab - 1);
+        else if (s < 0 || s >= c->n_seq)
+            st = MLXR_FAIL(err, MLXR_ERR_RANGE, "batch entry %d: sequence %d out of range 0..%d", i,
+                           s, c->n_seq - 1);
+        else if (p != next[s])
+            st = MLXR_FAIL(err, MLXR_ERR_INVALID,
+                           "batch entry %d: position %d, expected %d (next position of sequence %d)",
+                           i, p, next[s], s);
+        else if (p >= c->n_ctx)
+            st = MLXR_FAIL(err, MLXR_ERR_RANGE, "context full: position %d >= n_ctx %d", p, c->n_ctx);
+        else
+            next[s] = p + 1;
+    }
+    free(next);
+    return st;
+}
+
+mlxr_status mlxr_decode(mlxr_context *c, const mlxr_batch *b, mlxr_err *err) {
+    if (!c) return MLXR_FAIL(err, MLXR_ERR_INVALID, "null context");
+    mlxr_status st = validate(c, b, err);
+    if (st != MLXR_OK) return st;
+    int32_t rows = 0;
+    for (int32_t i = 0; i < b->n; i++) {
+        bool want = b->logits ? b->logits[i] != 0 : i == b->n - 1;
+        c->logit_row[i] = want ? rows++ : -1;
+    }
+    c->n_batch_last = b->n;
+    mlxr_llama_forward(c, b);
+    for (int32_t i = 0; i < b->n; i++) c->seq_len[b->seq[i]] = b->pos[i] + 1;
+    return MLXR_OK;
+}
+
+const float *mlxr_get_logits(const mlxr_context *c, int32_t i) {
+    if (!c || i < 0 || i >= c->n_batch_last || c->logit_row[i] < 0) return NULL;
+    return c->logits + (size_t)c->logit_row[i] * (size_t)c->m->info.n_vocab;
+}

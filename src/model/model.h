@@ -1,0 +1,87 @@
+/*
+ * model.h - internal layout of a loaded model and of a context (KV cache, scratch, threads).
+ *
+ * A model is read-only after load: weights are views into the GGUF map, so any number of
+ * contexts may share it. A context owns everything that changes while decoding.
+ */
+#ifndef MLXR_MODEL_MODEL_H
+#define MLXR_MODEL_MODEL_H
+
+#include "format/gguf.h"
+#include "kernels/kernels.h"
+#include "mlxr.h"
+#include "tokenizer/vocab.h"
+#include "util/threadpool.h"
+
+/* A weight matrix or vector: a view into the map. Rows are ne1 rows of ne0 elements. */
+typedef struct mlxr_weight {
+    char name[48];    /* tensor name, for messages */
+    const void *data;
+    mlxr_dtype type;
+    int64_t ne0, ne1;
+    size_t row_bytes;
+} mlxr_weight;
+
+typedef struct mlxr_layer {
+    mlxr_weight attn_norm; /* [n_embd] F32 */
+    mlxr_weight wq;        /* [n_embd] -> [n_head * head_dim] */
+    mlxr_weight wk;        /* [n_embd] -> [n_head_kv * head_dim] */
+    mlxr_weight wv;        /* [n_embd] -> [n_head_kv * head_dim] */
+    mlxr_weight wo;        /* [n_head * head_dim] -> [n_embd] */
+    mlxr_weight ffn_norm;  /* [n_embd] F32 */
+    mlxr_weight w_gate;    /* [n_embd] -> [n_ff] */
+    mlxr_weight w_up;      /* [n_embd] -> [n_ff] */
+    mlxr_weight w_down;    /* [n_ff] -> [n_embd] */
+} mlxr_layer;
+
+struct mlxr_model {
+    mlxr_gguf *gguf;
+    mlxr_vocab *vocab;
+    mlxr_model_info info;
+    char arch[32];
+    char name[128];
+    mlxr_weight tok_embd;    /* [n_vocab][n_embd] */
+    mlxr_weight output_norm; /* [n_embd] F32 */
+    mlxr_weight output;      /* [n_vocab][n_embd]; tok_embd when tied */
+    mlxr_layer *layers;      /* [n_layer] */
+    mlxr_log_fn log;
+    void *log_user;
+};
+
+struct mlxr_context {
+    mlxr_model *m; /* borrowed */
+    mlxr_kernels kern;
+    mlxr_tp *tp;
+    int32_t n_ctx, n_seq, n_batch;
+    mlxr_kv_type kv_type;
+    size_t kv_elt;     /* bytes per cached element: 2 (F16) or 4 (F32) */
+    int32_t kv_dim;    /* n_head_kv * head_dim */
+    void *k_cache;     /* [n_seq][n_layer][n_ctx][kv_dim] */
+    void *v_cache;     /* [n_seq][n_layer][kv_dim][n_ctx] - transposed, so P.V rows are contiguous */
+    int32_t *seq_len;  /* [n_seq] positions cached per sequence */
+
+    /* forward-pass scratch, sized for n_batch tokens */
+    float *x;          /* [n_batch][n_embd] residual stream */
+    float *xb;         /* [n_batch][n_embd] */
+    float *xb2;        /* [n_batch][n_embd] */
+    float *q;          /* [n_batch][n_embd] */
+    float *k;          /* [n_batch][kv_dim] */
+    float *v;          /* [n_batch][kv_dim] */
+    float *hb;         /* [n_batch][n_ff] */
+    float *hb2;        /* [n_batch][n_ff] */
+    void *xq;          /* [n_batch][row bytes of max(n_embd, n_ff) in any vec_dot_type] */
+    size_t xq_row;     /* bytes per row of xq */
+    void *att;         /* per thread: scores [n_ctx] f32 + q16 [head_dim] + p16 [n_ctx] */
+    size_t att_stride; /* bytes per thread in att */
+    float *logits;     /* [n_batch][n_vocab] rows for entries that asked for logits */
+    int32_t *logit_row;/* [n_batch] row in logits of batch entry i, or -1 */
+    int32_t n_batch_last;
+};
+
+/* Load hyperparameters and weight views from an opened GGUF (model.c). */
+mlxr_status mlxr_model_load_weights(mlxr_model *m, mlxr_err *err);
+
+/* Run the forward pass on a validated batch (llama.c). */
+void mlxr_llama_forward(mlxr_context *c, const mlxr_batch *b);
+
+#endif
