@@ -117,6 +117,8 @@ typedef struct mlxr_model mlxr_model;
 typedef struct mlxr_load_opts {
     mlxr_log_fn log;  /* may be NULL */
     void *log_user;
+    bool vocab_only;  /* read only the tokenizer (e.g. vocabulary-only GGUF files); such a model
+                         cannot make a context */
 } mlxr_load_opts;
 
 /* Hyperparameters of a loaded model (read-only view). */

@@ -77,7 +77,7 @@ int cli_bench(int argc, char **argv) {
     }
     if (!model) model = cli_default_model();
     if (T == 0) T = sysconf(_SC_NPROCESSORS_ONLN) > 0 ? sysconf(_SC_NPROCESSORS_ONLN) : 1;
-    mlxr_model *m = cli_load_model(model);
+    mlxr_model *m = cli_load_model(model, false);
     if (!m) return 1;
     const mlxr_model_info *info = mlxr_model_get_info(m);
     int32_t n_ctx = (int32_t)(P > N ? P : N);

@@ -29,8 +29,8 @@ const char *cli_value(int argc, char **argv, int *i);
 /* The bundled default model's path (next to the executable's ../models, else the source tree). */
 const char *cli_default_model(void);
 
-/* Load a model, printing the error on failure. */
-mlxr_model *cli_load_model(const char *path);
+/* Load a model (only its tokenizer if vocab_only), printing the error on failure. */
+mlxr_model *cli_load_model(const char *path, bool vocab_only);
 
 /* Tokenize text (no special-token parsing); malloc'ed ids, *n_out = count; NULL on error
  * (printed). */

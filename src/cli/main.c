@@ -117,8 +117,8 @@ static void log_to_stderr(mlxr_log_level level, const char *msg, void *user) {
     if (level >= MLXR_LOG_WARN) fprintf(stderr, "mlxr: %s\n", msg);
 }
 
-mlxr_model *cli_load_model(const char *path) {
-    mlxr_load_opts o = {log_to_stderr, NULL};
+mlxr_model *cli_load_model(const char *path, bool vocab_only) {
+    mlxr_load_opts o = {log_to_stderr, NULL, vocab_only};
     mlxr_model *m = NULL;
     mlxr_err err = {0};
     mlxr_status st = mlxr_model_load(path, &o, &m, &err);

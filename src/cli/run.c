@@ -106,8 +106,9 @@ static int parse(int argc, char **argv, run_opts *o) {
 }
 
 /* Decode `n` tokens starting at position `pos0` of sequence 0, in chunks of n_batch. */
+/* *last receives the batch index whose logits were kept (the last entry of the last chunk). */
 static mlxr_status decode_tokens(mlxr_context *c, const int32_t *ids, int32_t n, int32_t pos0,
-                                 int32_t n_batch, mlxr_err *err) {
+                                 int32_t n_batch, int32_t *last, mlxr_err *err) {
     int32_t *pos = malloc((size_t)n_batch * sizeof *pos), *seq = calloc((size_t)n_batch, sizeof *seq);
     mlxr_status st = MLXR_OK;
     if (!pos || !seq) st = MLXR_ERR_NOMEM;
@@ -116,6 +117,7 @@ static mlxr_status decode_tokens(mlxr_context *c, const int32_t *ids, int32_t n,
         for (int32_t j = 0; j < k; j++) pos[j] = pos0 + i + j;
         mlxr_batch b = {k, ids + i, pos, seq, NULL};
         st = mlxr_decode(c, &b, err);
+        *last = k - 1;
     }
     free(pos);
     free(seq);
@@ -127,14 +129,15 @@ static int generate(mlxr_model *m, mlxr_context *c, mlxr_sampler *s, const run_o
     mlxr_err err = {0};
     const int32_t n_batch = 512;
     double t0 = now_s();
-    if (decode_tokens(c, ids, n_prompt, 0, n_batch, &err) != MLXR_OK)
+    int32_t last = 0;
+    if (decode_tokens(c, ids, n_prompt, 0, n_batch, &last, &err) != MLXR_OK)
         return cli_error("prompt failed: %s", err.msg);
     double t1 = now_s();
     for (int32_t i = 0; i < n_prompt; i++) mlxr_sampler_accept(s, ids[i]);
     int32_t n_gen = 0, pos = n_prompt;
     char piece[256];
     while (n_gen < o->n_predict) {
-        int32_t tok = mlxr_sampler_sample(s, mlxr_get_logits(c, 0));
+        int32_t tok = mlxr_sampler_sample(s, mlxr_get_logits(c, last));
         n_gen++;
         if (mlxr_token_is_eog(m, tok)) break;
         size_t len;
@@ -148,7 +151,7 @@ static int generate(mlxr_model *m, mlxr_context *c, mlxr_sampler *s, const run_o
             fprintf(stderr, "\nmlxr: context of %d tokens is full; stopping\n", n_ctx);
             break;
         }
-        if (decode_tokens(c, &tok, 1, pos++, 1, &err) != MLXR_OK)
+        if (decode_tokens(c, &tok, 1, pos++, 1, &last, &err) != MLXR_OK)
             return cli_error("decode failed: %s", err.msg);
     }
     double t2 = now_s();
@@ -164,7 +167,7 @@ int cli_run(int argc, char **argv) {
     run_opts o;
     int rc = parse(argc, argv, &o);
     if (rc) return rc < 0 ? 0 : rc;
-    mlxr_model *m = cli_load_model(o.model ? o.model : cli_default_model());
+    mlxr_model *m = cli_load_model(o.model ? o.model : cli_default_model(), false);
     if (!m) return 1;
     const mlxr_model_info *info = mlxr_model_get_info(m);
     mlxr_err err = {0};

@@ -27,7 +27,7 @@ int cli_tokenize(int argc, char **argv) {
     size_t len;
     char *text = cli_read_stdin(&len);
     if (!text) return 1;
-    mlxr_model *m = cli_load_model(model ? model : cli_default_model());
+    mlxr_model *m = cli_load_model(model ? model : cli_default_model(), true);
     if (!m) {
         free(text);
         return 1;

@@ -68,6 +68,8 @@ mlxr_status mlxr_context_new(mlxr_model *m, const mlxr_context_opts *opts, mlxr_
                              mlxr_err *err) {
     if (!m || !out) return MLXR_FAIL(err, MLXR_ERR_INVALID, "model and out must be set");
     *out = NULL;
+    if (m->vocab_only)
+        return MLXR_FAIL(err, MLXR_ERR_INVALID, "the model was loaded vocab_only: no weights");
     mlxr_context_opts o = opts ? *opts : mlxr_context_default_opts();
     const mlxr_model_info *h = &m->info;
     if (o.n_ctx < 0 || o.n_seq_max < 0 || o.n_batch < 0 || o.n_threads < 0)

@@ -202,12 +202,16 @@ mlxr_status mlxr_model_load(const char *path, const mlxr_load_opts *opts, mlxr_m
     if (opts) {
         m->log = opts->log;
         m->log_user = opts->log_user;
+        m->vocab_only = opts->vocab_only;
     }
     mlxr_status st = mlxr_gguf_open(path, &m->gguf, err);
     if (st != MLXR_OK) goto fail;
     if ((st = mlxr_vocab_load_gguf(m->gguf, &m->vocab, err)) != MLXR_OK) goto fail;
-    if ((st = mlxr_model_load_weights(m, err)) != MLXR_OK) goto fail;
-    if ((st = check_types(m, err)) != MLXR_OK) goto fail;
+    m->info.n_vocab = mlxr_vocab_n_tokens(m->vocab);
+    if (!m->vocab_only) {
+        if ((st = mlxr_model_load_weights(m, err)) != MLXR_OK) goto fail;
+        if ((st = check_types(m, err)) != MLXR_OK) goto fail;
+    }
     m->info.bos_id = mlxr_vocab_bos(m->vocab);
     m->info.eos_id = mlxr_vocab_eos(m->vocab);
     *out = m;

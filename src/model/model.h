@@ -46,6 +46,7 @@ struct mlxr_model {
     mlxr_layer *layers;      /* [n_layer] */
     mlxr_log_fn log;
     void *log_user;
+    bool vocab_only;
 };
 
 struct mlxr_context {

@@ -50,7 +50,9 @@ static void *worker_main(void *p) {
         while ((g = atomic_load_explicit(&tp->gen, memory_order_acquire)) == seen &&
                !atomic_load(&tp->quit)) {
             if (++spins < SPIN_ITERS) {
-                CPU_RELAX();
+                /* yield now and then so an oversubscribed core still runs the caller */
+                if (spins % 1000 == 0) sched_yield();
+                else CPU_RELAX();
                 continue;
             }
             pthread_mutex_lock(&tp->mu);
@@ -136,5 +138,10 @@ void mlxr_tp_run(mlxr_tp *tp, mlxr_tp_fn fn, void *arg) {
     pthread_cond_broadcast(&tp->cv);
     pthread_mutex_unlock(&tp->mu);
     fn(arg, 0, tp->nth);
-    while (atomic_load_explicit(&tp->done, memory_order_acquire) < tp->nth - 1) CPU_RELAX();
+    /* Spin, then yield: if the machine is oversubscribed a worker may be off-CPU, and spinning
+     * for a whole time slice would stall every job. */
+    for (int spins = 0; atomic_load_explicit(&tp->done, memory_order_acquire) < tp->nth - 1;) {
+        if (++spins < 2000) CPU_RELAX();
+        else sched_yield();
+    }
 }

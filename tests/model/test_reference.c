@@ -164,7 +164,8 @@ static void greedy(mlxr_model *m, json_t *root, const char *ref_text, size_t ref
     size_t tl = 0;
     const int n_vocab = mlxr_model_get_info(m)->n_vocab;
     for (long i = 0; c && i < n_ref; i++) {
-        int32_t tok = argmax(mlxr_get_logits(c, 0), n_vocab);
+        /* after the prompt the kept logits are its last entry's; after that, entry 0's */
+        int32_t tok = argmax(mlxr_get_logits(c, i == 0 ? (int32_t)np - 1 : 0), n_vocab);
         CHECK(tok == gen_ref[i], "%s: greedy step %ld: id %d, reference %d", cs, i, tok, gen_ref[i]);
         size_t len = 0;
         CHECK(mlxr_token_to_piece(m, tok, text + tl, 64, &len, &err) == MLXR_OK, "%s: piece", cs);

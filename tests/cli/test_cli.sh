@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# CLI tests: `mlxr run --temp 0` prints exactly the text of every supported reference case
+# (llama.cpp's greedy output), tokenize/info/bench work, and errors give one line and exit != 0.
+# usage: test_cli.sh PATH/TO/mlxr TESTDATA_DIR
+set -u
+MLXR=$1
+DATA=$2
+pass=0
+fail=0
+ok() { pass=$((pass + 1)); }
+bad() { fail=$((fail + 1)); echo "FAIL: $*" >&2; }
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+# --- run: byte-exact greedy text for every case of a supported model
+for ref in "$DATA"/reference/*.ref; do
+    case "$(basename "$ref")" in
+        stories260K__*|llama-2-tiny-random__*|toy-f16__*|toy-q8_0__*|pydoc-7M-f16__*|pydoc-7M-q8_0__*) ;;
+        *) continue ;;
+    esac
+    model=$(sed -n 1p "$ref")
+    prompt=$(sed -n 2p "$ref")
+    n=$(sed -n 3p "$ref")
+    hdr=$(head -n 3 "$ref" | wc -c)
+    tail -c +$((hdr + 1)) "$ref" > "$tmp/want"
+    if "$MLXR" run -m "$DATA/$model" -p "$prompt" -n "$n" --temp 0 -t 2 > "$tmp/got" 2> "$tmp/err"; then
+        if cmp -s "$tmp/want" "$tmp/got"; then ok; else bad "run $(basename "$ref"): text differs"; fi
+    else
+        bad "run $(basename "$ref"): exit $? $(cat "$tmp/err")"
+    fi
+    grep -q "tok/s" "$tmp/err" && ok || bad "run $(basename "$ref"): no timing line on stderr"
+done
+
+# --- run with the bundled default model (no -m) writes text and a timing line
+if "$MLXR" run -p "The list type" -n 16 --temp 0 > "$tmp/out" 2> "$tmp/err" && [ -s "$tmp/out" ]; then ok
+else bad "run with the default model: $(cat "$tmp/err")"; fi
+# the bundled model is pydoc-7M-q8_0: its greedy text equals the reference's
+hdr=$(head -n 3 "$DATA/reference/pydoc-7M-q8_0__dict_maps.ref" | wc -c)
+tail -c +$((hdr + 1)) "$DATA/reference/pydoc-7M-q8_0__dict_maps.ref" > "$tmp/want"
+"$MLXR" run -p "A dictionary maps" -n 41 --temp 0 > "$tmp/got" 2>/dev/null
+cmp -s "$tmp/want" "$tmp/got" && ok || bad "default model greedy text differs from pydoc-7M-q8_0 reference"
+
+# --- sampling is reproducible with a seed
+"$MLXR" run -p "To open a file" -n 24 --temp 0.9 --top-k 40 --top-p 0.9 --min-p 0.05 \
+    --repeat-penalty 1.1 --seed 7 > "$tmp/s1" 2>/dev/null
+"$MLXR" run -p "To open a file" -n 24 --temp 0.9 --top-k 40 --top-p 0.9 --min-p 0.05 \
+    --repeat-penalty 1.1 --seed 7 -t 1 > "$tmp/s2" 2>/dev/null
+[ -s "$tmp/s1" ] && cmp -s "$tmp/s1" "$tmp/s2" && ok || bad "same seed gave different text"
+
+# --- tokenize
+got=$(printf 'In Python 3.11, the' | "$MLXR" tokenize -m "$DATA/models/pydoc-7M/pydoc-7M-f16.gguf")
+[ "$got" = "1 728 436 3894 3949 3912 3936 3936 3917 269" ] && ok || bad "tokenize: '$got'"
+got=$(printf 'import os\n' | "$MLXR" tokenize -m "$DATA/models/pydoc-7M/pydoc-7M-f16.gguf")
+[ "$got" = "1 579 1138 13" ] && ok || bad "tokenize newline: '$got'"
+got=$(printf 'Hello world' | "$MLXR" tokenize --no-bos -m "$DATA/tokenizer/ggml-vocab-llama-spm.gguf")
+[ "$got" = "15043 3186" ] && ok || bad "tokenize --no-bos: '$got'"
+
+# --- info
+"$MLXR" info -m "$DATA/models/stories260K.gguf" > "$tmp/info" 2>&1 && ok || bad "info failed"
+grep -q "general.architecture = \"llama\"" "$tmp/info" && ok || bad "info: no architecture"
+grep -q "token_embd.weight" "$tmp/info" && ok || bad "info: no tensor table"
+grep -q "tensors (47)" "$tmp/info" && ok || bad "info: tensor count"
+
+# --- bench --json
+"$MLXR" bench -m "$DATA/models/stories260K.gguf" -p 16 -n 8 -r 2 -t 2 --json > "$tmp/bench" 2>&1 && ok \
+    || bad "bench failed: $(cat "$tmp/bench")"
+for k in pp_tok_s pp_sd tg_tok_s tg_sd threads model; do
+    grep -q "\"$k\"" "$tmp/bench" && ok || bad "bench --json lacks $k"
+done
+
+# --- errors: one line on stderr, non-zero exit
+expect_error() { # description, then the command
+    local what=$1; shift
+    if "$@" > "$tmp/out" 2> "$tmp/err"; then bad "$what: exit 0"; return; fi
+    if [ "$(wc -l < "$tmp/err")" -eq 1 ] && grep -q "^mlxr: error: " "$tmp/err"; then ok
+    else bad "$what: stderr was: $(cat "$tmp/err")"; fi
+}
+expect_error "missing model" "$MLXR" run -m "$tmp/nope.gguf" -p hi
+expect_error "not a gguf" "$MLXR" run -m "$DATA/reference/README.md" -p hi
+head -c 5000 "$DATA/models/stories260K.gguf" > "$tmp/trunc.gguf"
+expect_error "truncated model" "$MLXR" run -m "$tmp/trunc.gguf" -p hi
+expect_error "no prompt" "$MLXR" run -m "$DATA/models/stories260K.gguf"
+expect_error "bad -n" "$MLXR" run -m "$DATA/models/stories260K.gguf" -p hi -n abc
+expect_error "bad --temp" "$MLXR" run -m "$DATA/models/stories260K.gguf" -p hi --temp -1
+expect_error "unknown flag" "$MLXR" run -p hi --bogus 1
+expect_error "unknown command" "$MLXR" frobnicate
+expect_error "unsupported type" "$MLXR" run -m "$DATA/models/toy-q6_k.gguf" -p hi
+expect_error "info on missing file" "$MLXR" info -m "$tmp/nope.gguf"
+
+echo "cli: $pass passed, $fail failed"
+[ "$fail" -eq 0 ]
