@@ -1,0 +1,167 @@
+/*
+ * bench_kernels.c - single-threaded matrix-vector throughput of the type kernels (kernels.h).
+ *
+ * For each weight type (F32, F16, BF16, Q8_0, Q4_0) and each ISA level this CPU has, times
+ * y[r] = vec_dot(W[r], x) over an n_rows x n_cols matrix (default 4096 x 4096), the decode-step
+ * hot loop, and prints GB/s of weight bytes read and ns per row. Two cases:
+ *   hot:  the same matrix again and again (cache-resident if it fits the last-level cache);
+ *   cold: rotating over enough copies to fill >= 256 MiB, so weights stream from DRAM, as in
+ *         real decoding of a model larger than the cache.
+ * The activation row is encoded once (its cost is per matrix, not per row). Reported times are
+ * the best of several passes. Not a test: it checks nothing except that all variants agree
+ * roughly: max|y - y_ref| / max|y_ref| against the scalar reference is printed.
+ *
+ * Usage: bench_kernels [n_rows n_cols]   (n_cols a multiple of 32)
+ */
+#ifndef _GNU_SOURCE
+#define _POSIX_C_SOURCE 200809L
+#endif
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "kernels/kernels.h"
+
+typedef struct bench_type {
+    mlxr_dtype t;
+    const char *name;
+    int block_n;
+    size_t block_bytes;
+} bench_type;
+
+static const bench_type TYPES[] = {
+    {MLXR_DTYPE_F32, "F32", 1, 4},
+    {MLXR_DTYPE_F16, "F16", 1, 2},
+    {MLXR_DTYPE_BF16, "BF16", 1, 2},
+    {MLXR_DTYPE_Q8_0, "Q8_0", MLXR_QK8_0, sizeof(mlxr_block_q8_0)},
+    {MLXR_DTYPE_Q4_0, "Q4_0", MLXR_QK4_0, sizeof(mlxr_block_q4_0)},
+};
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static uint64_t rng_state = 0x9E3779B97F4A7C15ull;
+
+static float rnd(void) {
+    rng_state ^= rng_state >> 12;
+    rng_state ^= rng_state << 25;
+    rng_state ^= rng_state >> 27;
+    const uint64_t r = rng_state * 2685821657736338717ull;
+    return (float)((double)(r >> 11) * (1.0 / 9007199254740992.0) * 2.0 - 1.0);
+}
+
+static void *xmalloc(size_t n) {
+    void *p = malloc(n);
+    if (!p) {
+        fprintf(stderr, "out of memory (%zu bytes)\n", n);
+        exit(1);
+    }
+    return p;
+}
+
+/* One matrix-vector product: y[r] = W[r] . x over n_rows rows of row_bytes each. */
+static void matvec(mlxr_vec_dot_fn dot, const char *w, size_t row_bytes, const void *x, float *y,
+                   int64_t n_rows, int64_t n_cols) {
+    for (int64_t r = 0; r < n_rows; r++)
+        dot(n_cols, &y[r], w + (size_t)r * row_bytes, x);
+}
+
+/* Best time of one pass over `n_mats` matrices in turn (>= 3 rounds and >= 0.25 s). */
+static double time_pass(mlxr_vec_dot_fn dot, char **mats, int n_mats, size_t row_bytes,
+                        const void *x, float *y, int64_t n_rows, int64_t n_cols) {
+    double best = 1e30, total = 0.0;
+    int m = 0;
+    matvec(dot, mats[0], row_bytes, x, y, n_rows, n_cols); /* warm up */
+    for (int it = 0; it < 3 || total < 0.25; it++) {
+        const double t0 = now_s();
+        matvec(dot, mats[m], row_bytes, x, y, n_rows, n_cols);
+        const double dt = now_s() - t0;
+        m = (m + 1) % n_mats;
+        total += dt;
+        if (dt < best) best = dt;
+        if (it > 1000) break;
+    }
+    return best;
+}
+
+int main(int argc, char **argv) {
+    int64_t n_rows = 4096, n_cols = 4096;
+    if (argc == 3) {
+        n_rows = atoll(argv[1]);
+        n_cols = atoll(argv[2]);
+    }
+    if (n_rows <= 0 || n_cols <= 0 || n_cols % 32 != 0) {
+        fprintf(stderr, "usage: %s [n_rows n_cols]  (n_cols a multiple of 32)\n", argv[0]);
+        return 1;
+    }
+    const mlxr_isa cpu = mlxr_cpu_isa();
+    printf("matrix %lld x %lld, single thread, cpu isa %s\n", (long long)n_rows, (long long)n_cols,
+           mlxr_isa_name(cpu));
+    printf("%-5s %-7s %9s %10s %10s %10s %10s %9s\n", "type", "isa", "MiB", "hot GB/s",
+           "hot ns/row", "cold GB/s", "cold ns/row", "max rdiff");
+
+    mlxr_kernels ref;
+    mlxr_kernels_init(&ref, MLXR_ISA_SCALAR);
+    float *src = xmalloc((size_t)n_cols * sizeof(float));
+    float *y = xmalloc((size_t)n_rows * sizeof(float));
+    float *y_ref = xmalloc((size_t)n_rows * sizeof(float));
+
+    for (size_t ti = 0; ti < sizeof(TYPES) / sizeof(TYPES[0]); ti++) {
+        const bench_type *bt = &TYPES[ti];
+        const size_t row_bytes = (size_t)(n_cols / bt->block_n) * bt->block_bytes;
+        const size_t mat_bytes = row_bytes * (size_t)n_rows;
+        int n_mats = (int)((256u << 20) / mat_bytes) + 1;
+        if (n_mats > 64) n_mats = 64;
+        char **mats = xmalloc((size_t)n_mats * sizeof(char *));
+        for (int m = 0; m < n_mats; m++) {
+            mats[m] = xmalloc(mat_bytes);
+            for (int64_t r = 0; r < n_rows; r++) {
+                for (int64_t c = 0; c < n_cols; c++)
+                    src[c] = rnd();
+                ref.type[bt->t].from_float(src, mats[m] + (size_t)r * row_bytes, n_cols);
+            }
+        }
+        /* activation row in the weight type's vec_dot_type (all encodings fit 4 bytes/elem) */
+        const mlxr_dtype xt = ref.type[bt->t].vec_dot_type;
+        void *x = xmalloc((size_t)n_cols * sizeof(float));
+        for (int64_t c = 0; c < n_cols; c++)
+            src[c] = rnd();
+        ref.type[xt].from_float(src, x, n_cols);
+        matvec(ref.type[bt->t].vec_dot, mats[0], row_bytes, x, y_ref, n_rows, n_cols);
+
+        for (int isa = MLXR_ISA_SCALAR; isa <= (int)cpu; isa++) {
+            mlxr_kernels k;
+            mlxr_kernels_init(&k, (mlxr_isa)isa);
+            const mlxr_vec_dot_fn dot = k.type[bt->t].vec_dot;
+            const double hot = time_pass(dot, mats, 1, row_bytes, x, y, n_rows, n_cols);
+            const double cold = time_pass(dot, mats, n_mats, row_bytes, x, y, n_rows, n_cols);
+            matvec(dot, mats[0], row_bytes, x, y, n_rows, n_cols);
+            double maxdiff = 0.0, maxref = 1e-30;
+            for (int64_t r = 0; r < n_rows; r++) {
+                const double d = fabs((double)y[r] - (double)y_ref[r]);
+                if (d > maxdiff) maxdiff = d;
+                if (fabs((double)y_ref[r]) > maxref) maxref = fabs((double)y_ref[r]);
+            }
+            const double rdiff = maxdiff / maxref;
+            printf("%-5s %-7s %9.1f %10.2f %10.1f %10.2f %10.1f %9.2g\n", bt->name,
+                   mlxr_isa_name(k.isa), (double)mat_bytes / 1048576.0, 1e-9 * mat_bytes / hot,
+                   1e9 * hot / (double)n_rows, 1e-9 * mat_bytes / cold, 1e9 * cold / (double)n_rows,
+                   rdiff);
+            fflush(stdout);
+        }
+        free(x);
+        for (int m = 0; m < n_mats; m++)
+            free(mats[m]);
+        free(mats);
+    }
+    free(src);
+    free(y);
+    free(y_ref);
+    return 0;
+}

@@ -1,0 +1,115 @@
+/*
+ * dispatch.c - CPU feature detection and the kernel dispatch table (see kernels.h).
+ *
+ * Compiled without ISA flags, so it runs on any x86-64 (and builds elsewhere, where only the
+ * reference kernels exist). An ISA level is reported only when the CPU has every instruction
+ * subset the level's files are compiled for AND the OS saves the matching register state
+ * (XCR0), since AVX code faults or corrupts state otherwise:
+ *   AVX2:   CPUID.1:ECX  OSXSAVE(27) AVX(28) FMA(12) F16C(29); CPUID.7.0:EBX AVX2(5);
+ *           XCR0 SSE(1) and AVX(2).
+ *   AVX512: the above plus CPUID.7.0:EBX F(16) DQ(17) BW(30) VL(31);
+ *           XCR0 opmask(5), ZMM_Hi256(6), Hi16_ZMM(7).
+ * The table is filled on request, never cached in a global: one process can hold several tables
+ * (tests build one per ISA level).
+ */
+#include "kernels/kernels.h"
+
+#include <string.h>
+
+#if defined(__x86_64__) || defined(__i386__)
+#define MLXR_X86 1
+#include <cpuid.h>
+#else
+#define MLXR_X86 0
+#endif
+
+#if MLXR_X86
+/* XCR0, the OS-enabled state components. Only valid when CPUID reports OSXSAVE. Inline asm, so
+ * this file needs no -mxsave. */
+static uint64_t read_xcr0(void) {
+    uint32_t eax, edx;
+    __asm__ volatile("xgetbv" : "=a"(eax), "=d"(edx) : "c"(0));
+    return ((uint64_t)edx << 32) | eax;
+}
+#endif
+
+mlxr_isa mlxr_cpu_isa(void) {
+#if MLXR_X86
+    unsigned int eax, ebx, ecx, edx;
+    if (!__get_cpuid(1, &eax, &ebx, &ecx, &edx)) return MLXR_ISA_SCALAR;
+    const unsigned int need1 = (1u << 12) | (1u << 27) | (1u << 28) | (1u << 29);
+    if ((ecx & need1) != need1) return MLXR_ISA_SCALAR;
+    const uint64_t xcr0 = read_xcr0();
+    if ((xcr0 & 0x6) != 0x6) return MLXR_ISA_SCALAR;
+    /* returns 0 when leaf 7 is beyond the CPU's maximum leaf */
+    if (!__get_cpuid_count(7, 0, &eax, &ebx, &ecx, &edx)) return MLXR_ISA_SCALAR;
+    if (!(ebx & (1u << 5))) return MLXR_ISA_SCALAR;
+    const unsigned int need7 = (1u << 16) | (1u << 17) | (1u << 30) | (1u << 31);
+    if ((ebx & need7) != need7) return MLXR_ISA_AVX2;
+    if ((xcr0 & 0xe6) != 0xe6) return MLXR_ISA_AVX2;
+    return MLXR_ISA_AVX512;
+#else
+    return MLXR_ISA_SCALAR;
+#endif
+}
+
+const char *mlxr_isa_name(mlxr_isa isa) {
+    switch (isa) {
+    case MLXR_ISA_SCALAR:
+        return "scalar";
+    case MLXR_ISA_AVX2:
+        return "avx2";
+    case MLXR_ISA_AVX512:
+        return "avx512";
+    }
+    return "unknown";
+}
+
+static void set_type(mlxr_kernels *k, mlxr_dtype t, mlxr_vec_dot_fn dot, mlxr_dtype dot_type,
+                     mlxr_from_float_fn from, mlxr_to_float_fn to) {
+    k->type[t].vec_dot = dot;
+    k->type[t].vec_dot_type = dot_type;
+    k->type[t].from_float = from;
+    k->type[t].to_float = to;
+}
+
+void mlxr_kernels_init(mlxr_kernels *k, mlxr_isa isa) {
+    memset(k, 0, sizeof(*k));
+    const mlxr_isa cpu = mlxr_cpu_isa();
+    mlxr_isa level = isa < cpu ? isa : cpu;
+    if (level < MLXR_ISA_SCALAR) level = MLXR_ISA_SCALAR;
+    k->isa = level;
+
+    set_type(k, MLXR_DTYPE_F32, mlxr_vec_dot_f32_ref, MLXR_DTYPE_F32, mlxr_from_float_f32_ref,
+             mlxr_to_float_f32_ref);
+    set_type(k, MLXR_DTYPE_F16, mlxr_vec_dot_f16_ref, MLXR_DTYPE_F16, mlxr_from_float_f16_ref,
+             mlxr_to_float_f16_ref);
+    set_type(k, MLXR_DTYPE_BF16, mlxr_vec_dot_bf16_ref, MLXR_DTYPE_BF16, mlxr_from_float_bf16_ref,
+             mlxr_to_float_bf16_ref);
+    set_type(k, MLXR_DTYPE_Q8_0, mlxr_vec_dot_q8_0_ref, MLXR_DTYPE_Q8_0, mlxr_quantize_q8_0_ref,
+             mlxr_dequantize_q8_0_ref);
+    set_type(k, MLXR_DTYPE_Q4_0, mlxr_vec_dot_q4_0_ref, MLXR_DTYPE_Q8_0, mlxr_quantize_q4_0_ref,
+             mlxr_dequantize_q4_0_ref);
+
+#if MLXR_X86
+    mlxr_type_kernels *t = k->type;
+    if (level >= MLXR_ISA_AVX2) {
+        t[MLXR_DTYPE_F32].vec_dot = mlxr_vec_dot_f32_avx2;
+        t[MLXR_DTYPE_F16].vec_dot = mlxr_vec_dot_f16_avx2;
+        t[MLXR_DTYPE_F16].from_float = mlxr_from_float_f16_avx2;
+        t[MLXR_DTYPE_F16].to_float = mlxr_to_float_f16_avx2;
+        t[MLXR_DTYPE_BF16].vec_dot = mlxr_vec_dot_bf16_avx2;
+        t[MLXR_DTYPE_Q8_0].vec_dot = mlxr_vec_dot_q8_0_avx2;
+        t[MLXR_DTYPE_Q8_0].from_float = mlxr_quantize_q8_0_avx2;
+        t[MLXR_DTYPE_Q4_0].vec_dot = mlxr_vec_dot_q4_0_avx2;
+    }
+    if (level >= MLXR_ISA_AVX512) {
+        t[MLXR_DTYPE_F32].vec_dot = mlxr_vec_dot_f32_avx512;
+        t[MLXR_DTYPE_F16].vec_dot = mlxr_vec_dot_f16_avx512;
+        t[MLXR_DTYPE_BF16].vec_dot = mlxr_vec_dot_bf16_avx512;
+        t[MLXR_DTYPE_Q8_0].vec_dot = mlxr_vec_dot_q8_0_avx512;
+        t[MLXR_DTYPE_Q8_0].from_float = mlxr_quantize_q8_0_avx512;
+        t[MLXR_DTYPE_Q4_0].vec_dot = mlxr_vec_dot_q4_0_avx512;
+    }
+#endif
+}

@@ -1,0 +1,244 @@
+/*
+ * types_avx2.c - AVX2 + FMA + F16C variants of the type kernels (see kernels.h, ref/types.c).
+ *
+ * Compiled with -mavx2 -mfma -mf16c; only called when dispatch.c found those features and the
+ * OS-enabled YMM state. Each function has the signature and meaning of its _ref twin:
+ *   - conversions and quantization give the same bits as the reference (F16C rounds to nearest
+ *     even like fp16.h; to_float re-marks signalling NaNs, which vcvtph2ps would quieten);
+ *   - dot products may differ from the reference by float reordering only: float rows are
+ *     multiplied with FMA into 4 x 8 float lanes; quantized rows follow llama.cpp's x86 scheme
+ *     (ggml-cpu-quants.c): exact per-block int32 lane sums, then acc += d_x*d_y * lanes.
+ *
+ * The int8 products use the "sign trick": maddubs multiplies unsigned by signed bytes, so we feed
+ * it |x| and y*sign(x). That is exact as long as y != -128 (sign() cannot negate -128), which holds
+ * for every Q8_0 activation block our quantizers produce with a nonzero scale (ref/types.c says
+ * why); x may be any byte.
+ */
+#include "kernels/kernels.h"
+
+#if defined(__x86_64__) || defined(__i386__)
+
+#include <immintrin.h>
+
+#include "util/fp16.h"
+
+/* Sum of the 8 lanes. */
+static inline float hsum_ps(__m256 v) {
+    __m128 r = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    r = _mm_add_ps(r, _mm_movehl_ps(r, r));
+    r = _mm_add_ss(r, _mm_movehdup_ps(r));
+    return _mm_cvtss_f32(r);
+}
+
+/* 8 bf16 values widened to f32 (a bf16 is the top half of an f32). */
+static inline __m256 load_bf16(const uint16_t *p) {
+    const __m256i w = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)p));
+    return _mm256_castsi256_ps(_mm256_slli_epi32(w, 16));
+}
+
+static inline __m256 load_f16(const uint16_t *p) {
+    return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p));
+}
+
+/* ---- float dot products ------------------------------------------------------------------- */
+
+/*
+ * The three float-type dot products share one shape: 4 independent accumulators over 32
+ * elements per step (hides FMA latency), then 8 at a time, then a scalar tail added in double.
+ */
+#define DOT_FLOAT_BODY(LOAD, SCALAR)                                                               \
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();                                 \
+    __m256 acc2 = _mm256_setzero_ps(), acc3 = _mm256_setzero_ps();                                 \
+    int64_t i = 0;                                                                                 \
+    for (; i + 32 <= n; i += 32) {                                                                 \
+        acc0 = _mm256_fmadd_ps(LOAD(a + i), LOAD(b + i), acc0);                                    \
+        acc1 = _mm256_fmadd_ps(LOAD(a + i + 8), LOAD(b + i + 8), acc1);                            \
+        acc2 = _mm256_fmadd_ps(LOAD(a + i + 16), LOAD(b + i + 16), acc2);                          \
+        acc3 = _mm256_fmadd_ps(LOAD(a + i + 24), LOAD(b + i + 24), acc3);                          \
+    }                                                                                              \
+    for (; i + 8 <= n; i += 8)                                                                     \
+        acc0 = _mm256_fmadd_ps(LOAD(a + i), LOAD(b + i), acc0);                                    \
+    acc0 = _mm256_add_ps(_mm256_add_ps(acc0, acc1), _mm256_add_ps(acc2, acc3));                    \
+    double sum = (double)hsum_ps(acc0);                                                            \
+    for (; i < n; i++)                                                                             \
+        sum += (double)(SCALAR(a[i]) * SCALAR(b[i]));                                              \
+    *s = (float)sum;
+
+#define IDENT(v) (v)
+
+void mlxr_vec_dot_f32_avx2(int64_t n, float *s, const void *x, const void *y) {
+    const float *a = x, *b = y;
+    DOT_FLOAT_BODY(_mm256_loadu_ps, IDENT)
+}
+
+void mlxr_vec_dot_f16_avx2(int64_t n, float *s, const void *x, const void *y) {
+    const uint16_t *a = x, *b = y;
+    DOT_FLOAT_BODY(load_f16, mlxr_fp16_to_fp32)
+}
+
+void mlxr_vec_dot_bf16_avx2(int64_t n, float *s, const void *x, const void *y) {
+    const uint16_t *a = x, *b = y;
+    DOT_FLOAT_BODY(load_bf16, mlxr_bf16_to_fp32)
+}
+
+#undef DOT_FLOAT_BODY
+#undef IDENT
+
+/* ---- F16 conversions ---------------------------------------------------------------------- */
+
+void mlxr_from_float_f16_avx2(const float *x, void *y, int64_t n) {
+    uint16_t *h = y;
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        const __m128i h0 = _mm256_cvtps_ph(_mm256_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT);
+        const __m128i h1 = _mm256_cvtps_ph(_mm256_loadu_ps(x + i + 8), _MM_FROUND_TO_NEAREST_INT);
+        _mm_storeu_si128((__m128i *)(h + i), h0);
+        _mm_storeu_si128((__m128i *)(h + i + 8), h1);
+    }
+    for (; i + 8 <= n; i += 8) {
+        const __m128i h0 = _mm256_cvtps_ph(_mm256_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT);
+        _mm_storeu_si128((__m128i *)(h + i), h0);
+    }
+    for (; i < n; i++)
+        h[i] = mlxr_fp32_to_fp16(x[i]);
+}
+
+/* 8 halves to floats, bit-exact with mlxr_fp16_to_fp32: vcvtph2ps sets the quiet bit of a
+ * signalling NaN (exponent all ones, mantissa in 0x001..0x1ff); the reference keeps it clear. */
+static inline __m256 f16_to_f32_exact(const uint16_t *p) {
+    const __m128i h = _mm_loadu_si128((const __m128i *)p);
+    const __m256 f = _mm256_cvtph_ps(h);
+    const __m256i a = _mm256_and_si256(_mm256_cvtepu16_epi32(h), _mm256_set1_epi32(0x7fff));
+    const __m256i snan = _mm256_and_si256(_mm256_cmpgt_epi32(a, _mm256_set1_epi32(0x7c00)),
+                                          _mm256_cmpgt_epi32(_mm256_set1_epi32(0x7e00), a));
+    const __m256i quiet = _mm256_and_si256(snan, _mm256_set1_epi32(0x00400000));
+    return _mm256_andnot_ps(_mm256_castsi256_ps(quiet), f);
+}
+
+void mlxr_to_float_f16_avx2(const void *x, float *y, int64_t n) {
+    const uint16_t *h = x;
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        _mm256_storeu_ps(y + i, f16_to_f32_exact(h + i));
+        _mm256_storeu_ps(y + i + 8, f16_to_f32_exact(h + i + 8));
+    }
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(y + i, f16_to_f32_exact(h + i));
+    for (; i < n; i++)
+        y[i] = mlxr_fp16_to_fp32(h[i]);
+}
+
+/* ---- Q8_0 quantization -------------------------------------------------------------------- */
+
+/* vroundps immediate: to nearest, ties to even (a compile-time constant, as it must be). */
+#define ROUND_EVEN (_MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)
+
+/* Largest lane. */
+static inline float hmax_ps(__m256 v) {
+    __m128 r = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    r = _mm_max_ps(r, _mm_movehl_ps(r, r));
+    r = _mm_max_ss(r, _mm_movehdup_ps(r));
+    return _mm_cvtss_f32(r);
+}
+
+void mlxr_quantize_q8_0_avx2(const float *x, void *y, int64_t n) {
+    mlxr_block_q8_0 *b = y;
+    const int64_t nb = n / MLXR_QK8_0;
+    const __m256 sign = _mm256_set1_ps(-0.0f);
+    /* packs interleaves 128-bit lanes; this puts the 4-byte groups back in element order */
+    const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+    for (int64_t i = 0; i < nb; i++) {
+        const float *v = x + i * MLXR_QK8_0;
+        __m256 v0 = _mm256_loadu_ps(v), v1 = _mm256_loadu_ps(v + 8);
+        __m256 v2 = _mm256_loadu_ps(v + 16), v3 = _mm256_loadu_ps(v + 24);
+        __m256 m = _mm256_max_ps(_mm256_andnot_ps(sign, v0), _mm256_andnot_ps(sign, v1));
+        m = _mm256_max_ps(m, _mm256_max_ps(_mm256_andnot_ps(sign, v2), _mm256_andnot_ps(sign, v3)));
+        const float amax = hmax_ps(m);
+        const float d = amax / 127.0f;
+        const float id = amax != 0.0f ? 127.0f / amax : 0.0f;
+        b[i].d = (uint16_t)_cvtss_sh(d, _MM_FROUND_TO_NEAREST_INT);
+
+        const __m256 mul = _mm256_set1_ps(id);
+        v0 = _mm256_round_ps(_mm256_mul_ps(v0, mul), ROUND_EVEN);
+        v1 = _mm256_round_ps(_mm256_mul_ps(v1, mul), ROUND_EVEN);
+        v2 = _mm256_round_ps(_mm256_mul_ps(v2, mul), ROUND_EVEN);
+        v3 = _mm256_round_ps(_mm256_mul_ps(v3, mul), ROUND_EVEN);
+        /* cvtps2dq then two saturating packs: int32 -> int16 -> int8 */
+        const __m256i p01 = _mm256_packs_epi32(_mm256_cvtps_epi32(v0), _mm256_cvtps_epi32(v1));
+        const __m256i p23 = _mm256_packs_epi32(_mm256_cvtps_epi32(v2), _mm256_cvtps_epi32(v3));
+        const __m256i q = _mm256_permutevar8x32_epi32(_mm256_packs_epi16(p01, p23), order);
+        _mm256_storeu_si256((__m256i *)b[i].qs, q);
+    }
+}
+
+/* ---- quantized dot products --------------------------------------------------------------- */
+
+/* Sums of 4 adjacent products x[k]*y[k] as 8 float lanes (exact: |lane| < 2^24); y != -128. */
+static inline __m256 mul_sum_i8_quads(__m256i x, __m256i y) {
+    const __m256i ax = _mm256_sign_epi8(x, x);        /* |x|; -128 reads as 128 unsigned */
+    const __m256i sy = _mm256_sign_epi8(y, x);        /* y * sign(x) */
+    const __m256i p16 = _mm256_maddubs_epi16(ax, sy); /* |pair sum| <= 2*128*127: no saturation */
+    const __m256i p32 = _mm256_madd_epi16(p16, _mm256_set1_epi16(1));
+    return _mm256_cvtepi32_ps(p32);
+}
+
+static inline __m256i load_i8x32(const int8_t *p) {
+    return _mm256_loadu_si256((const __m256i *)p);
+}
+
+/* 32 Q4_0 values as int8 in [-8, 7]: low nibbles are elements 0..15, high nibbles 16..31. */
+static inline __m256i unpack_q4_0(const uint8_t *qs) {
+    const __m128i q = _mm_loadu_si128((const __m128i *)qs);
+    const __m256i both =
+        _mm256_inserti128_si256(_mm256_castsi128_si256(q), _mm_srli_epi16(q, 4), 1);
+    return _mm256_sub_epi8(_mm256_and_si256(both, _mm256_set1_epi8(0x0F)), _mm256_set1_epi8(8));
+}
+
+static inline float scale2(uint16_t dx, uint16_t dy) {
+    return _cvtsh_ss(dx) * _cvtsh_ss(dy);
+}
+
+void mlxr_vec_dot_q8_0_avx2(int64_t n, float *s, const void *x, const void *y) {
+    const mlxr_block_q8_0 *a = x, *b = y;
+    const int64_t nb = n / MLXR_QK8_0;
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 2 <= nb; i += 2) {
+        const __m256 d0 = _mm256_set1_ps(scale2(a[i].d, b[i].d));
+        const __m256 d1 = _mm256_set1_ps(scale2(a[i + 1].d, b[i + 1].d));
+        const __m256 q0 = mul_sum_i8_quads(load_i8x32(a[i].qs), load_i8x32(b[i].qs));
+        const __m256 q1 = mul_sum_i8_quads(load_i8x32(a[i + 1].qs), load_i8x32(b[i + 1].qs));
+        acc0 = _mm256_fmadd_ps(d0, q0, acc0);
+        acc1 = _mm256_fmadd_ps(d1, q1, acc1);
+    }
+    if (i < nb) {
+        const __m256 d0 = _mm256_set1_ps(scale2(a[i].d, b[i].d));
+        const __m256 q0 = mul_sum_i8_quads(load_i8x32(a[i].qs), load_i8x32(b[i].qs));
+        acc0 = _mm256_fmadd_ps(d0, q0, acc0);
+    }
+    *s = hsum_ps(_mm256_add_ps(acc0, acc1));
+}
+
+void mlxr_vec_dot_q4_0_avx2(int64_t n, float *s, const void *x, const void *y) {
+    const mlxr_block_q4_0 *a = x;
+    const mlxr_block_q8_0 *b = y;
+    const int64_t nb = n / MLXR_QK4_0;
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 2 <= nb; i += 2) {
+        const __m256 d0 = _mm256_set1_ps(scale2(a[i].d, b[i].d));
+        const __m256 d1 = _mm256_set1_ps(scale2(a[i + 1].d, b[i + 1].d));
+        const __m256 q0 = mul_sum_i8_quads(unpack_q4_0(a[i].qs), load_i8x32(b[i].qs));
+        const __m256 q1 = mul_sum_i8_quads(unpack_q4_0(a[i + 1].qs), load_i8x32(b[i + 1].qs));
+        acc0 = _mm256_fmadd_ps(d0, q0, acc0);
+        acc1 = _mm256_fmadd_ps(d1, q1, acc1);
+    }
+    if (i < nb) {
+        const __m256 d0 = _mm256_set1_ps(scale2(a[i].d, b[i].d));
+        const __m256 q0 = mul_sum_i8_quads(unpack_q4_0(a[i].qs), load_i8x32(b[i].qs));
+        acc0 = _mm256_fmadd_ps(d0, q0, acc0);
+    }
+    *s = hsum_ps(_mm256_add_ps(acc0, acc1));
+}
+
+#endif /* x86 */
