@@ -7,12 +7,13 @@
  *     even like fp16.h; to_float re-marks signalling NaNs, which vcvtph2ps would quieten);
  *   - dot products may differ from the reference by float reordering only: float rows are
  *     multiplied with FMA into 4 x 8 float lanes; quantized rows follow llama.cpp's x86 scheme
- *     (ggml-cpu-quants.c): exact per-block int32 lane sums, then acc += d_x*d_y * lanes.
+ *     (ggml-cpu-quants.c): exact per-block int32 lane sums, then acc += d_x*d_y * lanes, with
+ *     the scales of 4 blocks converted together (see scales4).
  *
- * The int8 products use the "sign trick": maddubs multiplies unsigned by signed bytes, so we feed
- * it |x| and y*sign(x). That is exact as long as y != -128 (sign() cannot negate -128), which holds
- * for every Q8_0 activation block our quantizers produce with a nonzero scale (ref/types.c says
- * why); x may be any byte.
+ * The Q8_0 int8 products use the "sign trick": maddubs multiplies unsigned by signed bytes, so we
+ * feed it |x| and y*sign(x). That is exact as long as y != -128 (sign() cannot negate -128), which
+ * holds for every Q8_0 activation block our quantizers produce with a nonzero scale (ref/types.c
+ * says why); x may be any byte.
  */
 #include "kernels/kernels.h"
 
@@ -30,10 +31,22 @@ static inline float hsum_ps(__m256 v) {
     return _mm_cvtss_f32(r);
 }
 
-/* 8 bf16 values widened to f32 (a bf16 is the top half of an f32). */
-static inline __m256 load_bf16(const uint16_t *p) {
-    const __m256i w = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)p));
-    return _mm256_castsi256_ps(_mm256_slli_epi32(w, 16));
+/*
+ * BF16 dots skip the widening shuffle: a bf16 is the top half of an f32, so of 16 bf16 values
+ * loaded as 8 dwords, shifting each dword left by 16 gives the even-indexed values as f32 and
+ * masking off its low half gives the odd-indexed ones. x and y split the same way, so
+ * dot(x, y) = dot(even x, even y) + dot(odd x, odd y).
+ */
+static inline __m256 bf16_even(__m256i v) {
+    return _mm256_castsi256_ps(_mm256_slli_epi32(v, 16));
+}
+
+static inline __m256 bf16_odd(__m256i v) {
+    return _mm256_castsi256_ps(_mm256_and_si256(v, _mm256_set1_epi32((int)0xffff0000u)));
+}
+
+static inline __m256i load_u16x16(const uint16_t *p) {
+    return _mm256_loadu_si256((const __m256i *)p);
 }
 
 static inline __m256 load_f16(const uint16_t *p) {
@@ -78,7 +91,27 @@ void mlxr_vec_dot_f16_avx2(int64_t n, float *s, const void *x, const void *y) {
 
 void mlxr_vec_dot_bf16_avx2(int64_t n, float *s, const void *x, const void *y) {
     const uint16_t *a = x, *b = y;
-    DOT_FLOAT_BODY(load_bf16, mlxr_bf16_to_fp32)
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+    __m256 acc2 = _mm256_setzero_ps(), acc3 = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+        const __m256i x0 = load_u16x16(a + i), y0 = load_u16x16(b + i);
+        const __m256i x1 = load_u16x16(a + i + 16), y1 = load_u16x16(b + i + 16);
+        acc0 = _mm256_fmadd_ps(bf16_even(x0), bf16_even(y0), acc0);
+        acc1 = _mm256_fmadd_ps(bf16_odd(x0), bf16_odd(y0), acc1);
+        acc2 = _mm256_fmadd_ps(bf16_even(x1), bf16_even(y1), acc2);
+        acc3 = _mm256_fmadd_ps(bf16_odd(x1), bf16_odd(y1), acc3);
+    }
+    for (; i + 16 <= n; i += 16) {
+        const __m256i x0 = load_u16x16(a + i), y0 = load_u16x16(b + i);
+        acc0 = _mm256_fmadd_ps(bf16_even(x0), bf16_even(y0), acc0);
+        acc1 = _mm256_fmadd_ps(bf16_odd(x0), bf16_odd(y0), acc1);
+    }
+    acc0 = _mm256_add_ps(_mm256_add_ps(acc0, acc1), _mm256_add_ps(acc2, acc3));
+    double sum = (double)hsum_ps(acc0);
+    for (; i < n; i++)
+        sum += (double)(mlxr_bf16_to_fp32(a[i]) * mlxr_bf16_to_fp32(b[i]));
+    *s = (float)sum;
 }
 
 #undef DOT_FLOAT_BODY
@@ -173,6 +206,39 @@ void mlxr_quantize_q8_0_avx2(const float *x, void *y, int64_t n) {
 
 /* ---- quantized dot products --------------------------------------------------------------- */
 
+/*
+ * Block scales. Converting each f16 scale on its own (vcvtph2ps per value, then a broadcast)
+ * costs more shuffle-port work than the integer dot itself, so the loops take 4 blocks at a time:
+ * the 4 x scales and the 4 y scales are packed into 64-bit words with scalar integer ops, converted
+ * with one vcvtph2ps each and multiplied, and each block's product is then spread across a
+ * register with one vpermps. Each lane equals fp16_to_fp32(d_x) * fp16_to_fp32(d_y) exactly as in
+ * the reference (one float multiply of exactly converted values).
+ */
+static inline __m128 scales4(uint16_t x0, uint16_t x1, uint16_t x2, uint16_t x3, uint16_t y0,
+                             uint16_t y1, uint16_t y2, uint16_t y3) {
+    const uint64_t px = x0 | (uint64_t)x1 << 16 | (uint64_t)x2 << 32 | (uint64_t)x3 << 48;
+    const uint64_t py = y0 | (uint64_t)y1 << 16 | (uint64_t)y2 << 32 | (uint64_t)y3 << 48;
+    const __m128 dx = _mm_cvtph_ps(_mm_set_epi64x(0, (long long)px));
+    const __m128 dy = _mm_cvtph_ps(_mm_set_epi64x(0, (long long)py));
+    return _mm_mul_ps(dx, dy);
+}
+
+#define SCALES4(a, b, i)                                                                           \
+    scales4(a[i].d, a[i + 1].d, a[i + 2].d, a[i + 3].d, b[i].d, b[i + 1].d, b[i + 2].d, b[i + 3].d)
+
+/* Lane k of d4 broadcast to all 8 lanes (k as a vector of 8 equal indices). */
+static inline __m256 lane(__m128 d4, __m256i k) {
+    return _mm256_permutevar8x32_ps(_mm256_castps128_ps256(d4), k);
+}
+
+static inline __m256 scale1(uint16_t dx, uint16_t dy) {
+    return _mm256_set1_ps(_cvtsh_ss(dx) * _cvtsh_ss(dy));
+}
+
+static inline __m256i load_i8x32(const int8_t *p) {
+    return _mm256_loadu_si256((const __m256i *)p);
+}
+
 /* Sums of 4 adjacent products x[k]*y[k] as 8 float lanes (exact: |lane| < 2^24); y != -128. */
 static inline __m256 mul_sum_i8_quads(__m256i x, __m256i y) {
     const __m256i ax = _mm256_sign_epi8(x, x);        /* |x|; -128 reads as 128 unsigned */
@@ -182,39 +248,48 @@ static inline __m256 mul_sum_i8_quads(__m256i x, __m256i y) {
     return _mm256_cvtepi32_ps(p32);
 }
 
-static inline __m256i load_i8x32(const int8_t *p) {
-    return _mm256_loadu_si256((const __m256i *)p);
-}
-
-/* 32 Q4_0 values as int8 in [-8, 7]: low nibbles are elements 0..15, high nibbles 16..31. */
+/*
+ * The 32 nibbles of a Q4_0 block as unsigned bytes in [0, 15], in element order: the 16 bytes are
+ * loaded into both 128-bit halves (a plain load, no shuffle), the upper half shifted right by 4,
+ * so the low half holds elements 0..15 (low nibbles) and the upper half 16..31 (high nibbles).
+ */
 static inline __m256i unpack_q4_0(const uint8_t *qs) {
-    const __m128i q = _mm_loadu_si128((const __m128i *)qs);
-    const __m256i both =
-        _mm256_inserti128_si256(_mm256_castsi128_si256(q), _mm_srli_epi16(q, 4), 1);
-    return _mm256_sub_epi8(_mm256_and_si256(both, _mm256_set1_epi8(0x0F)), _mm256_set1_epi8(8));
+    const __m256i v = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)qs));
+    const __m256i sh = _mm256_srlv_epi32(v, _mm256_setr_epi32(0, 0, 0, 0, 4, 4, 4, 4));
+    return _mm256_and_si256(sh, _mm256_set1_epi8(0x0F));
 }
 
-static inline float scale2(uint16_t dx, uint16_t dy) {
-    return _cvtsh_ss(dx) * _cvtsh_ss(dy);
+/* Sums of 4 adjacent products (u[k] - 8) * y[k] as 8 float lanes, for nibbles u in [0, 15]: the
+ * offset is taken off after the unsigned multiply, (u - 8)*y = u*y - 8*y, both exact in int16
+ * (|pair| <= 2*15*128 and 2*8*128), so any y byte works here, -128 included. */
+static inline __m256 mul_sum_q4_quads(__m256i u, __m256i y) {
+    const __m256i uy = _mm256_maddubs_epi16(u, y);
+    const __m256i oy = _mm256_maddubs_epi16(_mm256_set1_epi8(8), y);
+    const __m256i p32 = _mm256_madd_epi16(_mm256_sub_epi16(uy, oy), _mm256_set1_epi16(1));
+    return _mm256_cvtepi32_ps(p32);
 }
 
 void mlxr_vec_dot_q8_0_avx2(int64_t n, float *s, const void *x, const void *y) {
     const mlxr_block_q8_0 *a = x, *b = y;
     const int64_t nb = n / MLXR_QK8_0;
+    const __m256i k0 = _mm256_set1_epi32(0), k1 = _mm256_set1_epi32(1);
+    const __m256i k2 = _mm256_set1_epi32(2), k3 = _mm256_set1_epi32(3);
     __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
     int64_t i = 0;
-    for (; i + 2 <= nb; i += 2) {
-        const __m256 d0 = _mm256_set1_ps(scale2(a[i].d, b[i].d));
-        const __m256 d1 = _mm256_set1_ps(scale2(a[i + 1].d, b[i + 1].d));
+    for (; i + 4 <= nb; i += 4) {
+        const __m128 d = SCALES4(a, b, i);
         const __m256 q0 = mul_sum_i8_quads(load_i8x32(a[i].qs), load_i8x32(b[i].qs));
         const __m256 q1 = mul_sum_i8_quads(load_i8x32(a[i + 1].qs), load_i8x32(b[i + 1].qs));
-        acc0 = _mm256_fmadd_ps(d0, q0, acc0);
-        acc1 = _mm256_fmadd_ps(d1, q1, acc1);
+        const __m256 q2 = mul_sum_i8_quads(load_i8x32(a[i + 2].qs), load_i8x32(b[i + 2].qs));
+        const __m256 q3 = mul_sum_i8_quads(load_i8x32(a[i + 3].qs), load_i8x32(b[i + 3].qs));
+        acc0 = _mm256_fmadd_ps(lane(d, k0), q0, acc0);
+        acc1 = _mm256_fmadd_ps(lane(d, k1), q1, acc1);
+        acc0 = _mm256_fmadd_ps(lane(d, k2), q2, acc0);
+        acc1 = _mm256_fmadd_ps(lane(d, k3), q3, acc1);
     }
-    if (i < nb) {
-        const __m256 d0 = _mm256_set1_ps(scale2(a[i].d, b[i].d));
-        const __m256 q0 = mul_sum_i8_quads(load_i8x32(a[i].qs), load_i8x32(b[i].qs));
-        acc0 = _mm256_fmadd_ps(d0, q0, acc0);
+    for (; i < nb; i++) {
+        const __m256 q = mul_sum_i8_quads(load_i8x32(a[i].qs), load_i8x32(b[i].qs));
+        acc0 = _mm256_fmadd_ps(scale1(a[i].d, b[i].d), q, acc0);
     }
     *s = hsum_ps(_mm256_add_ps(acc0, acc1));
 }
@@ -223,20 +298,24 @@ void mlxr_vec_dot_q4_0_avx2(int64_t n, float *s, const void *x, const void *y) {
     const mlxr_block_q4_0 *a = x;
     const mlxr_block_q8_0 *b = y;
     const int64_t nb = n / MLXR_QK4_0;
+    const __m256i k0 = _mm256_set1_epi32(0), k1 = _mm256_set1_epi32(1);
+    const __m256i k2 = _mm256_set1_epi32(2), k3 = _mm256_set1_epi32(3);
     __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
     int64_t i = 0;
-    for (; i + 2 <= nb; i += 2) {
-        const __m256 d0 = _mm256_set1_ps(scale2(a[i].d, b[i].d));
-        const __m256 d1 = _mm256_set1_ps(scale2(a[i + 1].d, b[i + 1].d));
-        const __m256 q0 = mul_sum_i8_quads(unpack_q4_0(a[i].qs), load_i8x32(b[i].qs));
-        const __m256 q1 = mul_sum_i8_quads(unpack_q4_0(a[i + 1].qs), load_i8x32(b[i + 1].qs));
-        acc0 = _mm256_fmadd_ps(d0, q0, acc0);
-        acc1 = _mm256_fmadd_ps(d1, q1, acc1);
+    for (; i + 4 <= nb; i += 4) {
+        const __m128 d = SCALES4(a, b, i);
+        const __m256 q0 = mul_sum_q4_quads(unpack_q4_0(a[i].qs), load_i8x32(b[i].qs));
+        const __m256 q1 = mul_sum_q4_quads(unpack_q4_0(a[i + 1].qs), load_i8x32(b[i + 1].qs));
+        const __m256 q2 = mul_sum_q4_quads(unpack_q4_0(a[i + 2].qs), load_i8x32(b[i + 2].qs));
+        const __m256 q3 = mul_sum_q4_quads(unpack_q4_0(a[i + 3].qs), load_i8x32(b[i + 3].qs));
+        acc0 = _mm256_fmadd_ps(lane(d, k0), q0, acc0);
+        acc1 = _mm256_fmadd_ps(lane(d, k1), q1, acc1);
+        acc0 = _mm256_fmadd_ps(lane(d, k2), q2, acc0);
+        acc1 = _mm256_fmadd_ps(lane(d, k3), q3, acc1);
     }
-    if (i < nb) {
-        const __m256 d0 = _mm256_set1_ps(scale2(a[i].d, b[i].d));
-        const __m256 q0 = mul_sum_i8_quads(unpack_q4_0(a[i].qs), load_i8x32(b[i].qs));
-        acc0 = _mm256_fmadd_ps(d0, q0, acc0);
+    for (; i < nb; i++) {
+        const __m256 q = mul_sum_q4_quads(unpack_q4_0(a[i].qs), load_i8x32(b[i].qs));
+        acc0 = _mm256_fmadd_ps(scale1(a[i].d, b[i].d), q, acc0);
     }
     *s = hsum_ps(_mm256_add_ps(acc0, acc1));
 }

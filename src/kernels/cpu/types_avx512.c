@@ -8,10 +8,12 @@
  *   - Float dot products: 4 x 16 float lanes with FMA; the tail is a masked load, so there is no
  *     scalar loop.
  *   - Q8_0/Q4_0 dot products put two blocks in one 512-bit register (block i in the low 256 bits,
- *     block i+1 in the high), use the sign trick of types_avx2.c (exact while y != -128) with a
- *     mask-negate standing in for the missing 512-bit vpsignb, and scale the low and high halves
- *     by their own d_x*d_y. Per-block integer sums stay exact; only float accumulation order
- *     differs from the reference.
+ *     block i+1 in the high) and scale the two halves by their own d_x*d_y, converting the
+ *     scales of 4 blocks at once as types_avx2.c does. Q8_0 uses the sign trick of types_avx2.c
+ *     (exact while y != -128) with a mask-negate standing in for the missing 512-bit vpsignb;
+ *     Q4_0 multiplies the unsigned nibbles and subtracts 8*y. Per-block integer sums stay exact;
+ *     only float accumulation order differs from the reference. The last nb % 4 blocks go
+ *     through 256-bit code.
  *   - Q8_0 quantization produces the same bytes as the reference and the AVX2 path: vrndscaleps
  *     rounds half to even and vpmovsdb saturates exactly like the AVX2 pack sequence.
  */
@@ -34,14 +36,14 @@ static inline __m512 load_f16_tail(const uint16_t *p, __mmask16 m) {
     return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, p));
 }
 
-static inline __m512 load_bf16(const uint16_t *p) {
-    const __m512i w = _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)p));
-    return _mm512_castsi512_ps(_mm512_slli_epi32(w, 16));
+/* BF16 as in types_avx2.c: 32 values loaded as 16 dwords give the even-indexed values as f32
+ * (shift left by 16) and the odd-indexed ones (low half masked off), with no widening shuffle. */
+static inline __m512 bf16_even(__m512i v) {
+    return _mm512_castsi512_ps(_mm512_slli_epi32(v, 16));
 }
 
-static inline __m512 load_bf16_tail(const uint16_t *p, __mmask16 m) {
-    const __m512i w = _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, p));
-    return _mm512_castsi512_ps(_mm512_slli_epi32(w, 16));
+static inline __m512 bf16_odd(__m512i v) {
+    return _mm512_castsi512_ps(_mm512_and_si512(v, _mm512_set1_epi32((int)0xffff0000u)));
 }
 
 static inline __m512 load_f32(const float *p) {
@@ -87,7 +89,26 @@ void mlxr_vec_dot_f16_avx512(int64_t n, float *s, const void *x, const void *y) 
 
 void mlxr_vec_dot_bf16_avx512(int64_t n, float *s, const void *x, const void *y) {
     const uint16_t *a = x, *b = y;
-    DOT_FLOAT_BODY(load_bf16, load_bf16_tail)
+    __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
+    __m512 acc2 = _mm512_setzero_ps(), acc3 = _mm512_setzero_ps();
+    int64_t i = 0;
+    for (; i + 64 <= n; i += 64) {
+        const __m512i x0 = _mm512_loadu_si512(a + i), y0 = _mm512_loadu_si512(b + i);
+        const __m512i x1 = _mm512_loadu_si512(a + i + 32), y1 = _mm512_loadu_si512(b + i + 32);
+        acc0 = _mm512_fmadd_ps(bf16_even(x0), bf16_even(y0), acc0);
+        acc1 = _mm512_fmadd_ps(bf16_odd(x0), bf16_odd(y0), acc1);
+        acc2 = _mm512_fmadd_ps(bf16_even(x1), bf16_even(y1), acc2);
+        acc3 = _mm512_fmadd_ps(bf16_odd(x1), bf16_odd(y1), acc3);
+    }
+    for (; i < n; i += 32) { /* 32 at a time, the last step masked (masked-off lanes load 0) */
+        const __mmask32 m = n - i >= 32 ? 0xffffffffu : (__mmask32)((1u << (n - i)) - 1u);
+        const __m512i x0 = _mm512_maskz_loadu_epi16(m, a + i);
+        const __m512i y0 = _mm512_maskz_loadu_epi16(m, b + i);
+        acc0 = _mm512_fmadd_ps(bf16_even(x0), bf16_even(y0), acc0);
+        acc1 = _mm512_fmadd_ps(bf16_odd(x0), bf16_odd(y0), acc1);
+    }
+    acc0 = _mm512_add_ps(_mm512_add_ps(acc0, acc1), _mm512_add_ps(acc2, acc3));
+    *s = _mm512_reduce_add_ps(acc0);
 }
 
 #undef DOT_FLOAT_BODY
@@ -122,13 +143,42 @@ void mlxr_quantize_q8_0_avx512(const float *x, void *y, int64_t n) {
 
 /* ---- quantized dot products --------------------------------------------------------------- */
 
-/* Sums of 4 adjacent products x[k]*y[k] as 16 float lanes (exact); y != -128. */
+/* Block scales, 4 at a time, as in types_avx2.c: lane k = fp16_to_fp32(d_x[k]) *
+ * fp16_to_fp32(d_y[k]), one vcvtph2ps per 4 scales instead of one per scale. */
+static inline __m128 scales4(uint16_t x0, uint16_t x1, uint16_t x2, uint16_t x3, uint16_t y0,
+                             uint16_t y1, uint16_t y2, uint16_t y3) {
+    const uint64_t px = x0 | (uint64_t)x1 << 16 | (uint64_t)x2 << 32 | (uint64_t)x3 << 48;
+    const uint64_t py = y0 | (uint64_t)y1 << 16 | (uint64_t)y2 << 32 | (uint64_t)y3 << 48;
+    const __m128 dx = _mm_cvtph_ps(_mm_set_epi64x(0, (long long)px));
+    const __m128 dy = _mm_cvtph_ps(_mm_set_epi64x(0, (long long)py));
+    return _mm_mul_ps(dx, dy);
+}
+
+#define SCALES4(a, b, i)                                                                           \
+    scales4(a[i].d, a[i + 1].d, a[i + 2].d, a[i + 3].d, b[i].d, b[i + 1].d, b[i + 2].d, b[i + 3].d)
+
+/* Lanes of d4 spread by an index vector: lanes 0..7 get d4[idx[0]], 8..15 get d4[idx[8]]. */
+static inline __m512 lanes(__m128 d4, __m512i idx) {
+    return _mm512_permutexvar_ps(idx, _mm512_castps128_ps512(d4));
+}
+
+/* Sums of 4 adjacent products x[k]*y[k] as 16 float lanes (exact); y != -128. AVX-512 has no
+ * vpsignb, so y is negated under the mask of negative x instead. */
 static inline __m512 mul_sum_i8_quads(__m512i x, __m512i y) {
     const __m512i ax = _mm512_abs_epi8(x); /* -128 reads as 128 unsigned */
     const __mmask64 neg = _mm512_movepi8_mask(x);
     const __m512i sy = _mm512_mask_sub_epi8(y, neg, _mm512_setzero_si512(), y);
     const __m512i p16 = _mm512_maddubs_epi16(ax, sy); /* |pair sum| <= 2*128*127 */
     const __m512i p32 = _mm512_madd_epi16(p16, _mm512_set1_epi16(1));
+    return _mm512_cvtepi32_ps(p32);
+}
+
+/* Sums of 4 adjacent products (u[k] - 8) * y[k] for nibbles u in [0, 15], as u*y - 8*y (both
+ * exact in int16, any y byte). */
+static inline __m512 mul_sum_q4_quads(__m512i u, __m512i y) {
+    const __m512i uy = _mm512_maddubs_epi16(u, y);
+    const __m512i oy = _mm512_maddubs_epi16(_mm512_set1_epi8(8), y);
+    const __m512i p32 = _mm512_madd_epi16(_mm512_sub_epi16(uy, oy), _mm512_set1_epi16(1));
     return _mm512_cvtepi32_ps(p32);
 }
 
@@ -139,81 +189,94 @@ static inline __m512i load_2x_q8(const int8_t *p0, const int8_t *p1) {
     return _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
 }
 
-/* Two Q4_0 blocks as int8 in [-8, 7], laid out like load_2x_q8: 128-bit lanes are
- * [q0 low nibbles, q0 high nibbles, q1 low nibbles, q1 high nibbles]. */
+/* The nibbles of two Q4_0 blocks as bytes in [0, 15], laid out like load_2x_q8: each block's
+ * 16 bytes are loaded into two 128-bit lanes and the second copy shifted right by 4, giving the
+ * lanes [p0 low nibbles, p0 high nibbles, p1 low nibbles, p1 high nibbles]. */
 static inline __m512i load_2x_q4(const uint8_t *p0, const uint8_t *p1) {
-    const __m128i q0 = _mm_loadu_si128((const __m128i *)p0);
-    const __m128i q1 = _mm_loadu_si128((const __m128i *)p1);
-    const __m256i q01 = _mm256_inserti128_si256(_mm256_castsi128_si256(q0), q1, 1);
-    const __m512i v = _mm512_inserti64x4(_mm512_castsi256_si512(q01), _mm256_srli_epi16(q01, 4), 1);
-    const __m512i w = _mm512_shuffle_i64x2(v, v, _MM_SHUFFLE(3, 1, 2, 0));
-    return _mm512_sub_epi8(_mm512_and_si512(w, _mm512_set1_epi8(0x0F)), _mm512_set1_epi8(8));
+    const __m256i b0 = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)p0));
+    const __m256i b1 = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)p1));
+    const __m512i v = _mm512_inserti64x4(_mm512_castsi256_si512(b0), b1, 1);
+    const __m512i sh = _mm512_srlv_epi64(v, _mm512_setr_epi64(0, 0, 4, 4, 0, 0, 4, 4));
+    return _mm512_and_si512(sh, _mm512_set1_epi8(0x0F));
 }
 
-static inline float scale2(uint16_t dx, uint16_t dy) {
-    return _cvtsh_ss(dx) * _cvtsh_ss(dy);
+/* ---- the last 1..3 blocks, one at a time in 256-bit registers ---- */
+
+static inline float hsum256(__m256 v) {
+    __m128 r = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    r = _mm_add_ps(r, _mm_movehl_ps(r, r));
+    r = _mm_add_ss(r, _mm_movehdup_ps(r));
+    return _mm_cvtss_f32(r);
 }
 
-/* d0 in the low 8 lanes, d1 in the high 8. */
-static inline __m512 scales_2x(float d0, float d1) {
-    return _mm512_insertf32x8(_mm512_set1_ps(d0), _mm256_set1_ps(d1), 1);
+static inline __m256 scale1(uint16_t dx, uint16_t dy) {
+    return _mm256_set1_ps(_cvtsh_ss(dx) * _cvtsh_ss(dy));
+}
+
+static inline __m256 mul_sum_i8_quads_256(const int8_t *px, const int8_t *py) {
+    const __m256i x = _mm256_loadu_si256((const __m256i *)px);
+    const __m256i y = _mm256_loadu_si256((const __m256i *)py);
+    const __m256i p16 = _mm256_maddubs_epi16(_mm256_sign_epi8(x, x), _mm256_sign_epi8(y, x));
+    return _mm256_cvtepi32_ps(_mm256_madd_epi16(p16, _mm256_set1_epi16(1)));
+}
+
+static inline __m256 mul_sum_q4_quads_256(const uint8_t *qs, const int8_t *py) {
+    const __m256i v = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)qs));
+    const __m256i u = _mm256_and_si256(
+        _mm256_srlv_epi32(v, _mm256_setr_epi32(0, 0, 0, 0, 4, 4, 4, 4)), _mm256_set1_epi8(0x0F));
+    const __m256i y = _mm256_loadu_si256((const __m256i *)py);
+    const __m256i p16 =
+        _mm256_sub_epi16(_mm256_maddubs_epi16(u, y), _mm256_maddubs_epi16(_mm256_set1_epi8(8), y));
+    return _mm256_cvtepi32_ps(_mm256_madd_epi16(p16, _mm256_set1_epi16(1)));
 }
 
 void mlxr_vec_dot_q8_0_avx512(int64_t n, float *s, const void *x, const void *y) {
     const mlxr_block_q8_0 *a = x, *b = y;
     const int64_t nb = n / MLXR_QK8_0;
+    const __m512i i01 = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
+    const __m512i i23 = _mm512_setr_epi32(2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3);
     __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
     int64_t i = 0;
     for (; i + 4 <= nb; i += 4) {
-        const __m512 d01 = scales_2x(scale2(a[i].d, b[i].d), scale2(a[i + 1].d, b[i + 1].d));
-        const __m512 d23 =
-            scales_2x(scale2(a[i + 2].d, b[i + 2].d), scale2(a[i + 3].d, b[i + 3].d));
+        const __m128 d = SCALES4(a, b, i);
         const __m512 q01 =
             mul_sum_i8_quads(load_2x_q8(a[i].qs, a[i + 1].qs), load_2x_q8(b[i].qs, b[i + 1].qs));
         const __m512 q23 = mul_sum_i8_quads(load_2x_q8(a[i + 2].qs, a[i + 3].qs),
                                             load_2x_q8(b[i + 2].qs, b[i + 3].qs));
-        acc0 = _mm512_fmadd_ps(d01, q01, acc0);
-        acc1 = _mm512_fmadd_ps(d23, q23, acc1);
+        acc0 = _mm512_fmadd_ps(lanes(d, i01), q01, acc0);
+        acc1 = _mm512_fmadd_ps(lanes(d, i23), q23, acc1);
     }
-    /* 1 to 3 blocks left: pair the last one with itself and scale its upper copy by 0 */
-    for (; i < nb; i += 2) {
-        const int64_t j = i + 1 < nb ? i + 1 : i;
-        const float dj = j != i ? scale2(a[j].d, b[j].d) : 0.0f;
-        const __m512 d01 = scales_2x(scale2(a[i].d, b[i].d), dj);
-        const __m512 q01 =
-            mul_sum_i8_quads(load_2x_q8(a[i].qs, a[j].qs), load_2x_q8(b[i].qs, b[j].qs));
-        acc0 = _mm512_fmadd_ps(d01, q01, acc0);
+    __m256 tail = _mm256_setzero_ps();
+    for (; i < nb; i++) {
+        tail =
+            _mm256_fmadd_ps(scale1(a[i].d, b[i].d), mul_sum_i8_quads_256(a[i].qs, b[i].qs), tail);
     }
-    *s = _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
+    *s = _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1)) + hsum256(tail);
 }
 
 void mlxr_vec_dot_q4_0_avx512(int64_t n, float *s, const void *x, const void *y) {
     const mlxr_block_q4_0 *a = x;
     const mlxr_block_q8_0 *b = y;
     const int64_t nb = n / MLXR_QK4_0;
+    const __m512i i01 = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
+    const __m512i i23 = _mm512_setr_epi32(2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3);
     __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
     int64_t i = 0;
     for (; i + 4 <= nb; i += 4) {
-        const __m512 d01 = scales_2x(scale2(a[i].d, b[i].d), scale2(a[i + 1].d, b[i + 1].d));
-        const __m512 d23 =
-            scales_2x(scale2(a[i + 2].d, b[i + 2].d), scale2(a[i + 3].d, b[i + 3].d));
+        const __m128 d = SCALES4(a, b, i);
         const __m512 q01 =
-            mul_sum_i8_quads(load_2x_q4(a[i].qs, a[i + 1].qs), load_2x_q8(b[i].qs, b[i + 1].qs));
-        const __m512 q23 = mul_sum_i8_quads(load_2x_q4(a[i + 2].qs, a[i + 3].qs),
+            mul_sum_q4_quads(load_2x_q4(a[i].qs, a[i + 1].qs), load_2x_q8(b[i].qs, b[i + 1].qs));
+        const __m512 q23 = mul_sum_q4_quads(load_2x_q4(a[i + 2].qs, a[i + 3].qs),
                                             load_2x_q8(b[i + 2].qs, b[i + 3].qs));
-        acc0 = _mm512_fmadd_ps(d01, q01, acc0);
-        acc1 = _mm512_fmadd_ps(d23, q23, acc1);
+        acc0 = _mm512_fmadd_ps(lanes(d, i01), q01, acc0);
+        acc1 = _mm512_fmadd_ps(lanes(d, i23), q23, acc1);
     }
-    /* 1 to 3 blocks left: pair the last one with itself and scale its upper copy by 0 */
-    for (; i < nb; i += 2) {
-        const int64_t j = i + 1 < nb ? i + 1 : i;
-        const float dj = j != i ? scale2(a[j].d, b[j].d) : 0.0f;
-        const __m512 d01 = scales_2x(scale2(a[i].d, b[i].d), dj);
-        const __m512 q01 =
-            mul_sum_i8_quads(load_2x_q4(a[i].qs, a[j].qs), load_2x_q8(b[i].qs, b[j].qs));
-        acc0 = _mm512_fmadd_ps(d01, q01, acc0);
+    __m256 tail = _mm256_setzero_ps();
+    for (; i < nb; i++) {
+        tail =
+            _mm256_fmadd_ps(scale1(a[i].d, b[i].d), mul_sum_q4_quads_256(a[i].qs, b[i].qs), tail);
     }
-    *s = _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
+    *s = _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1)) + hsum256(tail);
 }
 
 #endif /* x86 */
