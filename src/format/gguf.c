@@ -26,10 +26,11 @@
  *     arrays nest at most MAX_DEPTH deep (string values may hold any bytes)
  *   - general.alignment, when present: uint32, a non-zero power of two
  *   - tensor infos: name 1..MAX_NAME_LEN bytes, no NUL, unique; n_dims 1..4; every ne >= 0 and
- *     their product fits int64; type known to mlxr_dtype_get; ne[0] a multiple of the type's
- *     block size; byte size fits size_t; offset a multiple of the alignment
+ *     the product of the non-zero ones fits int64; type known to mlxr_dtype_get; ne[0] a
+ *     multiple of the type's block size; byte size fits size_t; offset a multiple of the alignment
  *   - data section = end of the tensor infos rounded up to the alignment; every tensor's
- *     [offset, offset + nbytes) lies inside the file
+ *     [offset, offset + nbytes) lies inside the file (a file without tensors, like the
+ *     vocab-only ones, may end before the padding)
  *
  * Ownership: the reader points into the caller's buffer (or its own mmap). It owns the kv and
  * tensor arrays, two hash indexes over names, and a block list holding the offsets tables of

@@ -12,8 +12,6 @@
 #include "test.h"
 #include "util/err.h"
 
-#include <math.h>
-
 /* ---- a small GGUF writer ------------------------------------------------------------------- */
 
 typedef struct buf {
@@ -115,8 +113,8 @@ static void put_pad(buf *b, size_t align) {
     put_zeros(b, (align - b->n % align) % align);
 }
 
-/* One F32 tensor "t" of `ne0` elements after n_kv caller-written kvs: the common tail of the
- * hostile cases. Writes the info with the given dims/type/offset, pads to 32, adds `data` bytes. */
+/* The common tail of the hostile cases: the info of a tensor "t" with the given dims, type and
+ * offset, padding to 32, then `data` zero bytes of tensor data. */
 static void put_one_tensor(buf *b, uint32_t n_dims, const uint64_t *ne, uint32_t type,
                            uint64_t offset, size_t data) {
     put_tinfo(b, "t", n_dims, ne, type, offset);
@@ -144,14 +142,13 @@ static void close_exact(mlxr_gguf *g, void *copy) {
     free(copy);
 }
 
-/* Touch every byte range the reader hands out, so ASan checks each one; returns false (and
- * reports) if a pointer leaves [base, base + size). */
+/* [p, p + n) lies inside [base, base + size). */
 static bool in_file(const void *base, size_t size, const void *p, uint64_t n) {
     const uint8_t *b = base, *q = p;
     return q >= b && q <= b + size && n <= (uint64_t)(b + size - q);
 }
 
-static uint64_t g_sink;
+static uint64_t g_sink; /* the walkers read every byte handed out, so ASan checks each one */
 
 static bool walk_array(const mlxr_gguf_value *a, const void *base, size_t size, int depth) {
     if (depth > 8 || !in_file(base, size, a->v.arr.data, a->v.arr.nbytes)) return false;
@@ -247,6 +244,7 @@ static mlxr_gguf *open_real(const char *rel, char **bytes) {
     mlxr_err err;
     mlxr_gguf *g = NULL, *m = NULL;
     size_t len = 0;
+    mlxr_err_clear(&err);
     *bytes = test_read_file(path, &len);
     CHECK(*bytes != NULL, "cannot read %s", path);
     mlxr_status st = mlxr_gguf_open(path, &m, &err);
@@ -579,6 +577,12 @@ static void test_vocab_files(void) {
     CHECK(mlxr_gguf_open("/nonexistent/x.gguf", &g, &err) == MLXR_ERR_IO && g == NULL &&
               strstr(err.msg, "x.gguf"),
           "missing file: %s", err.msg);
+    char *path = test_data_path("models/llama-2-tiny-random.Modelfile");
+    CHECK(mlxr_gguf_open(path, &g, &err) == MLXR_ERR_FORMAT && g == NULL &&
+              strstr(err.msg, "Modelfile") && strstr(err.msg, "not a GGUF file"),
+          "not GGUF: %s", err.msg);
+    free(path);
+    CHECK(mlxr_gguf_open_mem(NULL, 5, &g, &err) == MLXR_ERR_INVALID && g == NULL, "NULL data");
 }
 
 /* ---- hand-built files ---------------------------------------------------------------------- */
