@@ -691,16 +691,8 @@ static void test_random_bytes(const mlxr_vocab *v, uint64_t seed) {
     CHECK(n_ok == n_tried, "%d of %d random inputs round-trip", n_ok, n_tried);
 }
 
-/* The target (well under a second per MB) is for an optimized build; sanitizers and -O0 slow
- * the tokenizer down up to tenfold. Measured at -O2: about 0.3 s for 1 MiB of 'a', 0.1 s for
- * 1 MiB of prose. */
-#if defined(__SANITIZE_ADDRESS__) || !defined(__OPTIMIZE__)
-#define TIME_LIMIT_S 10.0
-#else
-#define TIME_LIMIT_S 1.0
-#endif
-
-/* Tokenize one long input in a single timed call, then check that it decodes back. */
+/* Tokenize one long input in a single call (its time is printed, not asserted: speed belongs
+ * to bench/), then check that it decodes back. */
 static void long_case(const mlxr_vocab *v, const char *s, size_t len, bool parse_special,
                       const char *label) {
     size_t cap = 3 * len + 3, n = 0; /* every id covers at least one escaped byte */
@@ -711,7 +703,6 @@ static void long_case(const mlxr_vocab *v, const char *s, size_t len, bool parse
     double dt = now_s() - t0;
     fprintf(stderr, "%s: %zu ids in %.3f s\n", label, n, dt);
     CHECK(st == MLXR_OK && n > 0, "%s: %s", label, err.msg);
-    CHECK(dt < TIME_LIMIT_S, "%s took %.3f s (limit %.1f s)", label, dt, TIME_LIMIT_S);
     size_t n_dec;
     char *d = detokenize(v, a, st == MLXR_OK ? n : 0, &n_dec);
     /* with parse_special the <s> tokens print nothing; otherwise drop the dummy-prefix space */
