@@ -9,7 +9,7 @@
  * Presets (explicit flags override single fields):
  *   1b    n_embd 2048, n_layer 16, n_head 32, n_head_kv 8 (head_dim 64), n_ff 8192,
  *         n_vocab 32000, n_ctx 2048: Llama-3.2-1B's blocks with a Llama-2/TinyLlama-size
- *         vocabulary and an untied output matrix; 1,103,644,672 parameters (16 blocks of
+ *         vocabulary and an untied output matrix; 1,104,218,112 parameters (16 blocks of
  *         60.8 M, embedding and output 65.5 M each). Files: f16 2.21 GB, q8_0 1.17 GB,
  *         q4_0 0.62 GB.
  *   tiny  n_embd 256, n_layer 4, n_head 8, n_head_kv 4, n_ff 768, n_vocab 4096, n_ctx 512

@@ -2,14 +2,16 @@
 // shipped prebuilt by the npm package node-llama-cpp (@node-llama-cpp/linux-x64), timed the way
 // llama-bench times it.
 //
-//   node llama_bench.mjs -m MODEL.gguf [-t THREADS] [-p P] [-n G] [-r R] [--fa 0|1] [--api raw|public]
+//   node llama_bench.mjs -m MODEL.gguf [-t THREADS] [-p P] [-n G] [-r R] [-ub UBATCH] [--fa 0|1]
+//                        [--api raw|public]
 //
 // Prints one JSON object on stdout (progress goes to stderr):
 //   {pp_tok_s, pp_sd, tg_tok_s, tg_sd, threads, model, peer, n_prompt, n_gen, reps, ...}
 //
 // What is measured (as llama-bench's pp and tg tests):
 //  - pp: a prompt of exactly P token ids (BOS, then ids walking the vocabulary with a stride),
-//    decoded as one batch (batch = ubatch = P) into an empty KV cache; logits of the last token.
+//    decoded into an empty KV cache in batches of at most UBATCH (default 512, llama-bench's
+//    n_ubatch and mlxr bench's n_batch: P <= 512 is one batch); logits of the last token only.
 //  - tg: from an empty KV cache, G single-token decodes: BOS, then each step feeds one token and
 //    computes its logits. With --api raw (default) the fed tokens are fixed ids, as llama-bench
 //    does (the choice of token does not change the work; greedy argmax over n_vocab logits is
@@ -37,7 +39,8 @@ import path from "node:path";
 import {fileURLToPath} from "node:url";
 
 if (process.env.UV_THREADPOOL_SIZE !== "1") {
-    const r = spawnSync(process.execPath, [fileURLToPath(import.meta.url), ...process.argv.slice(2)], {
+    const self = fileURLToPath(import.meta.url);
+    const r = spawnSync(process.execPath, [self, ...process.argv.slice(2)], {
         stdio: "inherit",
         env: {...process.env, UV_THREADPOOL_SIZE: "1", NODE_LLAMA_CPP_SKIP_DOWNLOAD: "true"},
     });
@@ -48,18 +51,18 @@ const {getLlama, LlamaLogLevel} = await import("node-llama-cpp");
 
 // The commit inside the prebuilt binaries (LLAMA_COMMIT in libllama-common.so) per package
 // version; the package's bundled llama.cpp source is one squashed commit, so its build number
-// reads b1 and the release is named by llama.cpp's version (v0.5.0).
-const LLAMA_CPP_COMMIT = {"3.22.1": "0ad4a86"};
+// reads b1 and the release is named by llama.cpp's version (v0.4.0 for 3.21.1).
+const LLAMA_CPP_COMMIT = {"3.21.1": "5b4ebc5", "3.22.1": "0ad4a86"};
 
 function usage(msg) {
     if (msg) process.stderr.write(`llama_bench: ${msg}\n`);
     process.stderr.write("usage: node llama_bench.mjs -m MODEL.gguf [-t THREADS] [-p N_PROMPT] " +
-                         "[-n N_GEN] [-r REPS] [--fa 0|1] [--api raw|public]\n");
+                         "[-n N_GEN] [-r REPS] [-ub UBATCH] [--fa 0|1] [--api raw|public]\n");
     process.exit(2);
 }
 
 function parseArgs(argv) {
-    const o = {model: null, threads: 2, p: 512, n: 128, r: 3, fa: false, api: "raw"};
+    const o = {model: null, threads: 2, p: 512, n: 128, r: 3, fa: false, api: "raw", ub: 512};
     for (let i = 0; i < argv.length; i++) {
         const a = argv[i];
         const val = () => {
@@ -69,7 +72,8 @@ function parseArgs(argv) {
         const int = (lo) => {
             const s = val();
             const v = Number(s);
-            if (!Number.isInteger(v) || v < lo) usage(`${a}: expected an integer >= ${lo}, got '${s}'`);
+            if (!Number.isInteger(v) || v < lo)
+                usage(`${a}: expected an integer >= ${lo}, got '${s}'`);
             return v;
         };
         if (a === "-m" || a === "--model") o.model = val();
@@ -78,6 +82,7 @@ function parseArgs(argv) {
         else if (a === "-n" || a === "--n-gen") o.n = int(0);
         else if (a === "-r" || a === "--reps") o.r = int(1);
         else if (a === "--fa") o.fa = int(0) !== 0;
+        else if (a === "-ub" || a === "--ubatch") o.ub = int(1);
         else if (a === "--api") {
             o.api = val();
             if (o.api !== "raw" && o.api !== "public") usage("--api: expected raw or public");
@@ -103,18 +108,24 @@ const nowS = () => Number(process.hrtime.bigint()) / 1e9;
 const tokenAt = (i, bos, nVocab) => (i === 0 ? bos : 3 + ((i * 7919) % (nVocab - 3)));
 
 // Timing through the native addon context: one decode per call, no JavaScript batching layer.
-function rawRunner(context, bos, nVocab) {
+function rawRunner(context, bos, nVocab, threads) {
     const c = context._ctx;
     if (!c || typeof c.decodeBatch !== "function" || typeof c.addToBatch !== "function")
         throw new Error("node-llama-cpp internals changed (LlamaContext._ctx); use --api public");
+    c.setThreads(threads);
     return {
-        async pp(p) {
+        threads: () => c.getThreads(),
+        async pp(p, ubatch) {
             const ids = Uint32Array.from({length: p}, (_, i) => tokenAt(i, bos, nVocab));
             c.disposeSequence(0);
             const t0 = nowS();
-            c.initBatch(p);
-            c.addToBatch(0, 0, ids, Uint32Array.of(p - 1));
-            await c.decodeBatch();
+            for (let i0 = 0; i0 < p; i0 += ubatch) {
+                const n = Math.min(ubatch, p - i0);
+                c.initBatch(n);
+                c.addToBatch(0, i0, ids.subarray(i0, i0 + n),
+                             i0 + n === p ? Uint32Array.of(n - 1) : new Uint32Array(0));
+                await c.decodeBatch();
+            }
             return nowS() - t0;
         },
         async tg(g) {
@@ -180,22 +191,23 @@ async function main() {
     const bos = model.tokens.bos ?? 1;
     const context = await model.createContext({
         contextSize: Math.max(o.p, o.n + 1, 16),
-        batchSize: Math.max(o.p, 1),
+        batchSize: Math.max(Math.min(o.p, o.ub), 1),
         threads: o.threads,
         flashAttention: o.fa,
         sequences: 1,
         ignoreMemorySafetyChecks: true,
     });
-    const run = o.api === "raw" ? rawRunner(context, bos, nVocab) : publicRunner(context, bos, nVocab);
+    const run = o.api === "raw" ? rawRunner(context, bos, nVocab, o.threads)
+                                 : publicRunner(context, bos, nVocab);
 
     // Warm-up: fault the weights in, size the compute buffers, start the threads.
-    if (o.p > 0) await run.pp(o.p);
+    if (o.p > 0) await run.pp(o.p, o.ub);
     if (o.n > 0) await run.tg(Math.min(o.n, 16));
 
     const pp = [], tg = [];
     let tgShort = 0;
     for (let rep = 0; rep < o.r; rep++) {
-        if (o.p > 0) pp.push(o.p / await run.pp(o.p));
+        if (o.p > 0) pp.push(o.p / await run.pp(o.p, o.ub));
         if (o.n > 0) {
             const [s, n] = await run.tg(o.n);
             if (n < o.n) tgShort++;
@@ -211,11 +223,12 @@ async function main() {
         pp_sd: ppSd,
         tg_tok_s: tgMean,
         tg_sd: tgSd,
-        threads: o.threads,
+        threads: run.threads ? run.threads() : o.threads,
         model: path.basename(o.model),
         peer: peerName(llama),
         n_prompt: o.p,
         n_gen: o.n,
+        n_ubatch: o.ub,
         reps: o.r,
         api: o.api,
         flash_attn: o.fa,

@@ -528,7 +528,7 @@ static mlxr_status encode_header(const mlxr_gguf_writer *w, size_t h, bytes *b, 
 /* One tensor's data: straight from memory, or row chunks from its fill callback via `chunk`. */
 static mlxr_status write_tensor(sink *s, const wtensor *t, uint8_t *chunk, size_t chunk_rows,
                                 mlxr_err *err) {
-    if (!t->fill) return out(s, t->data, t->nbytes, err);
+    if (!t->fill || t->nbytes == 0) return out(s, t->data, t->nbytes, err); /* 0 bytes: no fill */
     for (int64_t r = 0; r < t->n_rows; r += (int64_t)chunk_rows) {
         int64_t n = t->n_rows - r < (int64_t)chunk_rows ? t->n_rows - r : (int64_t)chunk_rows;
         mlxr_status st = t->fill(t->user, chunk, r, n, err);

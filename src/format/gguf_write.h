@@ -29,8 +29,8 @@ typedef struct mlxr_gguf_writer mlxr_gguf_writer;
  * Produce rows [row0, row0 + n_rows) of a tensor into `dst` (n_rows * row_size bytes, where a row
  * is ne[0] elements encoded in the tensor's type and rows are numbered over ne[1] * ne[2] * ne[3]
  * in file order). Called during mlxr_gguf_writer_write_file, for each tensor's rows in increasing
- * order, each row exactly once. `dst` is borrowed for the call. Return MLXR_OK, or an error
- * (recorded in `err`) that aborts the write.
+ * order, each row exactly once (never for a tensor of zero bytes). `dst` is borrowed for the call.
+ * Return MLXR_OK, or an error (recorded in `err`) that aborts the write.
  */
 typedef mlxr_status (*mlxr_gguf_fill_fn)(void *user, void *dst, int64_t row0, int64_t n_rows,
                                          mlxr_err *err);

@@ -4,7 +4,7 @@
  * several fill chunks, one tensor is empty) and a custom alignment are written to a temporary file,
  * opened with mlxr_gguf_open and compared value by value and byte by byte. Then every argument
  * the writer must refuse, leaving the writer unchanged; a failing fill callback and an unwritable
- * path, which must leave no file behind.
+ * path, which must leave no file behind; streamed tensors of zero bytes, which must not call fill.
  */
 #include "format/dtype.h"
 #include "format/gguf.h"
@@ -511,6 +511,36 @@ static void test_fill_failure(void) {
     mlxr_gguf_writer_free(w);
 }
 
+/* Streamed tensors of zero bytes never call their fill function, however many rows they have. */
+static void test_empty_streamed(void) {
+    mlxr_err err = {0};
+    mlxr_gguf_writer *w = mlxr_gguf_writer_new();
+    if (!w) return;
+    int64_t no_rows[2] = {32, 0}, no_cols[2] = {0, 1000000000};
+    fill_state fs = {.seed = 1, .row_size = 0, .fail_at = 0, .order_ok = true};
+    CHECK(mlxr_gguf_writer_add_tensor_fn(w, "no_rows", 2, no_rows, MLXR_DTYPE_Q8_0, fill_rows, &fs,
+                                         &err) == MLXR_OK,
+          "%s", err.msg);
+    CHECK(mlxr_gguf_writer_add_tensor_fn(w, "no_cols", 2, no_cols, MLXR_DTYPE_F32, fill_rows, &fs,
+                                         &err) == MLXR_OK,
+          "%s", err.msg);
+    char *path = temp_path();
+    if (path) {
+        CHECK(mlxr_gguf_writer_write_file(w, path, &err) == MLXR_OK, "write: %s", err.msg);
+        CHECK(fs.n_calls == 0, "fill called %" PRId64 " times", fs.n_calls);
+        mlxr_gguf *g = NULL;
+        CHECK(mlxr_gguf_open(path, &g, &err) == MLXR_OK, "open: %s", err.msg);
+        if (g) {
+            const mlxr_gguf_tensor *t = mlxr_gguf_find_tensor(g, "no_cols");
+            CHECK(t && t->ne[1] == 1000000000 && t->nbytes == 0, "no_cols read back");
+        }
+        mlxr_gguf_close(g);
+        unlink(path);
+        free(path);
+    }
+    mlxr_gguf_writer_free(w);
+}
+
 int main(void) {
     uint64_t rng = test_seed();
     round_trip(&rng, 0);
@@ -518,5 +548,6 @@ int main(void) {
     round_trip(&rng, 1);
     test_refusals();
     test_fill_failure();
+    test_empty_streamed();
     return test_finish("test_gguf_write");
 }
