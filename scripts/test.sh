@@ -32,7 +32,8 @@ fi
 export MLXR_TESTDATA=$(cd "$data" && pwd)
 
 echo "== release build + tests"
-if cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DMLXR_WERROR=ON >/dev/null &&
+if cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DMLXR_WERROR=ON -DMLXR_TESTDATA="$MLXR_TESTDATA" \
+        >/dev/null &&
    cmake --build build -j "$jobs"; then
     ctest --test-dir build --output-on-failure -j "$jobs" 2>&1 | tee "$log"
     count
@@ -42,7 +43,7 @@ fi
 
 echo "== ASan + UBSan build + tests"
 if cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DCMAKE_C_COMPILER=clang -DMLXR_SANITIZE=ON \
-        -DCMAKE_C_FLAGS="-O1" -DMLXR_WERROR=ON >/dev/null &&
+        -DCMAKE_C_FLAGS="-O1" -DMLXR_WERROR=ON -DMLXR_TESTDATA="$MLXR_TESTDATA" >/dev/null &&
    cmake --build build-asan -j "$jobs"; then
     ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
         ctest --test-dir build-asan --output-on-failure -j "$jobs" 2>&1 | tee "$log"

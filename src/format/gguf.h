@@ -10,7 +10,8 @@
  * values; arrays may nest.
  *
  * Strings, arrays and tensor data returned by this module point into the mapped file and stay
- * valid until mlxr_gguf_close.
+ * valid until mlxr_gguf_close. Limits: keys 1..65535 bytes, tensor names 1..255 bytes (no NUL),
+ * arrays nested at most 8 deep, tensors of 1..4 dimensions.
  */
 #ifndef MLXR_FORMAT_GGUF_H
 #define MLXR_FORMAT_GGUF_H
@@ -57,7 +58,9 @@ typedef struct mlxr_gguf_value {
             const uint8_t *data;
             uint64_t nbytes; /* bytes of all elements (validated) */
             const uint64_t *offsets; /* for STRING/ARRAY elements: byte offset of each element
-                                        from data (n entries); NULL for fixed-size elements */
+                                        from data (n entries); NULL for fixed-size elements
+                                        or n == 0. Reader-owned: only values produced by the
+                                        reader can be passed to mlxr_gguf_arr_* */
         } arr;
     } v;
 } mlxr_gguf_value;
