@@ -12,13 +12,17 @@ failed=0
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 
-# Add a ctest summary line ("..., N tests failed out of M") to the totals.
+# Add a ctest summary line to the totals: "100% tests passed, 0 tests failed out of 12" (older
+# CMake) or "100% tests passed out of 12" / "92% tests passed, 1 tests failed out of 12".
 count() {
     local line n_fail n_all
-    line=$(grep -E "tests passed, [0-9]+ tests? failed out of [0-9]+" "$log" | tail -n 1)
+    line=$(grep -E "tests passed.* out of [0-9]+" "$log" | tail -n 1)
     if [ -z "$line" ]; then failed=$((failed + 1)); return; fi
-    n_fail=$(echo "$line" | sed -E 's/.* ([0-9]+) tests? failed out of ([0-9]+).*/\1/')
-    n_all=$(echo "$line" | sed -E 's/.* failed out of ([0-9]+).*/\1/')
+    n_all=$(echo "$line" | sed -E 's/.* out of ([0-9]+).*/\1/')
+    n_fail=0
+    if echo "$line" | grep -qE "[0-9]+ tests? failed"; then
+        n_fail=$(echo "$line" | sed -E 's/.* ([0-9]+) tests? failed.*/\1/')
+    fi
     passed=$((passed + n_all - n_fail))
     failed=$((failed + n_fail))
 }
