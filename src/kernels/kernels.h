@@ -52,8 +52,18 @@ typedef void (*mlxr_from_float_fn)(const float *x, void *y, int64_t n);
 /* Decode a row of n elements to floats (dequantize / convert). */
 typedef void (*mlxr_to_float_fn)(const void *x, float *y, int64_t n);
 
+/*
+ * Tiled product for batches: y[j * ldy + i] = dot(w row i, x row j) for i < nr, j < nc, each row
+ * n elements; w rows are w_stride bytes apart, x rows (in vec_dot_type) x_stride bytes apart.
+ * Equal to nr * nc calls of vec_dot up to float reordering; a tile of weight rows is reused for
+ * several activation rows, which is what makes prompt processing faster than one dot at a time.
+ */
+typedef void (*mlxr_gemm_fn)(int64_t n, int64_t nr, int64_t nc, const void *w, size_t w_stride,
+                             const void *x, size_t x_stride, float *y, size_t ldy);
+
 typedef struct mlxr_type_kernels {
     mlxr_vec_dot_fn vec_dot;       /* NULL: type not supported for matmul */
+    mlxr_gemm_fn gemm;             /* NULL: the matmul loops over vec_dot */
     mlxr_dtype vec_dot_type;       /* encoding of the activation row */
     mlxr_from_float_fn from_float; /* encode floats into this type (NULL if none) */
     mlxr_to_float_fn to_float;     /* decode this type (NULL if none) */
@@ -74,6 +84,10 @@ void mlxr_vec_dot_f16_ref(int64_t n, float *s, const void *x, const void *y);
 void mlxr_vec_dot_bf16_ref(int64_t n, float *s, const void *x, const void *y);
 void mlxr_vec_dot_q8_0_ref(int64_t n, float *s, const void *x, const void *y); /* q8_0 . q8_0 */
 void mlxr_vec_dot_q4_0_ref(int64_t n, float *s, const void *x, const void *y); /* q4_0 . q8_0 */
+void mlxr_gemm_q8_0_ref(int64_t n, int64_t nr, int64_t nc, const void *w, size_t w_stride,
+                        const void *x, size_t x_stride, float *y, size_t ldy);
+void mlxr_gemm_q4_0_ref(int64_t n, int64_t nr, int64_t nc, const void *w, size_t w_stride,
+                        const void *x, size_t x_stride, float *y, size_t ldy);
 
 void mlxr_from_float_f32_ref(const float *x, void *y, int64_t n);
 void mlxr_from_float_f16_ref(const float *x, void *y, int64_t n);
@@ -97,6 +111,10 @@ void mlxr_vec_dot_q4_0_avx2(int64_t n, float *s, const void *x, const void *y);
 void mlxr_from_float_f16_avx2(const float *x, void *y, int64_t n);
 void mlxr_quantize_q8_0_avx2(const float *x, void *y, int64_t n);
 void mlxr_to_float_f16_avx2(const void *x, float *y, int64_t n);
+void mlxr_gemm_q8_0_avx2(int64_t n, int64_t nr, int64_t nc, const void *w, size_t w_stride,
+                         const void *x, size_t x_stride, float *y, size_t ldy);
+void mlxr_gemm_q4_0_avx2(int64_t n, int64_t nr, int64_t nc, const void *w, size_t w_stride,
+                         const void *x, size_t x_stride, float *y, size_t ldy);
 
 void mlxr_vec_dot_f32_avx512(int64_t n, float *s, const void *x, const void *y);
 void mlxr_vec_dot_f16_avx512(int64_t n, float *s, const void *x, const void *y);

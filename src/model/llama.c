@@ -32,22 +32,39 @@ typedef struct matmul_job {
 
 /* Weight rows per tile: a tile stays in cache while every token of the batch passes over it. */
 #define TILE_ROWS 16
+/* With a tiled kernel: rows x tokens per call (~64 KiB of Q8_0 weights, 32 activation rows). */
+#define GEMM_ROWS 32
+#define GEMM_COLS 32
 
 static void matmul_worker(void *arg, int ith, int nth) {
     const matmul_job *j = arg;
     const mlxr_weight *w = j->w;
-    const mlxr_vec_dot_fn dot = j->c->kern.type[w->type].vec_dot;
+    const mlxr_type_kernels *tk = &j->c->kern.type[w->type];
     const int64_t N = w->ne1;
     /* contiguous row ranges per thread keep each thread's weight reads sequential */
     const int64_t per = (N + nth - 1) / nth;
     const int64_t r0 = per * ith, r1 = r0 + per < N ? r0 + per : N;
     const uint8_t *wd = w->data;
+    const size_t xs = j->c->xq_row;
+    if (tk->gemm && j->T > 1) {
+        for (int64_t rt = r0; rt < r1; rt += GEMM_ROWS) {
+            const int64_t nr = rt + GEMM_ROWS < r1 ? GEMM_ROWS : r1 - rt;
+            for (int32_t t = 0; t < j->T; t += GEMM_COLS) {
+                const int64_t nc = t + GEMM_COLS < j->T ? GEMM_COLS : j->T - t;
+                tk->gemm(w->ne0, nr, nc, wd + (size_t)rt * w->row_bytes, w->row_bytes,
+                         (const uint8_t *)j->xq + (size_t)t * xs, xs,
+                         j->y + (size_t)t * (size_t)N + (size_t)rt, (size_t)N);
+            }
+        }
+        return;
+    }
     for (int64_t rt = r0; rt < r1; rt += TILE_ROWS) {
         const int64_t rend = rt + TILE_ROWS < r1 ? rt + TILE_ROWS : r1;
         for (int32_t t = 0; t < j->T; t++) {
-            const void *x = (const uint8_t *)j->xq + (size_t)t * j->c->xq_row;
+            const void *x = (const uint8_t *)j->xq + (size_t)t * xs;
             float *y = j->y + (size_t)t * (size_t)N;
-            for (int64_t r = rt; r < rend; r++) dot(w->ne0, &y[r], wd + (size_t)r * w->row_bytes, x);
+            for (int64_t r = rt; r < rend; r++)
+                tk->vec_dot(w->ne0, &y[r], wd + (size_t)r * w->row_bytes, x);
         }
     }
 }

@@ -610,6 +610,60 @@ static void check_dispatch(void) {
           "the scalar table holds the references");
 }
 
+/* ---- tiled products: every (row, column) of gemm against the reference dot ------------------ */
+
+static void check_gemm(const char *label, const mlxr_kernels *k, const mlxr_kernels *ref,
+                       const type_info *ti, int64_t nr, int64_t nc, int64_t n) {
+    const type_info *tq = type_of(MLXR_DTYPE_Q8_0);
+    const size_t ws = row_bytes(ti, n) + 6, xs = row_bytes(tq, n) + 10; /* padded strides */
+    const size_t ldy = (size_t)nr + 3;
+    uint8_t *w = malloc(ws * (size_t)nr), *x = malloc(xs * (size_t)nc);
+    float *y = malloc(sizeof(float) * ldy * (size_t)nc), *xf = malloc(sizeof(float) * (size_t)n);
+    if (!w || !x || !y || !xf) exit(2);
+    for (int64_t i = 0; i < nr; i++) fill_random_bytes(ti, w + (size_t)i * ws, n);
+    for (int64_t j = 0; j < nc; j++) {
+        fill_floats(xf, n, 0);
+        ref->type[MLXR_DTYPE_Q8_0].from_float(xf, x + (size_t)j * xs, n);
+    }
+    for (size_t i = 0; i < ldy * (size_t)nc; i++) y[i] = -12345.0f; /* sentinel */
+    k->type[ti->t].gemm(n, nr, nc, w, ws, x, xs, y, ldy);
+    int bad = 0;
+    for (int64_t j = 0; j < nc; j++) {
+        for (int64_t i = 0; i < (int64_t)ldy; i++) {
+            const float got = y[(size_t)j * ldy + (size_t)i];
+            if (i >= nr) {
+                bad += got != -12345.0f; /* past the tile: untouched */
+                continue;
+            }
+            float want;
+            ref->type[ti->t].vec_dot(n, &want, w + (size_t)i * ws, x + (size_t)j * xs);
+            const double tol = (double)(n / 32 + 16) * FLT_EPSILON *
+                               abs_dot(ref, ti, w + (size_t)i * ws, x + (size_t)j * xs, n);
+            if (fabs((double)got - (double)want) > tol && bad++ < 3)
+                fprintf(stderr, "%s gemm %s %lldx%lld n=%lld at (%lld,%lld): %.9g vs %.9g\n", label,
+                        ti->name, (long long)nr, (long long)nc, (long long)n, (long long)i,
+                        (long long)j, (double)got, (double)want);
+        }
+    }
+    CHECK(bad == 0, "%s gemm %s %" PRId64 "x%" PRId64 " n=%" PRId64 ": %d mismatches", label,
+          ti->name, nr, nc, n, bad);
+    free(w);
+    free(x);
+    free(y);
+    free(xf);
+}
+
+static void check_gemms(const char *label, const mlxr_kernels *k, const mlxr_kernels *ref) {
+    static const int64_t shapes[][3] = {{1, 1, 32},  {4, 2, 64},    {4, 3, 96},  {5, 3, 256},
+                                        {8, 6, 128}, {13, 7, 4096}, {3, 1, 32}, {17, 11, 160}};
+    for (int t = 0; t < N_TYPES; t++) {
+        const type_info *ti = &TYPES[t];
+        if (!k->type[ti->t].gemm) continue;
+        for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++)
+            check_gemm(label, k, ref, ti, shapes[s][0], shapes[s][1], shapes[s][2]);
+    }
+}
+
 int main(void) {
     rng = test_seed();
     check_dispatch();
@@ -633,6 +687,7 @@ int main(void) {
         }
         check_f16_bf16_edges(label, &k, &ref);
         check_quant_edges(label, &k, &ref);
+        check_gemms(label, &k, &ref);
     }
     return test_finish("kernels_types");
 }

@@ -320,4 +320,111 @@ void mlxr_vec_dot_q4_0_avx2(int64_t n, float *s, const void *x, const void *y) {
     *s = hsum_ps(_mm256_add_ps(acc0, acc1));
 }
 
+/* ---- tiled products (prompt processing) ------------------------------------------------------
+ *
+ * An R x C micro-tile: R weight rows against C activation rows, R*C accumulators of 8 float lanes
+ * (Q8_0 4 x 2, Q4_0 4 x 3: measured best on an AVX2 EPYC; the Q8_0 pair needs one more register).
+ * Per 32-element block each weight block is loaded (and, for Q8_0, made absolute) once for both
+ * activation rows, and each activation block once for all 4 weight rows. Edges fall back to the
+ * single dot product. Per block the arithmetic is that of the dot products above, so results
+ * differ from them by float reordering only.
+ */
+typedef __m256 (*pair_fn)(__m256i wq, __m256i wa, __m256i xq);
+
+/* Q8_0: wa = |w| (precomputed), the sign moves onto x. */
+static inline __m256 pair_q8_0(__m256i wq, __m256i wa, __m256i xq) {
+    const __m256i p16 = _mm256_maddubs_epi16(wa, _mm256_sign_epi8(xq, wq));
+    return _mm256_cvtepi32_ps(_mm256_madd_epi16(p16, _mm256_set1_epi16(1)));
+}
+
+/* Q4_0: wq = unpacked nibbles in [0, 15]; (u - 8) * x = u*x - 8*x. */
+static inline __m256 pair_q4_0(__m256i wq, __m256i wa, __m256i xq) {
+    (void)wa;
+    const __m256i uy = _mm256_maddubs_epi16(wq, xq);
+    const __m256i oy = _mm256_maddubs_epi16(_mm256_set1_epi8(8), xq);
+    return _mm256_cvtepi32_ps(_mm256_madd_epi16(_mm256_sub_epi16(uy, oy), _mm256_set1_epi16(1)));
+}
+
+/* Weight block i of a row: quants as 32 bytes, and its f16 scale. */
+static inline __m256i wq_q8_0(const void *row, int64_t i, uint16_t *d) {
+    const mlxr_block_q8_0 *b = (const mlxr_block_q8_0 *)row + i;
+    *d = b->d;
+    return load_i8x32(b->qs);
+}
+
+static inline __m256i wq_q4_0(const void *row, int64_t i, uint16_t *d) {
+    const mlxr_block_q4_0 *b = (const mlxr_block_q4_0 *)row + i;
+    *d = b->d;
+    return unpack_q4_0(b->qs);
+}
+
+#define GEMM_TILE(NAME, WQ, PAIR, ABS, TILE_R, TILE_C)                                                           \
+    static void NAME(int64_t nb, const uint8_t *w, size_t ws, const uint8_t *x, size_t xs,        \
+                     float *y, size_t ldy) {                                                       \
+        __m256 acc[TILE_R][TILE_C];                                                                \
+        for (int r = 0; r < TILE_R; r++)                                                           \
+            for (int c = 0; c < TILE_C; c++) acc[r][c] = _mm256_setzero_ps();                      \
+        for (int64_t i = 0; i < nb; i++) {                                                         \
+            __m256i xq[TILE_C];                                                                    \
+            float dx[TILE_C];                                                                      \
+            for (int c = 0; c < TILE_C; c++) {                                                     \
+                const mlxr_block_q8_0 *xb = (const mlxr_block_q8_0 *)(x + (size_t)c * xs) + i;     \
+                xq[c] = load_i8x32(xb->qs);                                                        \
+                dx[c] = _cvtsh_ss(xb->d);                                                          \
+            }                                                                                      \
+            for (int r = 0; r < TILE_R; r++) {                                                     \
+                uint16_t d16;                                                                      \
+                const __m256i wq = WQ(w + (size_t)r * ws, i, &d16);                                \
+                const __m256i wa = ABS(wq);                                                        \
+                const float dw = _cvtsh_ss(d16);                                                   \
+                for (int c = 0; c < TILE_C; c++)                                                   \
+                    acc[r][c] = _mm256_fmadd_ps(_mm256_set1_ps(dw * dx[c]), PAIR(wq, wa, xq[c]),   \
+                                                acc[r][c]);                                        \
+            }                                                                                      \
+        }                                                                                          \
+        for (int r = 0; r < TILE_R; r++)                                                           \
+            for (int c = 0; c < TILE_C; c++) y[(size_t)c * ldy + (size_t)r] = hsum_ps(acc[r][c]);  \
+    }
+
+static inline __m256i abs_i8(__m256i v) {
+    return _mm256_sign_epi8(v, v);
+}
+
+static inline __m256i no_abs(__m256i v) {
+    return v;
+}
+
+GEMM_TILE(tile_q8_0, wq_q8_0, pair_q8_0, abs_i8, 4, 2)
+GEMM_TILE(tile_q4_0, wq_q4_0, pair_q4_0, no_abs, 4, 3)
+
+typedef void (*tile_fn)(int64_t nb, const uint8_t *w, size_t ws, const uint8_t *x, size_t xs,
+                        float *y, size_t ldy);
+
+static void gemm_tiled(tile_fn tile, int R, int C, mlxr_vec_dot_fn dot, int64_t n, int64_t nr,
+                       int64_t nc, const void *w, size_t ws, const void *x, size_t xs, float *y,
+                       size_t ldy) {
+    const uint8_t *W = w, *X = x;
+    const int64_t nb = n / MLXR_QK8_0, nr4 = nr - nr % R, nc2 = nc - nc % C;
+    for (int64_t j = 0; j < nc2; j += C)
+        for (int64_t i = 0; i < nr4; i += R)
+            tile(nb, W + (size_t)i * ws, ws, X + (size_t)j * xs, xs, y + (size_t)j * ldy + (size_t)i,
+                 ldy);
+    /* edges: the rows past the last full tile for every column, the columns past the last tile */
+    for (int64_t j = 0; j < nc; j++) {
+        const int64_t i0 = j < nc2 ? nr4 : 0;
+        for (int64_t i = i0; i < nr; i++)
+            dot(n, &y[(size_t)j * ldy + (size_t)i], W + (size_t)i * ws, X + (size_t)j * xs);
+    }
+}
+
+void mlxr_gemm_q8_0_avx2(int64_t n, int64_t nr, int64_t nc, const void *w, size_t w_stride,
+                         const void *x, size_t x_stride, float *y, size_t ldy) {
+    gemm_tiled(tile_q8_0, 4, 2, mlxr_vec_dot_q8_0_avx2, n, nr, nc, w, w_stride, x, x_stride, y, ldy);
+}
+
+void mlxr_gemm_q4_0_avx2(int64_t n, int64_t nr, int64_t nc, const void *w, size_t w_stride,
+                         const void *x, size_t x_stride, float *y, size_t ldy) {
+    gemm_tiled(tile_q4_0, 4, 3, mlxr_vec_dot_q4_0_avx2, n, nr, nc, w, w_stride, x, x_stride, y, ldy);
+}
+
 #endif /* x86 */
