@@ -88,6 +88,8 @@ void mlxr_gemm_q8_0_ref(int64_t n, int64_t nr, int64_t nc, const void *w, size_t
                         const void *x, size_t x_stride, float *y, size_t ldy);
 void mlxr_gemm_q4_0_ref(int64_t n, int64_t nr, int64_t nc, const void *w, size_t w_stride,
                         const void *x, size_t x_stride, float *y, size_t ldy);
+void mlxr_gemm_f16_ref(int64_t n, int64_t nr, int64_t nc, const void *w, size_t w_stride,
+                       const void *x, size_t x_stride, float *y, size_t ldy);
 
 void mlxr_from_float_f32_ref(const float *x, void *y, int64_t n);
 void mlxr_from_float_f16_ref(const float *x, void *y, int64_t n);
@@ -113,6 +115,8 @@ void mlxr_quantize_q8_0_avx2(const float *x, void *y, int64_t n);
 void mlxr_to_float_f16_avx2(const void *x, float *y, int64_t n);
 void mlxr_gemm_q8_0_avx2(int64_t n, int64_t nr, int64_t nc, const void *w, size_t w_stride,
                          const void *x, size_t x_stride, float *y, size_t ldy);
+void mlxr_gemm_f16_avx2(int64_t n, int64_t nr, int64_t nc, const void *w, size_t w_stride,
+                        const void *x, size_t x_stride, float *y, size_t ldy);
 void mlxr_gemm_q4_0_avx2(int64_t n, int64_t nr, int64_t nc, const void *w, size_t w_stride,
                          const void *x, size_t x_stride, float *y, size_t ldy);
 

@@ -614,16 +614,24 @@ static void check_dispatch(void) {
 
 static void check_gemm(const char *label, const mlxr_kernels *k, const mlxr_kernels *ref,
                        const type_info *ti, int64_t nr, int64_t nc, int64_t n) {
-    const type_info *tq = type_of(MLXR_DTYPE_Q8_0);
+    const mlxr_dtype xt = ref->type[ti->t].vec_dot_type;
+    const type_info *tq = type_of(xt);
     const size_t ws = row_bytes(ti, n) + 6, xs = row_bytes(tq, n) + 10; /* padded strides */
     const size_t ldy = (size_t)nr + 3;
     uint8_t *w = malloc(ws * (size_t)nr), *x = malloc(xs * (size_t)nc);
     float *y = malloc(sizeof(float) * ldy * (size_t)nc), *xf = malloc(sizeof(float) * (size_t)n);
     if (!w || !x || !y || !xf) exit(2);
-    for (int64_t i = 0; i < nr; i++) fill_random_bytes(ti, w + (size_t)i * ws, n);
+    for (int64_t i = 0; i < nr; i++) {
+        if (ti->block_n > 1) { /* any quant bytes (Q8_0 -128 included), finite scales */
+            fill_random_bytes(ti, w + (size_t)i * ws, n);
+        } else { /* finite values: a NaN would compare as "not different" */
+            fill_floats(xf, n, 0);
+            ref->type[ti->t].from_float(xf, w + (size_t)i * ws, n);
+        }
+    }
     for (int64_t j = 0; j < nc; j++) {
         fill_floats(xf, n, 0);
-        ref->type[MLXR_DTYPE_Q8_0].from_float(xf, x + (size_t)j * xs, n);
+        ref->type[xt].from_float(xf, x + (size_t)j * xs, n);
     }
     for (size_t i = 0; i < ldy * (size_t)nc; i++) y[i] = -12345.0f; /* sentinel */
     k->type[ti->t].gemm(n, nr, nc, w, ws, x, xs, y, ldy);
@@ -654,13 +662,16 @@ static void check_gemm(const char *label, const mlxr_kernels *k, const mlxr_kern
 }
 
 static void check_gemms(const char *label, const mlxr_kernels *k, const mlxr_kernels *ref) {
+    /* n are multiples of 32 (quantized blocks); F16 also gets tails: 33, 7 */
     static const int64_t shapes[][3] = {{1, 1, 32},  {4, 2, 64},    {4, 3, 96},  {5, 3, 256},
-                                        {8, 6, 128}, {13, 7, 4096}, {3, 1, 32}, {17, 11, 160}};
+                                        {8, 6, 128}, {13, 7, 4096}, {3, 1, 32}, {17, 11, 160},
+                                        {4, 3, 33},  {9, 4, 7}};
     for (int t = 0; t < N_TYPES; t++) {
         const type_info *ti = &TYPES[t];
         if (!k->type[ti->t].gemm) continue;
         for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++)
-            check_gemm(label, k, ref, ti, shapes[s][0], shapes[s][1], shapes[s][2]);
+            if (shapes[s][2] % ti->block_n == 0)
+                check_gemm(label, k, ref, ti, shapes[s][0], shapes[s][1], shapes[s][2]);
     }
 }
 

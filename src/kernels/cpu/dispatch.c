@@ -92,6 +92,7 @@ void mlxr_kernels_init(mlxr_kernels *k, mlxr_isa isa) {
              mlxr_dequantize_q4_0_ref);
     k->type[MLXR_DTYPE_Q8_0].gemm = mlxr_gemm_q8_0_ref;
     k->type[MLXR_DTYPE_Q4_0].gemm = mlxr_gemm_q4_0_ref;
+    k->type[MLXR_DTYPE_F16].gemm = mlxr_gemm_f16_ref;
 
 #if MLXR_X86
     mlxr_type_kernels *t = k->type;
@@ -107,6 +108,7 @@ void mlxr_kernels_init(mlxr_kernels *k, mlxr_isa isa) {
         /* AVX-512 machines keep these too: the 256-bit tiles run well there */
         t[MLXR_DTYPE_Q8_0].gemm = mlxr_gemm_q8_0_avx2;
         t[MLXR_DTYPE_Q4_0].gemm = mlxr_gemm_q4_0_avx2;
+        t[MLXR_DTYPE_F16].gemm = mlxr_gemm_f16_avx2;
     }
     if (level >= MLXR_ISA_AVX512) {
         t[MLXR_DTYPE_F32].vec_dot = mlxr_vec_dot_f32_avx512;

@@ -427,4 +427,51 @@ void mlxr_gemm_q4_0_avx2(int64_t n, int64_t nr, int64_t nc, const void *w, size_
     gemm_tiled(tile_q4_0, 4, 3, mlxr_vec_dot_q4_0_avx2, n, nr, nc, w, w_stride, x, x_stride, y, ldy);
 }
 
+/*
+ * F16 x F16 tile: 4 weight rows x 3 activation rows, 8 elements per step, each converted once and
+ * used 3 (weights) or 4 (activations) times; the tail past a multiple of 8 goes element by element
+ * in double like the dot product's tail.
+ */
+static void tile_f16(int64_t n, const uint8_t *w, size_t ws, const uint8_t *x, size_t xs, float *y,
+                     size_t ldy) {
+    enum { R = 4, C = 3 };
+    __m256 acc[R][C];
+    for (int r = 0; r < R; r++)
+        for (int c = 0; c < C; c++) acc[r][c] = _mm256_setzero_ps();
+    int64_t k = 0;
+    for (; k + 8 <= n; k += 8) {
+        __m256 xv[C];
+        for (int c = 0; c < C; c++) xv[c] = load_f16((const uint16_t *)(x + (size_t)c * xs) + k);
+        for (int r = 0; r < R; r++) {
+            const __m256 wv = load_f16((const uint16_t *)(w + (size_t)r * ws) + k);
+            for (int c = 0; c < C; c++) acc[r][c] = _mm256_fmadd_ps(wv, xv[c], acc[r][c]);
+        }
+    }
+    for (int r = 0; r < R; r++) {
+        const uint16_t *wr = (const uint16_t *)(w + (size_t)r * ws);
+        for (int c = 0; c < C; c++) {
+            const uint16_t *xr = (const uint16_t *)(x + (size_t)c * xs);
+            double sum = (double)hsum_ps(acc[r][c]);
+            for (int64_t i = k; i < n; i++)
+                sum += (double)(mlxr_fp16_to_fp32(wr[i]) * mlxr_fp16_to_fp32(xr[i]));
+            y[(size_t)c * ldy + (size_t)r] = (float)sum;
+        }
+    }
+}
+
+void mlxr_gemm_f16_avx2(int64_t n, int64_t nr, int64_t nc, const void *w, size_t w_stride,
+                        const void *x, size_t x_stride, float *y, size_t ldy) {
+    /* gemm_tiled counts blocks of 32 for the quantized tiles; F16 tiles take elements */
+    const uint8_t *W = w, *X = x;
+    const int64_t nr4 = nr - nr % 4, nc3 = nc - nc % 3;
+    for (int64_t j = 0; j < nc3; j += 3)
+        for (int64_t i = 0; i < nr4; i += 4)
+            tile_f16(n, W + (size_t)i * w_stride, w_stride, X + (size_t)j * x_stride, x_stride,
+                     y + (size_t)j * ldy + (size_t)i, ldy);
+    for (int64_t j = 0; j < nc; j++)
+        for (int64_t i = j < nc3 ? nr4 : 0; i < nr; i++)
+            mlxr_vec_dot_f16_avx2(n, &y[(size_t)j * ldy + (size_t)i], W + (size_t)i * w_stride,
+                                  X + (size_t)j * x_stride);
+}
+
 #endif /* x86 */

@@ -231,3 +231,8 @@ void mlxr_gemm_q4_0_ref(int64_t n, int64_t nr, int64_t nc, const void *w, size_t
                         const void *x, size_t x_stride, float *y, size_t ldy) {
     gemm_by_dots(mlxr_vec_dot_q4_0_ref, n, nr, nc, w, w_stride, x, x_stride, y, ldy);
 }
+
+void mlxr_gemm_f16_ref(int64_t n, int64_t nr, int64_t nc, const void *w, size_t w_stride,
+                       const void *x, size_t x_stride, float *y, size_t ldy) {
+    gemm_by_dots(mlxr_vec_dot_f16_ref, n, nr, nc, w, w_stride, x, x_stride, y, ldy);
+}
