@@ -11,7 +11,7 @@
  * F16 for Q.K, and the softmax probabilities to F16 for P.V.
  *
  * The batch was validated by mlxr_decode, so nothing here can fail. Work is split across the
- * context's thread pool: matrix products by output rows, attention by (entry, head).
+ * context's thread pool: matrix products by output rows, attention (attention.c) by heads.
  */
 #include "kernels/ops.h"
 #include "model/model.h"
@@ -104,74 +104,6 @@ static void matmul(mlxr_context *c, const mlxr_weight *w, const float *x, float 
     matmul_encoded(c, w, y, T);
 }
 
-/* ---- attention ----------------------------------------------------------------------------- */
-
-typedef struct attn_job {
-    mlxr_context *c;
-    const mlxr_batch *b;
-    int32_t il;
-} attn_job;
-
-/* K row of position p in layer il of sequence s: [kv_dim] elements. */
-static uint8_t *k_row(const mlxr_context *c, int32_t s, int32_t il, int32_t p) {
-    size_t idx = (((size_t)s * (size_t)c->m->info.n_layer + (size_t)il) * (size_t)c->n_ctx + (size_t)p);
-    return (uint8_t *)c->k_cache + idx * (size_t)c->kv_dim * c->kv_elt;
-}
-
-/* V row of dimension d in layer il of sequence s: [n_ctx] elements (V is stored transposed). */
-static uint8_t *v_row(const mlxr_context *c, int32_t s, int32_t il, int32_t d) {
-    size_t idx = (((size_t)s * (size_t)c->m->info.n_layer + (size_t)il) * (size_t)c->kv_dim + (size_t)d);
-    return (uint8_t *)c->v_cache + idx * (size_t)c->n_ctx * c->kv_elt;
-}
-
-/* Store the batch's K and V of layer il into the cache (after RoPE on K). */
-static void kv_store(mlxr_context *c, const mlxr_batch *b, int32_t il) {
-    const int32_t KV = c->kv_dim;
-    for (int32_t t = 0; t < b->n; t++) {
-        const float *k = c->k + (size_t)t * KV, *v = c->v + (size_t)t * KV;
-        const int32_t s = b->seq[t], p = b->pos[t];
-        if (c->kv_type == MLXR_KV_F16) {
-            uint16_t *kr = (uint16_t *)k_row(c, s, il, p);
-            for (int32_t d = 0; d < KV; d++) kr[d] = mlxr_fp32_to_fp16(k[d]);
-            for (int32_t d = 0; d < KV; d++) ((uint16_t *)v_row(c, s, il, d))[p] = mlxr_fp32_to_fp16(v[d]);
-        } else {
-            memcpy(k_row(c, s, il, p), k, (size_t)KV * 4);
-            for (int32_t d = 0; d < KV; d++) ((float *)v_row(c, s, il, d))[p] = v[d];
-        }
-    }
-}
-
-static void attn_worker(void *arg, int ith, int nth) {
-    const attn_job *j = arg;
-    mlxr_context *c = j->c;
-    const mlxr_model_info *h = &c->m->info;
-    const int32_t hd = h->head_dim, group = h->n_head / h->n_head_kv;
-    const float scale = 1.0f / sqrtf((float)hd);
-    uint8_t *scratch = (uint8_t *)c->att + (size_t)ith * c->att_stride;
-    float *scores = (float *)scratch;                                   /* [n_ctx] */
-    uint8_t *q16 = scratch + ((size_t)c->n_ctx * 4 + 63) / 64 * 64;     /* [head_dim] f16 */
-    uint8_t *p16 = q16 + ((size_t)hd * 4 + 63) / 64 * 64;               /* [n_ctx] f16 */
-    const mlxr_dtype kvt = c->kv_type == MLXR_KV_F16 ? MLXR_DTYPE_F16 : MLXR_DTYPE_F32;
-    const mlxr_type_kernels *kk = &c->kern.type[kvt];
-
-    const int32_t n_tasks = j->b->n * h->n_head;
-    for (int32_t task = ith; task < n_tasks; task += nth) {
-        const int32_t t = task / h->n_head, head = task % h->n_head, kvh = head / group;
-        const int32_t s = j->b->seq[t], n_kv = j->b->pos[t] + 1; /* causal: positions 0..pos */
-        const float *q = c->q + (size_t)t * (size_t)h->n_embd + (size_t)head * (size_t)hd;
-        kk->from_float(q, q16, hd);
-        for (int32_t p = 0; p < n_kv; p++) {
-            const uint8_t *kr = k_row(c, s, j->il, p) + (size_t)kvh * (size_t)hd * c->kv_elt;
-            kk->vec_dot(hd, &scores[p], kr, q16);
-        }
-        mlxr_softmax_f32_ref(scores, n_kv, scale);
-        kk->from_float(scores, p16, n_kv);
-        float *out = c->xb2 + (size_t)t * (size_t)h->n_embd + (size_t)head * (size_t)hd;
-        for (int32_t d = 0; d < hd; d++)
-            kk->vec_dot(n_kv, &out[d], v_row(c, s, j->il, kvh * hd + d), p16);
-    }
-}
-
 /* ---- the pass ------------------------------------------------------------------------------ */
 
 static void embed(mlxr_context *c, const mlxr_batch *b) {
@@ -202,16 +134,14 @@ static void attention_block(mlxr_context *c, const mlxr_batch *b, int32_t il) {
     if (c->kern.type[L->wv.type].vec_dot_type != c->kern.type[L->wk.type].vec_dot_type)
         encode_for(c, &L->wv, c->xb, T);
     matmul_encoded(c, &L->wv, c->v, T);
-    float *cs = (float *)((uint8_t *)c->att + c->att_stride - (size_t)h->n_rot * 4 - 64);
+    float *cs = c->rope_cs;
     for (int32_t t = 0; t < T; t++) {
         mlxr_rope_f32_ref(c->q + (size_t)t * E, h->n_head, h->head_dim, h->n_rot, b->pos[t],
                           h->rope_freq_base, cs);
         mlxr_rope_f32_ref(c->k + (size_t)t * c->kv_dim, h->n_head_kv, h->head_dim, h->n_rot,
                           b->pos[t], h->rope_freq_base, cs);
     }
-    kv_store(c, b, il);
-    attn_job aj = {c, b, il};
-    mlxr_tp_run(c->tp, attn_worker, &aj);
+    mlxr_attention(c, b, il); /* K/V into the cache, attention into xb2 */
     matmul(c, &L->wo, c->xb2, c->xb, T);
     for (int32_t t = 0; t < T; t++)
         mlxr_add_f32_ref(c->x + (size_t)t * E, c->xb + (size_t)t * E, E);

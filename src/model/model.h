@@ -72,8 +72,11 @@ struct mlxr_context {
     float *hb2;        /* [n_batch][n_ff] */
     void *xq;          /* [n_batch][row bytes of max(n_embd, n_ff) in any vec_dot_type] */
     size_t xq_row;     /* bytes per row of xq */
-    void *att;         /* per thread: scores [n_ctx] f32 + q16 [head_dim] + p16 [n_ctx] */
+    void *att;         /* per thread: scores [ATT_QCHUNK][n_ctx] f32, q16 [ATT_QCHUNK][head_dim]
+                          and p16 [ATT_QCHUNK][n_ctx] in the KV type (attention.c) */
     size_t att_stride; /* bytes per thread in att */
+    float *rope_cs;    /* [n_rot] RoPE cos/sin scratch */
+    int32_t *att_seg;  /* [n_batch + 1] attention segment starts (attention.c) */
     float *logits;     /* [n_batch][n_vocab] rows for entries that asked for logits */
     int32_t *logit_row;/* [n_batch] row in logits of batch entry i, or -1 */
     int32_t n_batch_last;
@@ -81,6 +84,16 @@ struct mlxr_context {
 
 /* Load hyperparameters and weight views from an opened GGUF (model.c). */
 mlxr_status mlxr_model_load_weights(mlxr_model *m, mlxr_err *err);
+
+/* Queries per attention task: bounds the per-thread scratch at ATT_QCHUNK x n_ctx. */
+#define ATT_QCHUNK 32
+
+/* Bytes of attention scratch per thread (context.c allocates n_threads of them). */
+size_t mlxr_attention_scratch(int32_t n_ctx, int32_t head_dim);
+
+/* Store the batch's K/V of layer il into the cache and write attention outputs for every entry
+ * into c->xb2 [n][n_embd] (attention.c). */
+void mlxr_attention(mlxr_context *c, const mlxr_batch *b, int32_t il);
 
 /* Run the forward pass on a validated batch (llama.c). */
 void mlxr_llama_forward(mlxr_context *c, const mlxr_batch *b);
