@@ -116,7 +116,7 @@ static mlxr_status bind(mlxr_model *m, mlxr_weight *w, const char *name, int64_t
     return MLXR_OK;
 }
 
-/* Names are formatted into a table the model owns, so weights can point at them. */
+/* "blk.<il>.<suffix>" in buf; bind() copies it into the weight. */
 static const char *layer_name(char (*buf)[48], int il, const char *suffix) {
     snprintf(*buf, sizeof *buf, "blk.%d.%s", il, suffix);
     return *buf;
