@@ -41,6 +41,7 @@
 #include "format/gguf_write.h"
 #include "kernels/kernels.h"
 #include "util/err.h"
+#include "util/rng.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -83,43 +84,16 @@ static const wtype WTYPES[] = {
 /* ---- random numbers ---------------------------------------------------------------------------
  */
 
-static uint64_t splitmix64(uint64_t *x) {
-    uint64_t z = (*x += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
+typedef mlxr_rng rng;
 
-typedef struct rng {
-    uint64_t s[4];
-} rng;
-
+/* One stream per (seed, tensor, row), so rows can be generated in any order on any thread. */
 static void rng_seed(rng *r, uint64_t seed, uint64_t stream, uint64_t row) {
-    uint64_t x = seed ^ (stream * 0xd1b54a32d192ed03ull) ^ (row * 0x8cb92ba72f3d8dd7ull);
-    for (int i = 0; i < 4; i++)
-        r->s[i] = splitmix64(&x);
-}
-
-static uint64_t rotl(uint64_t x, int k) {
-    return (x << k) | (x >> (64 - k));
-}
-
-/* xoshiro256** (Blackman and Vigna). */
-static uint64_t rng_next(rng *r) {
-    uint64_t *s = r->s;
-    uint64_t result = rotl(s[1] * 5, 7) * 9, t = s[1] << 17;
-    s[2] ^= s[0];
-    s[3] ^= s[1];
-    s[1] ^= s[2];
-    s[0] ^= s[3];
-    s[2] ^= t;
-    s[3] = rotl(s[3], 45);
-    return result;
+    mlxr_rng_seed(r, seed ^ (stream * 0xd1b54a32d192ed03ull) ^ (row * 0x8cb92ba72f3d8dd7ull));
 }
 
 /* Uniform in (0, 1]: never 0, so log() below is finite. */
 static double rng_unit(rng *r) {
-    return ((double)(rng_next(r) >> 11) + 1.0) * (1.0 / 9007199254740992.0);
+    return ((double)(mlxr_rng_next(r) >> 11) + 1.0) * (1.0 / 9007199254740992.0);
 }
 
 /* n values ~ N(0, std^2) by the Box-Muller transform, two per pair of uniforms. */

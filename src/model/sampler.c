@@ -8,6 +8,7 @@
  */
 #include "mlxr.h"
 #include "util/err.h"
+#include "util/rng.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -22,7 +23,7 @@ typedef struct cand {
 struct mlxr_sampler {
     mlxr_sampler_opts o;
     int32_t n_vocab;
-    uint64_t rng[4];
+    mlxr_rng rng;
     cand *cands;     /* [n_vocab] */
     int32_t *recent; /* ring of the last repeat_last_n tokens */
     int32_t n_recent, recent_head;
@@ -39,28 +40,6 @@ mlxr_sampler_opts mlxr_sampler_default_opts(void) {
     o.repeat_last_n = 64;
     o.seed = 0;
     return o;
-}
-
-static uint64_t splitmix64(uint64_t *x) {
-    uint64_t z = (*x += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
-static uint64_t rotl(uint64_t x, int k) {
-    return (x << k) | (x >> (64 - k));
-}
-
-static uint64_t next_u64(uint64_t *s) {
-    uint64_t r = rotl(s[1] * 5, 7) * 9, t = s[1] << 17;
-    s[2] ^= s[0];
-    s[3] ^= s[1];
-    s[1] ^= s[2];
-    s[0] ^= s[3];
-    s[2] ^= t;
-    s[3] = rotl(s[3], 45);
-    return r;
 }
 
 mlxr_status mlxr_sampler_new(const mlxr_sampler_opts *o, int32_t n_vocab, mlxr_sampler **out,
@@ -83,8 +62,7 @@ mlxr_status mlxr_sampler_new(const mlxr_sampler_opts *o, int32_t n_vocab, mlxr_s
         mlxr_sampler_free(s);
         return MLXR_FAIL(err, MLXR_ERR_NOMEM, "out of memory for sampler");
     }
-    uint64_t x = o->seed;
-    for (int i = 0; i < 4; i++) s->rng[i] = splitmix64(&x);
+    mlxr_rng_seed(&s->rng, o->seed);
     *out = s;
     return MLXR_OK;
 }
@@ -173,7 +151,7 @@ int32_t mlxr_sampler_sample(mlxr_sampler *s, const float *logits) {
         n = k;
     }
     softmax_cands(s->cands, n, s->o.temp);
-    double u = (double)(next_u64(s->rng) >> 11) * (1.0 / 9007199254740992.0), cum = 0.0;
+    double u = (double)(mlxr_rng_next(&s->rng) >> 11) * (1.0 / 9007199254740992.0), cum = 0.0;
     for (int32_t i = 0; i < n; i++) {
         cum += s->cands[i].p;
         if (u < cum) return s->cands[i].id;
