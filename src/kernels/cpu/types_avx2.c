@@ -358,9 +358,10 @@ static inline __m256i wq_q4_0(const void *row, int64_t i, uint16_t *d) {
     return unpack_q4_0(b->qs);
 }
 
-#define GEMM_TILE(NAME, WQ, PAIR, ABS, TILE_R, TILE_C)                                                           \
-    static void NAME(int64_t nb, const uint8_t *w, size_t ws, const uint8_t *x, size_t xs,        \
+#define GEMM_TILE(NAME, WQ, PAIR, ABS, TILE_R, TILE_C)                                             \
+    static void NAME(int64_t n, const uint8_t *w, size_t ws, const uint8_t *x, size_t xs,         \
                      float *y, size_t ldy) {                                                       \
+        const int64_t nb = n / MLXR_QK8_0;                                                         \
         __m256 acc[TILE_R][TILE_C];                                                                \
         for (int r = 0; r < TILE_R; r++)                                                           \
             for (int c = 0; c < TILE_C; c++) acc[r][c] = _mm256_setzero_ps();                      \
@@ -397,17 +398,18 @@ static inline __m256i no_abs(__m256i v) {
 GEMM_TILE(tile_q8_0, wq_q8_0, pair_q8_0, abs_i8, 4, 2)
 GEMM_TILE(tile_q4_0, wq_q4_0, pair_q4_0, no_abs, 4, 3)
 
-typedef void (*tile_fn)(int64_t nb, const uint8_t *w, size_t ws, const uint8_t *x, size_t xs,
+/* One R x C tile over rows of n elements (see GEMM_TILE, tile_f16). */
+typedef void (*tile_fn)(int64_t n, const uint8_t *w, size_t ws, const uint8_t *x, size_t xs,
                         float *y, size_t ldy);
 
 static void gemm_tiled(tile_fn tile, int R, int C, mlxr_vec_dot_fn dot, int64_t n, int64_t nr,
                        int64_t nc, const void *w, size_t ws, const void *x, size_t xs, float *y,
                        size_t ldy) {
     const uint8_t *W = w, *X = x;
-    const int64_t nb = n / MLXR_QK8_0, nr4 = nr - nr % R, nc2 = nc - nc % C;
+    const int64_t nr4 = nr - nr % R, nc2 = nc - nc % C;
     for (int64_t j = 0; j < nc2; j += C)
         for (int64_t i = 0; i < nr4; i += R)
-            tile(nb, W + (size_t)i * ws, ws, X + (size_t)j * xs, xs, y + (size_t)j * ldy + (size_t)i,
+            tile(n, W + (size_t)i * ws, ws, X + (size_t)j * xs, xs, y + (size_t)j * ldy + (size_t)i,
                  ldy);
     /* edges: the rows past the last full tile for every column, the columns past the last tile */
     for (int64_t j = 0; j < nc; j++) {
@@ -461,17 +463,7 @@ static void tile_f16(int64_t n, const uint8_t *w, size_t ws, const uint8_t *x, s
 
 void mlxr_gemm_f16_avx2(int64_t n, int64_t nr, int64_t nc, const void *w, size_t w_stride,
                         const void *x, size_t x_stride, float *y, size_t ldy) {
-    /* gemm_tiled counts blocks of 32 for the quantized tiles; F16 tiles take elements */
-    const uint8_t *W = w, *X = x;
-    const int64_t nr4 = nr - nr % 4, nc3 = nc - nc % 3;
-    for (int64_t j = 0; j < nc3; j += 3)
-        for (int64_t i = 0; i < nr4; i += 4)
-            tile_f16(n, W + (size_t)i * w_stride, w_stride, X + (size_t)j * x_stride, x_stride,
-                     y + (size_t)j * ldy + (size_t)i, ldy);
-    for (int64_t j = 0; j < nc; j++)
-        for (int64_t i = j < nc3 ? nr4 : 0; i < nr; i++)
-            mlxr_vec_dot_f16_avx2(n, &y[(size_t)j * ldy + (size_t)i], W + (size_t)i * w_stride,
-                                  X + (size_t)j * x_stride);
+    gemm_tiled(tile_f16, 4, 3, mlxr_vec_dot_f16_avx2, n, nr, nc, w, w_stride, x, x_stride, y, ldy);
 }
 
 #endif /* x86 */
