@@ -9,40 +9,19 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
 
 /* Decode n tokens (pp: batches of up to n_batch; tg: one by one); returns seconds or -1. */
 static double timed_decode(mlxr_context *c, const int32_t *ids, int32_t n, int32_t chunk) {
-    int32_t *pos = malloc((size_t)chunk * sizeof *pos), *seq = calloc((size_t)chunk, sizeof *seq);
-    if (!pos || !seq) {
-        free(pos);
-        free(seq);
-        return -1;
-    }
     mlxr_kv_clear(c, 0);
     mlxr_err err = {0};
-    double t0 = now_s();
-    for (int32_t i = 0; i < n; i += chunk) {
-        int32_t k = n - i < chunk ? n - i : chunk;
-        for (int32_t j = 0; j < k; j++) pos[j] = i + j;
-        mlxr_batch b = {k, ids + i, pos, seq, NULL};
-        if (mlxr_decode(c, &b, &err) != MLXR_OK) {
-            cli_error("decode failed: %s", err.msg);
-            t0 = -1;
-            break;
-        }
+    int32_t last;
+    double t0 = cli_now_s();
+    if (cli_decode(c, ids, n, 0, chunk, &last, &err) != MLXR_OK) {
+        cli_error("decode failed: %s", err.msg);
+        return -1;
     }
-    double dt = t0 < 0 ? -1 : now_s() - t0;
-    free(pos);
-    free(seq);
-    return dt;
+    return cli_now_s() - t0;
 }
 
 static void mean_sd(const double *v, int n, double *mean, double *sd) {

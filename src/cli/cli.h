@@ -37,6 +37,14 @@ mlxr_model *cli_load_model(const char *path, bool vocab_only);
 int32_t *cli_tokenize_text(const mlxr_model *m, const char *text, size_t len, bool add_bos,
                            size_t *n_out);
 
+/* Seconds on a monotonic clock. */
+double cli_now_s(void);
+
+/* Decode n tokens of sequence 0 from position pos0 in batches of up to n_batch; *last receives
+ * the batch index whose logits were kept (the last entry of the last batch). */
+mlxr_status cli_decode(mlxr_context *c, const int32_t *ids, int32_t n, int32_t pos0,
+                       int32_t n_batch, int32_t *last, mlxr_err *err);
+
 /* Read all of stdin; malloc'ed, *len set; NULL on error (printed). */
 char *cli_read_stdin(size_t *len);
 

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #ifndef MLXR_DEFAULT_MODEL_REL
@@ -180,4 +181,30 @@ int32_t *cli_tokenize_text(const mlxr_model *m, const char *text, size_t len, bo
         return NULL;
     }
     return ids;
+}
+
+double cli_now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+mlxr_status cli_decode(mlxr_context *c, const int32_t *ids, int32_t n, int32_t pos0,
+                       int32_t n_batch, int32_t *last, mlxr_err *err) {
+    int32_t *pos = malloc((size_t)n_batch * sizeof *pos), *seq = calloc((size_t)n_batch, sizeof *seq);
+    mlxr_status st = MLXR_OK;
+    if (!pos || !seq) {
+        snprintf(err->msg, sizeof err->msg, "out of memory");
+        st = MLXR_ERR_NOMEM;
+    }
+    for (int32_t i = 0; i < n && st == MLXR_OK; i += n_batch) {
+        int32_t k = n - i < n_batch ? n - i : n_batch;
+        for (int32_t j = 0; j < k; j++) pos[j] = pos0 + i + j;
+        mlxr_batch b = {k, ids + i, pos, seq, NULL};
+        st = mlxr_decode(c, &b, err);
+        *last = k - 1;
+    }
+    free(pos);
+    free(seq);
+    return st;
 }

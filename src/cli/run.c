@@ -27,12 +27,6 @@ static void run_usage(void) {
            "  --kv-f32                keep the KV cache in F32 instead of F16\n");
 }
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
 typedef struct run_opts {
     const char *model, *prompt;
     long n_predict, threads, n_ctx;
@@ -106,33 +100,15 @@ static int parse(int argc, char **argv, run_opts *o) {
 }
 
 /* Decode `n` tokens starting at position `pos0` of sequence 0, in chunks of n_batch. */
-/* *last receives the batch index whose logits were kept (the last entry of the last chunk). */
-static mlxr_status decode_tokens(mlxr_context *c, const int32_t *ids, int32_t n, int32_t pos0,
-                                 int32_t n_batch, int32_t *last, mlxr_err *err) {
-    int32_t *pos = malloc((size_t)n_batch * sizeof *pos), *seq = calloc((size_t)n_batch, sizeof *seq);
-    mlxr_status st = MLXR_OK;
-    if (!pos || !seq) st = MLXR_ERR_NOMEM;
-    for (int32_t i = 0; i < n && st == MLXR_OK; i += n_batch) {
-        int32_t k = n - i < n_batch ? n - i : n_batch;
-        for (int32_t j = 0; j < k; j++) pos[j] = pos0 + i + j;
-        mlxr_batch b = {k, ids + i, pos, seq, NULL};
-        st = mlxr_decode(c, &b, err);
-        *last = k - 1;
-    }
-    free(pos);
-    free(seq);
-    return st;
-}
-
 static int generate(mlxr_model *m, mlxr_context *c, mlxr_sampler *s, const run_opts *o,
                     const int32_t *ids, int32_t n_prompt, int32_t n_ctx) {
     mlxr_err err = {0};
     const int32_t n_batch = 512;
-    double t0 = now_s();
+    double t0 = cli_now_s();
     int32_t last = 0;
-    if (decode_tokens(c, ids, n_prompt, 0, n_batch, &last, &err) != MLXR_OK)
+    if (cli_decode(c, ids, n_prompt, 0, n_batch, &last, &err) != MLXR_OK)
         return cli_error("prompt failed: %s", err.msg);
-    double t1 = now_s();
+    double t1 = cli_now_s();
     for (int32_t i = 0; i < n_prompt; i++) mlxr_sampler_accept(s, ids[i]);
     int32_t n_gen = 0, pos = n_prompt;
     char piece[256];
@@ -151,10 +127,10 @@ static int generate(mlxr_model *m, mlxr_context *c, mlxr_sampler *s, const run_o
             fprintf(stderr, "\nmlxr: context of %d tokens is full; stopping\n", n_ctx);
             break;
         }
-        if (decode_tokens(c, &tok, 1, pos++, 1, &last, &err) != MLXR_OK)
+        if (cli_decode(c, &tok, 1, pos++, 1, &last, &err) != MLXR_OK)
             return cli_error("decode failed: %s", err.msg);
     }
-    double t2 = now_s();
+    double t2 = cli_now_s();
     fprintf(stderr, "\nmlxr: prompt %d tokens in %.3f s (%.1f tok/s) | generated %d tokens in %.3f s "
                     "(%.1f tok/s) | %s, %d threads, seed %llu\n",
             n_prompt, t1 - t0, n_prompt / (t1 - t0), n_gen, t2 - t1,
