@@ -40,6 +40,7 @@ static mlxr_status alloc_scratch(mlxr_context *c, mlxr_err *err) {
     c->k_cache = alloc3(seq_layers * (size_t)c->n_ctx, KV, c->kv_elt);
     c->v_cache = alloc3(seq_layers * (size_t)c->n_ctx, KV, c->kv_elt);
     c->seq_len = calloc((size_t)c->n_seq, sizeof *c->seq_len);
+    c->seq_next = calloc((size_t)c->n_seq, sizeof *c->seq_next);
     c->x = alloc3(B, E, 4);
     c->xb = alloc3(B, E, 4);
     c->xb2 = alloc3(B, E, 4);
@@ -56,7 +57,7 @@ static mlxr_status alloc_scratch(mlxr_context *c, mlxr_err *err) {
     c->att_seg = alloc3(B + 1, sizeof *c->att_seg, 1);
     c->logits = alloc3(B, V, 4);
     c->logit_row = calloc(B, sizeof *c->logit_row);
-    if (!c->k_cache || !c->v_cache || !c->seq_len || !c->x || !c->xb || !c->xb2 || !c->q || !c->k ||
+    if (!c->k_cache || !c->v_cache || !c->seq_len || !c->seq_next || !c->x || !c->xb || !c->xb2 || !c->q || !c->k ||
         !c->v || !c->hb || !c->hb2 || !c->xq || !c->att || !c->rope_cs || !c->att_seg || !c->logits || !c->logit_row)
         return MLXR_FAIL(err, MLXR_ERR_NOMEM,
                          "out of memory for a context of %d tokens x %d sequences (batch %d)",
@@ -111,6 +112,7 @@ void mlxr_context_free(mlxr_context *c) {
     free(c->k_cache);
     free(c->v_cache);
     free(c->seq_len);
+    free(c->seq_next);
     free(c->x);
     free(c->xb);
     free(c->xb2);
@@ -137,14 +139,13 @@ const char *mlxr_context_isa(const mlxr_context *c) {
 }
 
 /* Every check happens here, before the forward pass writes anything. */
-static mlxr_status validate(const mlxr_context *c, const mlxr_batch *b, mlxr_err *err) {
+static mlxr_status validate(mlxr_context *c, const mlxr_batch *b, mlxr_err *err) {
     if (!b || b->n <= 0 || !b->token || !b->pos || !b->seq)
         return MLXR_FAIL(err, MLXR_ERR_INVALID, "empty or incomplete batch");
     if (b->n > c->n_batch)
         return MLXR_FAIL(err, MLXR_ERR_RANGE, "batch of %d tokens exceeds n_batch %d", b->n,
                          c->n_batch);
-    int32_t *next = calloc((size_t)c->n_seq, sizeof *next);
-    if (!next) return MLXR_FAIL(err, MLXR_ERR_NOMEM, "out of memory");
+    int32_t *next = c->seq_next; /* positions each sequence would reach */
     memcpy(next, c->seq_len, (size_t)c->n_seq * sizeof *next);
     mlxr_status st = MLXR_OK;
     for (int32_t i = 0; i < b->n && st == MLXR_OK; i++) {
@@ -164,7 +165,6 @@ static mlxr_status validate(const mlxr_context *c, const mlxr_batch *b, mlxr_err
         else
             next[s] = p + 1;
     }
-    free(next);
     return st;
 }
 

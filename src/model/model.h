@@ -60,6 +60,7 @@ struct mlxr_context {
     void *k_cache;     /* [n_seq][n_layer][n_ctx][kv_dim] */
     void *v_cache;     /* [n_seq][n_layer][kv_dim][n_ctx] - transposed, so P.V rows are contiguous */
     int32_t *seq_len;  /* [n_seq] positions cached per sequence */
+    int32_t *seq_next; /* [n_seq] scratch of mlxr_decode's batch check */
 
     /* forward-pass scratch, sized for n_batch tokens */
     float *x;          /* [n_batch][n_embd] residual stream */
