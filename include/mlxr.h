@@ -244,6 +244,16 @@ MLXR_API int32_t mlxr_sampler_sample(mlxr_sampler *s, const float *logits);
 /* Tell the sampler a token was appended (prompt or generated) for the repetition penalty. */
 MLXR_API void mlxr_sampler_accept(mlxr_sampler *s, int32_t token);
 
+/* ---- detokenize and streaming decode (tokenizer owner adds declarations here) ------------ */
+
+/* ---- chat templates (template owner adds declarations here) ------------------------------ */
+
+/* ---- quantization and perplexity (quantize owner adds declarations here) ----------------- */
+
+/* ---- engine: paged KV, scheduler, speculative decoding (engine owner adds declarations here) */
+
+/* ---- GPU backend (CUDA owner adds declarations here) -------------------------------------- */
+
 #ifdef __cplusplus
 }
 #endif
