@@ -2,7 +2,7 @@
 # Installs the Debian packages mlxr needs to build and test. Runs apt-get when root; otherwise
 # prints the exact command to run.
 set -euo pipefail
-PKGS="build-essential cmake pkg-config clang libclang-rt-14-dev libjansson-dev libpcre2-dev python3-jinja2"
+PKGS="build-essential cmake pkg-config clang libclang-rt-14-dev libjansson-dev libpcre2-dev python3-jinja2 libmicrohttpd-dev libsqlite3-dev"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
