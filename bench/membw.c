@@ -1,0 +1,106 @@
+/*
+ * membw.c - memory read bandwidth of this machine, the roofline for weight-bound generation.
+ *
+ *   mlxr-membw [THREADS] [MIB] [PASSES]     defaults: 2 threads, 1024 MiB, 5 passes
+ *
+ * Each thread sums its own slice of a buffer much larger than the caches with vector loads
+ * (what the matrix-vector kernels do with weights); one pass reads the whole buffer once. Prints
+ * one JSON line: {"threads", "mib", "best_gb_s", "median_gb_s"} (GB = 1e9 bytes). The buffer is
+ * written first so every page is backed by memory, not the shared zero page.
+ */
+#define _GNU_SOURCE
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+typedef struct slice {
+    const uint64_t *p;
+    size_t n;          /* uint64 words */
+    uint64_t sum;      /* kept so the loads cannot be optimised away */
+    pthread_barrier_t *bar;
+} slice;
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static void *read_slice(void *arg) {
+    slice *s = arg;
+    pthread_barrier_wait(s->bar);
+    /* four independent accumulators: the loop is load-bound, not add-latency-bound;
+     * gcc -O3 vectorises it (SSE2 is enough to saturate DRAM) */
+    uint64_t a = 0, b = 0, c = 0, d = 0;
+    size_t i = 0;
+    for (; i + 4 <= s->n; i += 4) {
+        a += s->p[i];
+        b += s->p[i + 1];
+        c += s->p[i + 2];
+        d += s->p[i + 3];
+    }
+    for (; i < s->n; i++)
+        a += s->p[i];
+    s->sum = a + b + c + d;
+    return NULL;
+}
+
+static int cmp_double(const void *x, const void *y) {
+    double a = *(const double *)x, b = *(const double *)y;
+    return (a > b) - (a < b);
+}
+
+int main(int argc, char **argv) {
+    int nth = argc > 1 ? atoi(argv[1]) : 2;
+    long mib = argc > 2 ? atol(argv[2]) : 1024;
+    int passes = argc > 3 ? atoi(argv[3]) : 5;
+    if (nth < 1 || nth > 256 || mib < 16 || passes < 1 || passes > 100) {
+        fprintf(stderr, "usage: %s [THREADS 1..256] [MIB >= 16] [PASSES 1..100]\n", argv[0]);
+        return 2;
+    }
+    size_t bytes = (size_t)mib << 20, words = bytes / sizeof(uint64_t);
+    uint64_t *buf = aligned_alloc(64, bytes);
+    if (!buf) {
+        fprintf(stderr, "membw: cannot allocate %ld MiB\n", mib);
+        return 1;
+    }
+    for (size_t i = 0; i < words; i++)
+        buf[i] = i * 0x9e3779b97f4a7c15ull;
+
+    double *gbs = malloc((size_t)passes * sizeof *gbs);
+    slice *sl = calloc((size_t)nth, sizeof *sl);
+    pthread_t *th = calloc((size_t)nth, sizeof *th);
+    if (!gbs || !sl || !th) return 1;
+    uint64_t check = 0;
+    for (int p = 0; p < passes; p++) {
+        pthread_barrier_t bar;
+        pthread_barrier_init(&bar, NULL, (unsigned)nth + 1);
+        size_t per = words / (size_t)nth;
+        for (int t = 0; t < nth; t++) {
+            sl[t].p = buf + (size_t)t * per;
+            sl[t].n = t == nth - 1 ? words - (size_t)t * per : per;
+            sl[t].bar = &bar;
+            pthread_create(&th[t], NULL, read_slice, &sl[t]);
+        }
+        pthread_barrier_wait(&bar); /* all threads created: start the clock */
+        double t0 = now_s();
+        for (int t = 0; t < nth; t++) {
+            pthread_join(th[t], NULL);
+            check += sl[t].sum;
+        }
+        gbs[p] = (double)bytes / (now_s() - t0) / 1e9;
+        pthread_barrier_destroy(&bar);
+    }
+    qsort(gbs, (size_t)passes, sizeof *gbs, cmp_double);
+    printf("{\"threads\": %d, \"mib\": %ld, \"best_gb_s\": %.2f, \"median_gb_s\": %.2f, "
+           "\"check\": %llu}\n",
+           nth, mib, gbs[passes - 1], gbs[passes / 2], (unsigned long long)(check & 0xff));
+    free(th);
+    free(sl);
+    free(gbs);
+    free(buf);
+    return 0;
+}
