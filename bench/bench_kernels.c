@@ -1,9 +1,10 @@
 /*
  * bench_kernels.c - single-threaded matrix-vector throughput of the type kernels (kernels.h).
  *
- * For each weight type (F32, F16, BF16, Q8_0, Q4_0) and each ISA level this CPU has, times
- * y[r] = vec_dot(W[r], x) over an n_rows x n_cols matrix (default 4096 x 4096), the decode-step
- * hot loop, and prints GB/s of weight bytes read and ns per row. Two cases:
+ * For each weight type (F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K..Q6_K, IQ4_NL,
+ * IQ4_XS) and each ISA level this CPU has, times y[r] = vec_dot(W[r], x) over an n_rows x n_cols
+ * matrix (default 4096 x 4096), the decode-step hot loop, and prints GB/s of weight bytes read,
+ * ns per row and ns per 256 weights. Two cases:
  *   hot:  the same matrix again and again (cache-resident if it fits the last-level cache);
  *   cold: rotating over enough copies to fill >= 256 MiB, so weights stream from DRAM, as in
  *         real decoding of a model larger than the cache.
@@ -11,7 +12,14 @@
  * the best of several passes. Not a test: it checks nothing except that all variants agree
  * roughly: max|y - y_ref| / max|y_ref| against the scalar reference is printed.
  *
- * Usage: bench_kernels [n_rows n_cols]   (n_cols a multiple of 32)
+ * Types with a tiled product (gemm) also get a prompt-processing line: y = W . X^T for 32
+ * activation rows, gemm called on 32-row blocks as the forward pass does, in ns per 256 weights
+ * per activation row, against 32 vec_dot passes over the whole matrix.
+ * Weights of the types without a quantizer in this table are random blocks with sane scales
+ * (the speed of a dot product does not depend on the values).
+ *
+ * Usage: bench_kernels [n_rows n_cols [TYPE,TYPE,...|all [hot]]]   (n_cols a multiple of 32; types
+ * whose block does not divide it are skipped; "hot" skips the DRAM-streaming case)
  */
 #ifndef _GNU_SOURCE
 #define _POSIX_C_SOURCE 200809L
@@ -38,7 +46,36 @@ static const bench_type TYPES[] = {
     {MLXR_DTYPE_BF16, "BF16", 1, 2},
     {MLXR_DTYPE_Q8_0, "Q8_0", MLXR_QK8_0, sizeof(mlxr_block_q8_0)},
     {MLXR_DTYPE_Q4_0, "Q4_0", MLXR_QK4_0, sizeof(mlxr_block_q4_0)},
+    {MLXR_DTYPE_Q4_1, "Q4_1", MLXR_QK4_1, sizeof(mlxr_block_q4_1)},
+    {MLXR_DTYPE_Q5_0, "Q5_0", MLXR_QK5_0, sizeof(mlxr_block_q5_0)},
+    {MLXR_DTYPE_Q5_1, "Q5_1", MLXR_QK5_1, sizeof(mlxr_block_q5_1)},
+    {MLXR_DTYPE_Q2_K, "Q2_K", MLXR_QK_K, sizeof(mlxr_block_q2_k)},
+    {MLXR_DTYPE_Q3_K, "Q3_K", MLXR_QK_K, sizeof(mlxr_block_q3_k)},
+    {MLXR_DTYPE_Q4_K, "Q4_K", MLXR_QK_K, sizeof(mlxr_block_q4_k)},
+    {MLXR_DTYPE_Q5_K, "Q5_K", MLXR_QK_K, sizeof(mlxr_block_q5_k)},
+    {MLXR_DTYPE_Q6_K, "Q6_K", MLXR_QK_K, sizeof(mlxr_block_q6_k)},
+    {MLXR_DTYPE_IQ4_NL, "IQ4_NL", MLXR_QK4_NL, sizeof(mlxr_block_iq4_nl)},
+    {MLXR_DTYPE_IQ4_XS, "IQ4_XS", MLXR_QK_K, sizeof(mlxr_block_iq4_xs)},
 };
+
+/* Random encoded row with every f16 scale field set to a small positive value: the fields are
+ * where blocks.h puts them (d first, except Q2_K/Q3_K/Q6_K, whose d (and dmin) come last). */
+static void random_row(const bench_type *bt, char *row, int64_t n_cols, float (*rnd)(void)) {
+    const int64_t nb = n_cols / bt->block_n;
+    for (size_t i = 0; i < (size_t)nb * bt->block_bytes; i++)
+        row[i] = (char)(int)(rnd() * 127.0f);
+    const uint16_t h = 0x1c00; /* f16 0.00390625 */
+    for (int64_t b = 0; b < nb; b++) {
+        char *blk = row + (size_t)b * bt->block_bytes;
+        size_t at[2] = {0, 2};
+        if (bt->t == MLXR_DTYPE_Q2_K) at[0] = 80, at[1] = 82;
+        if (bt->t == MLXR_DTYPE_Q3_K || bt->t == MLXR_DTYPE_Q6_K)
+            at[0] = at[1] = bt->block_bytes - 2;
+        memcpy(blk + at[0], &h, 2);
+        if (bt->t != MLXR_DTYPE_Q5_0 && bt->t != MLXR_DTYPE_IQ4_NL && bt->t != MLXR_DTYPE_IQ4_XS)
+            memcpy(blk + at[1], &h, 2);
+    }
+}
 
 static double now_s(void) {
     struct timespec ts;
@@ -90,21 +127,58 @@ static double time_pass(mlxr_vec_dot_fn dot, char **mats, int n_mats, size_t row
     return best;
 }
 
+/* Best time of y = W . X^T through the type's gemm (or nc vec_dot passes when gemm is NULL). */
+static double time_gemm(const mlxr_type_kernels *tk, const char *w, size_t row_bytes, const char *x,
+                        size_t x_bytes, float *y, int64_t n_rows, int64_t n_cols, int64_t nc,
+                        int use_gemm) {
+    double best = 1e30, total = 0.0;
+    for (int it = 0; it < 3 || total < 0.25; it++) {
+        const double t0 = now_s();
+        if (use_gemm) { /* 32-row blocks, as the forward pass calls it (src/model/llama.c) */
+            for (int64_t r = 0; r < n_rows; r += 32)
+                tk->gemm(n_cols, n_rows - r < 32 ? n_rows - r : 32, nc, w + (size_t)r * row_bytes,
+                         row_bytes, x, x_bytes, y + r, (size_t)n_rows);
+        } else {
+            for (int64_t j = 0; j < nc; j++)
+                matvec(tk->vec_dot, w, row_bytes, x + (size_t)j * x_bytes, y + j * n_rows, n_rows,
+                       n_cols);
+        }
+        const double dt = now_s() - t0;
+        total += dt;
+        if (dt < best) best = dt;
+        if (it > 1000) break;
+    }
+    return best;
+}
+
+static int selected(const char *list, const char *name) {
+    if (!list) return 1;
+    const size_t n = strlen(name);
+    for (const char *p = list; (p = strstr(p, name)) != NULL; p += n)
+        if ((p == list || p[-1] == ',') && (p[n] == '\0' || p[n] == ',')) return 1;
+    return 0;
+}
+
 int main(int argc, char **argv) {
     int64_t n_rows = 4096, n_cols = 4096;
-    if (argc == 3) {
+    const char *only = NULL;
+    int hot_only = 0;
+    if (argc >= 3) {
         n_rows = atoll(argv[1]);
         n_cols = atoll(argv[2]);
     }
+    if (argc >= 4 && strcmp(argv[3], "all") != 0) only = argv[3];
+    if (argc >= 5) hot_only = strcmp(argv[4], "hot") == 0;
     if (n_rows <= 0 || n_cols <= 0 || n_cols % 32 != 0) {
-        fprintf(stderr, "usage: %s [n_rows n_cols]  (n_cols a multiple of 32)\n", argv[0]);
+        fprintf(stderr, "usage: %s [n_rows n_cols [TYPES [hot]]]  (n_cols a multiple of 32)\n",
+                argv[0]);
         return 1;
     }
     const mlxr_isa cpu = mlxr_cpu_isa();
     printf("matrix %lld x %lld, single thread, cpu isa %s\n", (long long)n_rows, (long long)n_cols,
            mlxr_isa_name(cpu));
-    printf("%-5s %-7s %9s %10s %10s %10s %10s %9s\n", "type", "isa", "MiB", "hot GB/s",
-           "hot ns/row", "cold GB/s", "cold ns/row", "max rdiff");
+    printf("%-6s %-7s %7s %9s %10s %11s %9s %10s %9s\n", "type", "isa", "MiB", "hot GB/s",
+           "hot ns/row", "hot ns/256w", "cold GB/s", "cold ns/row", "max rdiff");
 
     mlxr_kernels ref;
     mlxr_kernels_init(&ref, MLXR_ISA_SCALAR);
@@ -114,17 +188,23 @@ int main(int argc, char **argv) {
 
     for (size_t ti = 0; ti < sizeof(TYPES) / sizeof(TYPES[0]); ti++) {
         const bench_type *bt = &TYPES[ti];
+        if (!selected(only, bt->name) || n_cols % bt->block_n != 0) continue;
         const size_t row_bytes = (size_t)(n_cols / bt->block_n) * bt->block_bytes;
         const size_t mat_bytes = row_bytes * (size_t)n_rows;
-        int n_mats = (int)((256u << 20) / mat_bytes) + 1;
+        int n_mats = hot_only ? 1 : (int)((256u << 20) / mat_bytes) + 1;
         if (n_mats > 64) n_mats = 64;
         char **mats = xmalloc((size_t)n_mats * sizeof(char *));
         for (int m = 0; m < n_mats; m++) {
             mats[m] = xmalloc(mat_bytes);
             for (int64_t r = 0; r < n_rows; r++) {
+                char *row = mats[m] + (size_t)r * row_bytes;
+                if (!ref.type[bt->t].from_float) {
+                    random_row(bt, row, n_cols, rnd);
+                    continue;
+                }
                 for (int64_t c = 0; c < n_cols; c++)
                     src[c] = rnd();
-                ref.type[bt->t].from_float(src, mats[m] + (size_t)r * row_bytes, n_cols);
+                ref.type[bt->t].from_float(src, row, n_cols);
             }
         }
         /* activation row in the weight type's vec_dot_type (all encodings fit 4 bytes/elem) */
@@ -140,7 +220,8 @@ int main(int argc, char **argv) {
             mlxr_kernels_init(&k, (mlxr_isa)isa);
             const mlxr_vec_dot_fn dot = k.type[bt->t].vec_dot;
             const double hot = time_pass(dot, mats, 1, row_bytes, x, y, n_rows, n_cols);
-            const double cold = time_pass(dot, mats, n_mats, row_bytes, x, y, n_rows, n_cols);
+            const double cold =
+                hot_only ? NAN : time_pass(dot, mats, n_mats, row_bytes, x, y, n_rows, n_cols);
             matvec(dot, mats[0], row_bytes, x, y, n_rows, n_cols);
             double maxdiff = 0.0, maxref = 1e-30;
             for (int64_t r = 0; r < n_rows; r++) {
@@ -149,11 +230,33 @@ int main(int argc, char **argv) {
                 if (fabs((double)y_ref[r]) > maxref) maxref = fabs((double)y_ref[r]);
             }
             const double rdiff = maxdiff / maxref;
-            printf("%-5s %-7s %9.1f %10.2f %10.1f %10.2f %10.1f %9.2g\n", bt->name,
+            const double per256 = 1e9 * hot / ((double)n_rows * (double)n_cols / 256.0);
+            printf("%-6s %-7s %7.1f %9.2f %10.1f %11.2f %9.2f %10.1f %9.2g\n", bt->name,
                    mlxr_isa_name(k.isa), (double)mat_bytes / 1048576.0, 1e-9 * mat_bytes / hot,
-                   1e9 * hot / (double)n_rows, 1e-9 * mat_bytes / cold, 1e9 * cold / (double)n_rows,
-                   rdiff);
+                   1e9 * hot / (double)n_rows, per256, 1e-9 * mat_bytes / cold,
+                   1e9 * cold / (double)n_rows, rdiff);
             fflush(stdout);
+            if (isa > MLXR_ISA_SCALAR && k.type[bt->t].gemm && bt->block_n > 1) {
+                enum { NC = 32 };
+                const size_t xb = (size_t)n_cols * sizeof(float); /* >= any encoded row */
+                char *xs = xmalloc(xb * NC);
+                float *yy = xmalloc(sizeof(float) * (size_t)n_rows * NC);
+                for (int j = 0; j < NC; j++) {
+                    for (int64_t c = 0; c < n_cols; c++)
+                        src[c] = rnd();
+                    ref.type[xt].from_float(src, xs + (size_t)j * xb, n_cols);
+                }
+                const double tg = time_gemm(&k.type[bt->t], mats[0], row_bytes, xs, xb, yy, n_rows,
+                                            n_cols, NC, 1);
+                const double td = time_gemm(&k.type[bt->t], mats[0], row_bytes, xs, xb, yy, n_rows,
+                                            n_cols, NC, 0);
+                const double units = (double)n_rows * (double)n_cols / 256.0 * NC;
+                printf("%-6s %-7s gemm x%d: %.2f ns/256w/row (tiled) vs %.2f (vec_dot), %.2fx\n",
+                       bt->name, mlxr_isa_name(k.isa), NC, 1e9 * tg / units, 1e9 * td / units,
+                       td / tg);
+                free(xs);
+                free(yy);
+            }
         }
         free(x);
         for (int m = 0; m < n_mats; m++)

@@ -2,7 +2,8 @@
  * gen_llama.c - mlxr-gen-llama: write a Llama-architecture GGUF with random weights, for
  * benchmarks (speed only: the model's output is gibberish by design).
  *
- *   mlxr-gen-llama -o FILE --type f16|q8_0|q4_0 [--preset 1b|tiny] [--seed N] [--threads N]
+ *   mlxr-gen-llama -o FILE --type f16|q8_0|q4_0 [--preset 1b|3b|7b|8b|tiny] [--seed N]
+ *                  [--threads N]
  *                  [--n-embd N] [--n-layer N] [--n-head N] [--n-head-kv N] [--n-ff N]
  *                  [--n-vocab N] [--n-ctx N]
  *
@@ -12,8 +13,20 @@
  *         vocabulary and an untied output matrix; 1,104,218,112 parameters (16 blocks of
  *         60.8 M, embedding and output 65.5 M each). Files: f16 2.21 GB, q8_0 1.17 GB,
  *         q4_0 0.62 GB.
+ *   3b    n_embd 3072, n_layer 28, n_head 24, n_head_kv 8 (head_dim 128), n_ff 8192,
+ *         n_vocab 128256, n_ctx 4096: Llama-3.2-3B's shapes (context cut to 4096), with an
+ *         untied output (the real model ties it, 3.21 B); 3,606,752,256 parameters. Files: f16
+ *         7.21 GB, q8_0 3.83 GB, q4_0 2.03 GB.
+ *   7b    n_embd 4096, n_layer 32, n_head 32, n_head_kv 32 (head_dim 128, no GQA), n_ff 11008,
+ *         n_vocab 32000, n_ctx 4096: Llama-2-7B; 6,738,415,616 parameters, as the real model.
+ *         Files: f16 13.48 GB, q8_0 7.16 GB, q4_0 3.79 GB.
+ *   8b    n_embd 4096, n_layer 32, n_head 32, n_head_kv 8 (head_dim 128), n_ff 14336,
+ *         n_vocab 128256, n_ctx 8192: Llama-3-8B / 3.1-8B (context cut to 8192);
+ *         8,030,261,248 parameters, as the real model. Files: f16 16.06 GB, q8_0 8.53 GB,
+ *         q4_0 4.52 GB.
  *   tiny  n_embd 256, n_layer 4, n_head 8, n_head_kv 4, n_ff 768, n_vocab 4096, n_ctx 512
  *         (the shapes of the test data's toy models; 5.2 M parameters), for quick runs.
+ * The big presets only fix shapes; writing them takes the disk space above and minutes of CPU.
  *
  * File: GGUF v3 in llama.cpp's names and layouts. Metadata: general.architecture "llama",
  * general.name, general.file_type (1 F16, 7 Q8_0, 2 Q4_0), llama.* hyperparameters (rope base
@@ -66,6 +79,9 @@ typedef struct hparams {
 } hparams;
 
 static const hparams PRESET_1B = {2048, 16, 32, 8, 8192, 32000, 2048};
+static const hparams PRESET_3B = {3072, 28, 24, 8, 8192, 128256, 4096};
+static const hparams PRESET_7B = {4096, 32, 32, 32, 11008, 32000, 4096};
+static const hparams PRESET_8B = {4096, 32, 32, 8, 14336, 128256, 8192};
 static const hparams PRESET_TINY = {256, 4, 8, 4, 768, 4096, 512};
 
 typedef struct wtype {
@@ -349,12 +365,13 @@ static mlxr_status verify(const char *path, const hparams *hp, size_t n_tensors,
  */
 
 static void usage(FILE *f) {
-    fprintf(f, "usage: mlxr-gen-llama -o FILE --type f16|q8_0|q4_0 [--preset 1b|tiny] [--seed N]\n"
-               "                      [--threads N] [--n-embd N] [--n-layer N] [--n-head N]\n"
+    fprintf(f, "usage: mlxr-gen-llama -o FILE --type f16|q8_0|q4_0 [--preset 1b|3b|7b|8b|tiny]\n"
+               "                      [--seed N] [--threads N] [--n-embd N] [--n-layer N] [--n-head N]\n"
                "                      [--n-head-kv N] [--n-ff N] [--n-vocab N] [--n-ctx N]\n"
                "Writes a Llama GGUF with random N(0, 0.02) weights for benchmarks.\n"
                "Presets: 1b (default; 2048/16 layers/32 heads/8 KV heads/8192/32000/2048,\n"
-               "1.10 B parameters), tiny (256/4/8/4/768/4096/512).\n");
+               "1.10 B parameters), 3b (Llama-3.2-3B shapes, untied output: 3.61 B), 7b\n"
+               "(Llama-2-7B: 6.74 B), 8b (Llama-3-8B: 8.03 B), tiny (256/4/8/4/768/4096/512).\n");
 }
 
 static bool parse_int(const char *flag, const char *s, int64_t lo, int64_t hi, int64_t *out) {
@@ -412,6 +429,12 @@ int main(int argc, char **argv) {
         } else if (!strcmp(a, "--preset")) {
             if (!strcmp(v, "1b"))
                 hp = PRESET_1B;
+            else if (!strcmp(v, "3b"))
+                hp = PRESET_3B;
+            else if (!strcmp(v, "7b"))
+                hp = PRESET_7B;
+            else if (!strcmp(v, "8b"))
+                hp = PRESET_8B;
             else if (!strcmp(v, "tiny"))
                 hp = PRESET_TINY;
             else

@@ -13,8 +13,18 @@
 
 int cli_run(int argc, char **argv);
 int cli_tokenize(int argc, char **argv);
+int cli_detokenize(int argc, char **argv);
 int cli_info(int argc, char **argv);
+int cli_template(int argc, char **argv);
 int cli_bench(int argc, char **argv);
+int cli_quantize(int argc, char **argv);
+int cli_perplexity(int argc, char **argv);
+int cli_serve(int argc, char **argv);
+int cli_list(int argc, char **argv);
+int cli_show(int argc, char **argv);
+int cli_rm(int argc, char **argv);
+int cli_import(int argc, char **argv);
+int cli_pull(int argc, char **argv);
 
 /* Print "mlxr: error: <msg>" to stderr; returns 1 (the exit status to use). */
 int cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

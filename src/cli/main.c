@@ -21,10 +21,19 @@ static void usage(FILE *f) {
             "usage: mlxr <command> [options]\n"
             "\n"
             "commands:\n"
-            "  run       generate text: mlxr run [-m MODEL] -p PROMPT [-n N] [--temp T] ...\n"
-            "  tokenize  print the token ids of stdin: mlxr tokenize [-m MODEL] [--no-bos]\n"
+            "  run       generate text: mlxr run [-m MODEL] -p PROMPT [-n N] [--temp T] [--draft M|--lookup] ...\n"
+            "  tokenize  print the token ids of stdin: mlxr tokenize [-m MODEL] [--no-bos] [--parse-special]\n"
+            "  detokenize  print the text of token ids: mlxr detokenize [-m MODEL] [--special] [ID ...]\n"
             "  info      print a model's metadata and tensors: mlxr info [-m MODEL]\n"
+            "  template  print a chat prompt: mlxr template [-m MODEL] [--template F.jinja] --messages F.json\n"
+            "            [--add-generation-prompt]\n"
             "  bench     measure speed: mlxr bench [-m MODEL] [-p 512] [-n 128] [-t N] [-r R] [--json]\n"
+            "            [--parallel N] [--prefix-share]\n"
+            "  quantize  convert a model's weights: mlxr quantize IN.gguf OUT.gguf TYPE [-t N]\n"
+            "  perplexity  score a text: mlxr perplexity -m MODEL -f TEXT [-c N_CTX] [--base MODEL] [--json]\n"
+            "  serve     run the HTTP daemon (OpenAI + Ollama API): mlxr serve [--port N] [--socket P]\n"
+            "  list      installed models; show NAME, rm NAME, import PATH [--name NAME[:TAG]],\n"
+            "            pull PATH (local files only) manage them (all take --home DIR)\n"
             "\n"
             "Run 'mlxr <command> --help' for the options of a command.\n"
             "Without -m, the bundled demonstration model is used (%s).\n",
@@ -39,8 +48,18 @@ int main(int argc, char **argv) {
     const char *cmd = argv[1];
     if (!strcmp(cmd, "run")) return cli_run(argc - 1, argv + 1);
     if (!strcmp(cmd, "tokenize")) return cli_tokenize(argc - 1, argv + 1);
+    if (!strcmp(cmd, "detokenize")) return cli_detokenize(argc - 1, argv + 1);
     if (!strcmp(cmd, "info")) return cli_info(argc - 1, argv + 1);
+    if (!strcmp(cmd, "template")) return cli_template(argc - 1, argv + 1);
     if (!strcmp(cmd, "bench")) return cli_bench(argc - 1, argv + 1);
+    if (!strcmp(cmd, "quantize")) return cli_quantize(argc - 1, argv + 1);
+    if (!strcmp(cmd, "perplexity")) return cli_perplexity(argc - 1, argv + 1);
+    if (!strcmp(cmd, "serve")) return cli_serve(argc - 1, argv + 1);
+    if (!strcmp(cmd, "list") || !strcmp(cmd, "ls")) return cli_list(argc - 1, argv + 1);
+    if (!strcmp(cmd, "show")) return cli_show(argc - 1, argv + 1);
+    if (!strcmp(cmd, "rm")) return cli_rm(argc - 1, argv + 1);
+    if (!strcmp(cmd, "import")) return cli_import(argc - 1, argv + 1);
+    if (!strcmp(cmd, "pull")) return cli_pull(argc - 1, argv + 1);
     if (!strcmp(cmd, "-h") || !strcmp(cmd, "--help") || !strcmp(cmd, "help")) {
         usage(stdout);
         return 0;

@@ -1,6 +1,8 @@
 /*
  * run.c - `mlxr run`: tokenize a prompt, run it through the model, and print the continuation
- * as tokens arrive; a timing line goes to stderr.
+ * as tokens arrive; a timing line goes to stderr. With --draft MODEL or --lookup it decodes
+ * speculatively (mlxr_spec_generate): same text, fewer target passes; the acceptance rate goes to
+ * stderr too.
  */
 #include "cli.h"
 
@@ -24,13 +26,16 @@ static void run_usage(void) {
            "  --repeat-penalty R      (default 1.0 = off)\n"
            "  --repeat-last-n N       tokens the penalty looks at (default 64)\n"
            "  -s, --seed S            random seed (default: random; printed to stderr)\n"
-           "  --kv-f32                keep the KV cache in F32 instead of F16\n");
+           "  --kv-f32                keep the KV cache in F32 instead of F16\n"
+           "  --draft MODEL           speculative decoding with a smaller draft model (same vocabulary)\n"
+           "  --lookup                speculative decoding by prompt lookup (n-grams of the text so far)\n"
+           "  --n-draft K             tokens proposed per step (default 5)\n");
 }
 
 typedef struct run_opts {
-    const char *model, *prompt;
-    long n_predict, threads, n_ctx;
-    bool kv_f32, seed_set;
+    const char *model, *prompt, *draft;
+    long n_predict, threads, n_ctx, n_draft;
+    bool kv_f32, seed_set, lookup;
     mlxr_sampler_opts so;
 } run_opts;
 
@@ -41,6 +46,9 @@ static int parse(int argc, char **argv, run_opts *o) {
     o->threads = 0;
     o->n_ctx = 0;
     o->kv_f32 = false;
+    o->draft = NULL;
+    o->lookup = false;
+    o->n_draft = 5;
     o->seed_set = false;
     o->so = mlxr_sampler_default_opts();
     for (int i = 1; i < argc; i++) {
@@ -55,9 +63,17 @@ static int parse(int argc, char **argv, run_opts *o) {
             o->kv_f32 = true;
             continue;
         }
+        if (!strcmp(a, "--lookup")) {
+            o->lookup = true;
+            continue;
+        }
         if (!(v = cli_value(argc, argv, &i))) return 1;
         if (!strcmp(a, "-m") || !strcmp(a, "--model")) o->model = v;
         else if (!strcmp(a, "-p") || !strcmp(a, "--prompt")) o->prompt = v;
+        else if (!strcmp(a, "--draft")) o->draft = v;
+        else if (!strcmp(a, "--n-draft")) {
+            if (!cli_int(a, v, 1, 63, &o->n_draft)) return 1;
+        }
         else if (!strcmp(a, "-n") || !strcmp(a, "--n-predict")) {
             if (!cli_int(a, v, 0, 1 << 30, &o->n_predict)) return 1;
         } else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) {
@@ -93,6 +109,7 @@ static int parse(int argc, char **argv, run_opts *o) {
         }
     }
     if (!o->prompt) return cli_error("run needs a prompt: -p TEXT");
+    if (o->draft && o->lookup) return cli_error("--draft and --lookup exclude each other");
     if (o->threads == 0)
         o->threads = sysconf(_SC_NPROCESSORS_ONLN) > 0 ? sysconf(_SC_NPROCESSORS_ONLN) : 1;
     if (!o->seed_set) o->so.seed = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
@@ -139,6 +156,37 @@ static int generate(mlxr_model *m, mlxr_context *c, mlxr_sampler *s, const run_o
     return 0;
 }
 
+static bool print_token(void *user, uint64_t id, int32_t tok) {
+    (void)id;
+    char piece[256];
+    size_t len;
+    if (mlxr_token_to_piece(user, tok, piece, sizeof piece, &len, NULL) == MLXR_OK) {
+        fwrite(piece, 1, len, stdout);
+        fflush(stdout);
+    }
+    return true;
+}
+
+/* --draft / --lookup: speculative decoding of the whole generation. */
+static int generate_spec(mlxr_model *m, mlxr_context *c, mlxr_context *dc, mlxr_sampler *s,
+                         const run_opts *o, const int32_t *ids, int32_t n_prompt) {
+    mlxr_err err = {0};
+    mlxr_spec_opts so = mlxr_spec_default_opts();
+    so.n_draft = (int32_t)o->n_draft;
+    mlxr_spec_stats st;
+    double t0 = cli_now_s();
+    if (mlxr_spec_generate(c, dc, &so, s, ids, n_prompt, (int32_t)o->n_predict, print_token, m,
+                           &st, &err) != MLXR_OK)
+        return cli_error("speculative decoding failed: %s", err.msg);
+    double t = cli_now_s() - t0;
+    fprintf(stderr, "\nmlxr: %s: %d tokens in %.3f s including the prompt (%.1f tok/s) | %d target "
+                    "passes, %d of %d drafted tokens accepted (%.0f%%) | seed %llu\n",
+            dc ? "draft model" : "prompt lookup", st.n_gen, t, st.n_gen / t, st.n_passes,
+            st.n_accepted, st.n_drafted, st.n_drafted ? 100.0 * st.n_accepted / st.n_drafted : 0.0,
+            (unsigned long long)o->so.seed);
+    return 0;
+}
+
 int cli_run(int argc, char **argv) {
     run_opts o;
     int rc = parse(argc, argv, &o);
@@ -149,7 +197,8 @@ int cli_run(int argc, char **argv) {
     mlxr_err err = {0};
     size_t len = strlen(o.prompt), n_ids = 0;
     int32_t *ids = cli_tokenize_text(m, o.prompt, len, true, &n_ids);
-    mlxr_context *c = NULL;
+    mlxr_context *c = NULL, *dc = NULL;
+    mlxr_model *dm = NULL;
     mlxr_sampler *s = NULL;
     rc = 1;
     if (!ids) goto done;
@@ -172,8 +221,20 @@ int cli_run(int argc, char **argv) {
         cli_error("%s", err.msg);
         goto done;
     }
-    rc = generate(m, c, s, &o, ids, (int32_t)n_ids, n_ctx);
+    if (o.draft) {
+        if (!(dm = cli_load_model(o.draft, false))) goto done;
+        if (mlxr_context_new(dm, &co, &dc, &err) != MLXR_OK) {
+            cli_error("draft: %s", err.msg);
+            goto done;
+        }
+    }
+    if (o.draft || o.lookup)
+        rc = generate_spec(m, c, dc, s, &o, ids, (int32_t)n_ids);
+    else
+        rc = generate(m, c, s, &o, ids, (int32_t)n_ids, n_ctx);
 done:
+    mlxr_context_free(dc);
+    mlxr_model_free(dm);
     mlxr_sampler_free(s);
     mlxr_context_free(c);
     free(ids);

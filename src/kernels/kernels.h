@@ -9,9 +9,11 @@
  *   Q8_0: { f16 d; int8 qs[32]; }              x[i] = d * qs[i]
  *   Q4_0: { f16 d; uint8 qs[16]; }             x[i] = d * ((qs[i] & 0xF) - 8),
  *                                              x[i+16] = d * ((qs[i] >> 4) - 8)
- * Matrix-vector products convert the activation row to the weight type's `vec_dot_type` first
- * (F32 -> F32, F16 -> F16, BF16 -> BF16, Q8_0/Q4_0 -> Q8_0), as llama.cpp does, so results
- * match it closely; the dot product then runs on the two encoded rows.
+ * The other quantized types' layouts are in blocks.h.
+ * Matrix-vector products convert the activation row to the weight type's `vec_dot_type` first, as
+ * llama.cpp does, so results match it closely; the dot product then runs on the two encoded rows:
+ *   F32 -> F32, F16 -> F16, BF16 -> BF16, Q8_0/Q4_0/Q5_0/IQ4_NL -> Q8_0, Q4_1/Q5_1 -> Q8_1,
+ *   Q2_K..Q6_K/IQ4_XS -> Q8_K.
  */
 #ifndef MLXR_KERNELS_H
 #define MLXR_KERNELS_H
@@ -19,6 +21,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "kernels/blocks.h"
 #include "mlxr.h"
 
 #define MLXR_QK8_0 32
@@ -103,7 +106,40 @@ void mlxr_to_float_bf16_ref(const void *x, float *y, int64_t n);
 void mlxr_dequantize_q8_0_ref(const void *x, float *y, int64_t n);
 void mlxr_dequantize_q4_0_ref(const void *x, float *y, int64_t n);
 
-/* ---- AVX2 (src/kernels/cpu/types_avx2.c) and AVX-512 (types_avx512.c) variants --------------------- */
+/* ---- reference variants of the other quantized types (src/kernels/ref/quants.c) ---------- */
+
+void mlxr_quantize_q8_1_ref(const float *x, void *y, int64_t n); /* activations for Q4_1/Q5_1 */
+void mlxr_quantize_q8_k_ref(const float *x, void *y, int64_t n); /* activations for K / IQ4_XS */
+void mlxr_dequantize_q8_1_ref(const void *x, float *y, int64_t n);
+void mlxr_dequantize_q8_k_ref(const void *x, float *y, int64_t n);
+
+void mlxr_dequantize_q4_1_ref(const void *x, float *y, int64_t n);
+void mlxr_dequantize_q5_0_ref(const void *x, float *y, int64_t n);
+void mlxr_dequantize_q5_1_ref(const void *x, float *y, int64_t n);
+void mlxr_dequantize_q2_k_ref(const void *x, float *y, int64_t n);
+void mlxr_dequantize_q3_k_ref(const void *x, float *y, int64_t n);
+void mlxr_dequantize_q4_k_ref(const void *x, float *y, int64_t n);
+void mlxr_dequantize_q5_k_ref(const void *x, float *y, int64_t n);
+void mlxr_dequantize_q6_k_ref(const void *x, float *y, int64_t n);
+void mlxr_dequantize_iq4_nl_ref(const void *x, float *y, int64_t n);
+void mlxr_dequantize_iq4_xs_ref(const void *x, float *y, int64_t n);
+
+void mlxr_vec_dot_q4_1_ref(int64_t n, float *s, const void *x, const void *y);   /* . q8_1 */
+void mlxr_vec_dot_q5_0_ref(int64_t n, float *s, const void *x, const void *y);   /* . q8_0 */
+void mlxr_vec_dot_q5_1_ref(int64_t n, float *s, const void *x, const void *y);   /* . q8_1 */
+void mlxr_vec_dot_q2_k_ref(int64_t n, float *s, const void *x, const void *y);   /* . q8_k */
+void mlxr_vec_dot_q3_k_ref(int64_t n, float *s, const void *x, const void *y);   /* . q8_k */
+void mlxr_vec_dot_q4_k_ref(int64_t n, float *s, const void *x, const void *y);   /* . q8_k */
+void mlxr_vec_dot_q5_k_ref(int64_t n, float *s, const void *x, const void *y);   /* . q8_k */
+void mlxr_vec_dot_q6_k_ref(int64_t n, float *s, const void *x, const void *y);   /* . q8_k */
+void mlxr_vec_dot_iq4_nl_ref(int64_t n, float *s, const void *x, const void *y); /* . q8_0 */
+void mlxr_vec_dot_iq4_xs_ref(int64_t n, float *s, const void *x, const void *y); /* . q8_k */
+void mlxr_gemm_q4_k_ref(int64_t n, int64_t nr, int64_t nc, const void *w, size_t w_stride,
+                        const void *x, size_t x_stride, float *y, size_t ldy);
+void mlxr_gemm_q6_k_ref(int64_t n, int64_t nr, int64_t nc, const void *w, size_t w_stride,
+                        const void *x, size_t x_stride, float *y, size_t ldy);
+
+/* ---- AVX2 (src/kernels/cpu/types_avx2.c) and AVX-512 (types_avx512.c) variants ------------ */
 
 void mlxr_vec_dot_f32_avx2(int64_t n, float *s, const void *x, const void *y);
 void mlxr_vec_dot_f16_avx2(int64_t n, float *s, const void *x, const void *y);
@@ -120,11 +156,35 @@ void mlxr_gemm_f16_avx2(int64_t n, int64_t nr, int64_t nc, const void *w, size_t
 void mlxr_gemm_q4_0_avx2(int64_t n, int64_t nr, int64_t nc, const void *w, size_t w_stride,
                          const void *x, size_t x_stride, float *y, size_t ldy);
 
+/* src/kernels/cpu/quants_avx2.c */
+void mlxr_quantize_q8_1_avx2(const float *x, void *y, int64_t n);
+void mlxr_quantize_q8_k_avx2(const float *x, void *y, int64_t n);
+void mlxr_vec_dot_q4_1_avx2(int64_t n, float *s, const void *x, const void *y);
+void mlxr_vec_dot_q5_0_avx2(int64_t n, float *s, const void *x, const void *y);
+void mlxr_vec_dot_q5_1_avx2(int64_t n, float *s, const void *x, const void *y);
+void mlxr_vec_dot_q2_k_avx2(int64_t n, float *s, const void *x, const void *y);
+void mlxr_vec_dot_q3_k_avx2(int64_t n, float *s, const void *x, const void *y);
+void mlxr_vec_dot_q4_k_avx2(int64_t n, float *s, const void *x, const void *y);
+void mlxr_vec_dot_q5_k_avx2(int64_t n, float *s, const void *x, const void *y);
+void mlxr_vec_dot_q6_k_avx2(int64_t n, float *s, const void *x, const void *y);
+void mlxr_vec_dot_iq4_nl_avx2(int64_t n, float *s, const void *x, const void *y);
+void mlxr_vec_dot_iq4_xs_avx2(int64_t n, float *s, const void *x, const void *y);
+void mlxr_gemm_q4_k_avx2(int64_t n, int64_t nr, int64_t nc, const void *w, size_t w_stride,
+                         const void *x, size_t x_stride, float *y, size_t ldy);
+void mlxr_gemm_q5_k_avx2(int64_t n, int64_t nr, int64_t nc, const void *w, size_t w_stride,
+                         const void *x, size_t x_stride, float *y, size_t ldy);
+void mlxr_gemm_q6_k_avx2(int64_t n, int64_t nr, int64_t nc, const void *w, size_t w_stride,
+                         const void *x, size_t x_stride, float *y, size_t ldy);
+
 void mlxr_vec_dot_f32_avx512(int64_t n, float *s, const void *x, const void *y);
 void mlxr_vec_dot_f16_avx512(int64_t n, float *s, const void *x, const void *y);
 void mlxr_vec_dot_bf16_avx512(int64_t n, float *s, const void *x, const void *y);
 void mlxr_vec_dot_q8_0_avx512(int64_t n, float *s, const void *x, const void *y);
 void mlxr_vec_dot_q4_0_avx512(int64_t n, float *s, const void *x, const void *y);
 void mlxr_quantize_q8_0_avx512(const float *x, void *y, int64_t n);
+/* src/kernels/cpu/quants_avx512.c */
+void mlxr_vec_dot_q4_k_avx512(int64_t n, float *s, const void *x, const void *y);
+void mlxr_vec_dot_q5_k_avx512(int64_t n, float *s, const void *x, const void *y);
+void mlxr_vec_dot_q6_k_avx512(int64_t n, float *s, const void *x, const void *y);
 
 #endif

@@ -1,11 +1,15 @@
 /*
- * attention.c - causal multi-head / grouped-query attention over the per-sequence KV cache.
+ * attention.c - causal multi-head / grouped-query attention over the paged KV cache.
  *
- * Cache layout (per sequence and layer): K as [n_ctx][kv_dim] rows, V transposed as
- * [kv_dim][n_ctx] rows, so that both products below run over contiguous rows:
+ * Cache layout (kv/kv.h): per block of 32 positions and layer, K as [32][kv_dim] rows and V
+ * transposed as [kv_dim][32] rows, so that both products below run over contiguous rows:
  *   scores[q][p] = K[p] . Q[q]          (then softmax over p <= pos[q], scaled by 1/sqrt(hd))
- *   out[q][d]    = Vt[d] . P[q]
- * With an F16 cache, Q and P are rounded to F16 for these products, as llama.cpp does.
+ *   out[q][d]    = sum over blocks of Vt_block[d] . P[q][block]
+ * With an F16 cache, Q and P are rounded to F16 for these products, as llama.cpp does. The
+ * products read each block where it lies, through the sequence's block table; nothing is copied
+ * into a contiguous buffer. Q.K is bitwise what one product over all positions gives (blocks
+ * start at multiples of the kernels' 4-row tiles); P.V sums per-block partial dot products, which
+ * reorders that sum's float additions only.
  *
  * The batch is cut into segments: runs of up to ATT_QCHUNK entries of one sequence at
  * consecutive positions (a prompt is a few long segments; interleaved sequences give segments of
@@ -27,37 +31,46 @@ static size_t off_p(int32_t n_ctx, int32_t hd) {
     return off_q(n_ctx) + (size_t)ATT_QCHUNK * (size_t)hd * 4;
 }
 
+static size_t off_o(int32_t n_ctx, int32_t hd) {
+    return off_p(n_ctx, hd) + (size_t)ATT_QCHUNK * (size_t)n_ctx * 4;
+}
+
 size_t mlxr_attention_scratch(int32_t n_ctx, int32_t head_dim) {
-    /* scores f32, then Q and P in the KV type (4 bytes each reserved, enough for F32) */
-    size_t n = off_p(n_ctx, head_dim) + (size_t)ATT_QCHUNK * (size_t)n_ctx * 4;
+    /* scores f32, Q and P in the KV type (4 bytes each reserved, enough for F32), partial P.V */
+    size_t n = off_o(n_ctx, head_dim) + (size_t)ATT_QCHUNK * (size_t)head_dim * 4;
     return (n + 63) / 64 * 64;
 }
 
-/* K row of position p in layer il of sequence s: [kv_dim] elements. */
-static uint8_t *k_row(const mlxr_context *c, int32_t s, int32_t il, int32_t p) {
-    size_t idx = ((size_t)s * (size_t)c->m->info.n_layer + (size_t)il) * (size_t)c->n_ctx + (size_t)p;
-    return (uint8_t *)c->k_cache + idx * (size_t)c->kv_dim * c->kv_elt;
+/* K rows of block `blk` in layer il: [MLXR_KV_BLOCK][kv_dim]. */
+static uint8_t *k_block(const mlxr_context *c, int32_t blk, int32_t il) {
+    const mlxr_kv_pool *p = &c->kv;
+    return p->k + ((size_t)blk * (size_t)p->n_layer + (size_t)il) * p->layer_bytes;
 }
 
-/* V row of dimension d in layer il of sequence s: [n_ctx] elements (V is stored transposed). */
-static uint8_t *v_row(const mlxr_context *c, int32_t s, int32_t il, int32_t d) {
-    size_t idx = ((size_t)s * (size_t)c->m->info.n_layer + (size_t)il) * (size_t)c->kv_dim + (size_t)d;
-    return (uint8_t *)c->v_cache + idx * (size_t)c->n_ctx * c->kv_elt;
+/* V rows (transposed) of block `blk` in layer il: [kv_dim][MLXR_KV_BLOCK]. */
+static uint8_t *v_block(const mlxr_context *c, int32_t blk, int32_t il) {
+    const mlxr_kv_pool *p = &c->kv;
+    return p->v + ((size_t)blk * (size_t)p->n_layer + (size_t)il) * p->layer_bytes;
 }
 
-/* Store the batch's K (after RoPE) and V of layer il. */
+/* Block holding position pos of sequence s. */
+static int32_t block_of(const mlxr_context *c, int32_t s, int32_t pos) {
+    return c->kv.table[(size_t)s * (size_t)c->kv.max_blocks + (size_t)(pos / MLXR_KV_BLOCK)];
+}
+
+/* Store the batch's K (after RoPE) and V of layer il (the blocks were allocated by mlxr_decode). */
 static void kv_store(mlxr_context *c, const mlxr_batch *b, int32_t il) {
     const int32_t KV = c->kv_dim;
+    const size_t elt = c->kv_elt;
     const mlxr_from_float_fn enc =
         c->kern.type[c->kv_type == MLXR_KV_F16 ? MLXR_DTYPE_F16 : MLXR_DTYPE_F32].from_float;
     for (int32_t t = 0; t < b->n; t++) {
         const float *k = c->k + (size_t)t * KV, *v = c->v + (size_t)t * KV;
-        const int32_t s = b->seq[t], p = b->pos[t];
-        enc(k, k_row(c, s, il, p), KV);
-        for (int32_t d = 0; d < KV; d++) {
-            uint8_t *dst = v_row(c, s, il, d) + (size_t)p * c->kv_elt;
-            enc(&v[d], dst, 1);
-        }
+        const int32_t blk = block_of(c, b->seq[t], b->pos[t]), row = b->pos[t] % MLXR_KV_BLOCK;
+        enc(k, k_block(c, blk, il) + (size_t)row * KV * elt, KV);
+        uint8_t *vb = v_block(c, blk, il) + (size_t)row * elt;
+        for (int32_t d = 0; d < KV; d++)
+            enc(&v[d], vb + (size_t)d * MLXR_KV_BLOCK * elt, 1);
     }
 }
 
@@ -81,33 +94,97 @@ typedef struct attn_job {
     int32_t n_seg;
 } attn_job;
 
+/*
+ * Batch-invariant attention of one query (batch entry t, sequence s, position pos) and one head:
+ * the products run over exactly the positions the query sees, through the same kernels a
+ * one-entry segment of attn_task uses (a product with one column), so the result is bitwise that
+ * of the query decoded alone, whatever segment it sits in (scratch as attn_task's, one row each).
+ */
+static void attn_query(mlxr_context *c, int32_t il, int32_t t, int32_t s, int32_t pos, int32_t head,
+                       uint8_t *scratch) {
+    const mlxr_model_info *h = &c->m->info;
+    const int32_t hd = h->head_dim, E = h->n_embd, kvh = head / (h->n_head / h->n_head_kv);
+    const int32_t BS = MLXR_KV_BLOCK, valid = pos + 1, n_blk = mlxr_kv_blocks_for(valid);
+    const mlxr_type_kernels *tk =
+        &c->kern.type[c->kv_type == MLXR_KV_F16 ? MLXR_DTYPE_F16 : MLXR_DTYPE_F32];
+    const size_t elt = c->kv_elt, kvs = (size_t)c->kv_dim * elt;
+    float *row = (float *)scratch;                          /* [valid] */
+    uint8_t *q16 = scratch + off_q(c->n_ctx);               /* [hd] */
+    uint8_t *p16 = scratch + off_p(c->n_ctx, hd);           /* [valid] */
+    float *part = (float *)(scratch + off_o(c->n_ctx, hd)); /* [hd] */
+    float *out = c->xb2 + (size_t)t * E + (size_t)head * hd;
+
+    tk->from_float(c->q + (size_t)t * E + (size_t)head * hd, q16, hd);
+    for (int32_t ib = 0; ib < n_blk; ib++) {
+        const int32_t rows = valid - ib * BS < BS ? valid - ib * BS : BS;
+        const uint8_t *kb = k_block(c, block_of(c, s, ib * BS), il) + (size_t)kvh * hd * elt;
+        products(tk, hd, rows, 1, kb, kvs, q16, (size_t)hd * elt, row + (size_t)ib * BS, 0);
+    }
+    mlxr_softmax_f32_ref(row, valid, 1.0f / sqrtf((float)hd));
+    tk->from_float(row, p16, valid);
+    for (int32_t ib = 0; ib < n_blk; ib++) {
+        const int32_t rows = valid - ib * BS < BS ? valid - ib * BS : BS;
+        const uint8_t *vb = v_block(c, block_of(c, s, ib * BS), il) + (size_t)kvh * hd * BS * elt;
+        products(tk, rows, hd, 1, vb, (size_t)BS * elt, p16 + (size_t)ib * BS * elt, 0,
+                 ib == 0 ? out : part, (size_t)hd);
+        if (ib > 0)
+            for (int32_t d = 0; d < hd; d++)
+                out[d] += part[d];
+    }
+}
+
 static void attn_task(const attn_job *j, int32_t seg, int32_t head, uint8_t *scratch) {
     mlxr_context *c = j->c;
     const mlxr_model_info *h = &c->m->info;
     const int32_t hd = h->head_dim, E = h->n_embd, kvh = head / (h->n_head / h->n_head_kv);
     const int32_t t0 = c->att_seg[seg], nq = c->att_seg[seg + 1] - t0;
     const int32_t s = j->b->seq[t0], p0 = j->b->pos[t0], n_kv = p0 + nq;
+    if (c->batch_invariant) {
+        for (int32_t q = 0; q < nq; q++)
+            attn_query(c, j->il, t0 + q, s, p0 + q, head, scratch);
+        return;
+    }
+    const int32_t BS = MLXR_KV_BLOCK, n_blk = mlxr_kv_blocks_for(n_kv);
     const mlxr_type_kernels *tk =
         &c->kern.type[c->kv_type == MLXR_KV_F16 ? MLXR_DTYPE_F16 : MLXR_DTYPE_F32];
-    const size_t elt = c->kv_elt;
-    float *scores = (float *)scratch;                  /* [nq][n_ctx] */
-    uint8_t *q16 = scratch + off_q(c->n_ctx);          /* [nq][hd] in the KV type */
-    uint8_t *p16 = scratch + off_p(c->n_ctx, hd);      /* [nq][n_ctx] in the KV type */
+    const size_t elt = c->kv_elt, ctx = (size_t)c->n_ctx;
+    float *scores = (float *)scratch;                       /* [nq][n_ctx] */
+    uint8_t *q16 = scratch + off_q(c->n_ctx);               /* [nq][hd] in the KV type */
+    uint8_t *p16 = scratch + off_p(c->n_ctx, hd);           /* [nq][n_ctx] in the KV type */
+    float *part = (float *)(scratch + off_o(c->n_ctx, hd)); /* [nq][hd] one block's P.V */
 
     for (int32_t q = 0; q < nq; q++)
-        tk->from_float(c->q + (size_t)(t0 + q) * E + (size_t)head * hd, q16 + (size_t)q * hd * elt, hd);
-    products(tk, hd, n_kv, nq, k_row(c, s, j->il, 0) + (size_t)kvh * hd * elt,
-             (size_t)c->kv_dim * elt, q16, (size_t)hd * elt, scores, (size_t)c->n_ctx);
+        tk->from_float(c->q + (size_t)(t0 + q) * E + (size_t)head * hd, q16 + (size_t)q * hd * elt,
+                       hd);
+    for (int32_t ib = 0; ib < n_blk; ib++) {
+        const int32_t rows = n_kv - ib * BS < BS ? n_kv - ib * BS : BS;
+        products(tk, hd, rows, nq,
+                 k_block(c, block_of(c, s, ib * BS), j->il) + (size_t)kvh * hd * elt,
+                 (size_t)c->kv_dim * elt, q16, (size_t)hd * elt, scores + (size_t)ib * BS, ctx);
+    }
     const float scale = 1.0f / sqrtf((float)hd);
     for (int32_t q = 0; q < nq; q++) {
-        float *row = scores + (size_t)q * c->n_ctx;
+        float *row = scores + (size_t)q * ctx;
         const int32_t valid = p0 + q + 1; /* causal: positions 0..pos */
         mlxr_softmax_f32_ref(row, valid, scale);
-        for (int32_t p = valid; p < n_kv; p++) row[p] = 0.0f;
-        tk->from_float(row, p16 + (size_t)q * c->n_ctx * elt, n_kv);
+        for (int32_t p = valid; p < n_kv; p++)
+            row[p] = 0.0f;
+        tk->from_float(row, p16 + (size_t)q * ctx * elt, n_kv);
     }
-    products(tk, n_kv, hd, nq, v_row(c, s, j->il, kvh * hd), (size_t)c->n_ctx * elt, p16,
-             (size_t)c->n_ctx * elt, c->xb2 + (size_t)t0 * E + (size_t)head * hd, (size_t)E);
+    float *out = c->xb2 + (size_t)t0 * E + (size_t)head * hd; /* [nq] rows, stride E */
+    for (int32_t ib = 0; ib < n_blk; ib++) {
+        const int32_t rows = n_kv - ib * BS < BS ? n_kv - ib * BS : BS;
+        const uint8_t *vb =
+            v_block(c, block_of(c, s, ib * BS), j->il) + (size_t)kvh * hd * BS * elt;
+        float *y = ib == 0 ? out : part;
+        const size_t ldy = ib == 0 ? (size_t)E : (size_t)hd;
+        products(tk, rows, hd, nq, vb, (size_t)BS * elt, p16 + (size_t)ib * BS * elt, ctx * elt, y,
+                 ldy);
+        if (ib == 0) continue;
+        for (int32_t q = 0; q < nq; q++)
+            for (int32_t d = 0; d < hd; d++)
+                out[(size_t)q * E + d] += part[(size_t)q * hd + d];
+    }
 }
 
 static void attn_worker(void *arg, int ith, int nth) {

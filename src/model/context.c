@@ -1,9 +1,11 @@
 /*
- * context.c - a decoding context: the per-sequence KV cache, forward-pass scratch, the thread
- * pool and the kernel table; and mlxr_decode, which validates a batch completely before the
- * forward pass touches anything, so a rejected batch leaves the cache as it was.
+ * context.c - a decoding context: the paged KV cache (kv/kv_pool.c), forward-pass scratch, the
+ * thread pool and the kernel table; and mlxr_decode, which validates a batch completely (tokens,
+ * positions, and the KV blocks it needs) before the forward pass touches anything, so a rejected
+ * batch leaves the cache as it was.
  */
 #include "format/dtype.h"
+#include "model/backend_cuda.h"
 #include "model/model.h"
 #include "util/err.h"
 #include "util/fp16.h"
@@ -36,10 +38,6 @@ static mlxr_status alloc_scratch(mlxr_context *c, mlxr_err *err) {
     size_t B = (size_t)c->n_batch, E = (size_t)h->n_embd, F = (size_t)h->n_ff;
     size_t KV = (size_t)c->kv_dim, V = (size_t)h->n_vocab;
     size_t nth = (size_t)mlxr_tp_n_threads(c->tp);
-    size_t seq_layers = (size_t)c->n_seq * (size_t)h->n_layer;
-    c->k_cache = alloc3(seq_layers * (size_t)c->n_ctx, KV, c->kv_elt);
-    c->v_cache = alloc3(seq_layers * (size_t)c->n_ctx, KV, c->kv_elt);
-    c->seq_len = calloc((size_t)c->n_seq, sizeof *c->seq_len);
     c->seq_next = calloc((size_t)c->n_seq, sizeof *c->seq_next);
     c->x = alloc3(B, E, 4);
     c->xb = alloc3(B, E, 4);
@@ -57,7 +55,7 @@ static mlxr_status alloc_scratch(mlxr_context *c, mlxr_err *err) {
     c->att_seg = alloc3(B + 1, sizeof *c->att_seg, 1);
     c->logits = alloc3(B, V, 4);
     c->logit_row = calloc(B, sizeof *c->logit_row);
-    if (!c->k_cache || !c->v_cache || !c->seq_len || !c->seq_next || !c->x || !c->xb || !c->xb2 || !c->q || !c->k ||
+    if (!c->seq_next || !c->x || !c->xb || !c->xb2 || !c->q || !c->k ||
         !c->v || !c->hb || !c->hb2 || !c->xq || !c->att || !c->rope_cs || !c->att_seg || !c->logits || !c->logit_row)
         return MLXR_FAIL(err, MLXR_ERR_NOMEM,
                          "out of memory for a context of %d tokens x %d sequences (batch %d)",
@@ -84,6 +82,16 @@ mlxr_status mlxr_context_new(mlxr_model *m, const mlxr_context_opts *opts, mlxr_
     if (o.n_threads == 0) o.n_threads = mlxr_cpu_count();
     if (o.kv_type != MLXR_KV_F16 && o.kv_type != MLXR_KV_F32)
         return MLXR_FAIL(err, MLXR_ERR_INVALID, "unknown KV cache type %d", (int)o.kv_type);
+    /* the pool: kv_mem_bytes worth of blocks, by default every sequence's full context */
+    const size_t elt = o.kv_type == MLXR_KV_F16 ? 2 : 4;
+    const size_t bb = mlxr_kv_block_bytes(h->n_layer, h->n_head_kv * h->head_dim, elt);
+    int64_t n_block = (int64_t)o.n_seq_max * mlxr_kv_blocks_for(o.n_ctx);
+    if (o.kv_mem_bytes < 0) return MLXR_FAIL(err, MLXR_ERR_INVALID, "negative kv_mem_bytes");
+    if (o.kv_mem_bytes > 0 && bb > 0) n_block = o.kv_mem_bytes / (int64_t)bb;
+    if (bb == 0 || n_block < 1 || n_block > INT32_MAX / 2)
+        return MLXR_FAIL(err, MLXR_ERR_RANGE,
+                         "kv_mem_bytes %lld holds %lld KV blocks of %zu bytes; need 1 to %d",
+                         (long long)o.kv_mem_bytes, (long long)n_block, bb, INT32_MAX / 2);
 
     mlxr_context *c = calloc(1, sizeof *c);
     if (!c) return MLXR_FAIL(err, MLXR_ERR_NOMEM, "out of memory for context");
@@ -92,12 +100,17 @@ mlxr_status mlxr_context_new(mlxr_model *m, const mlxr_context_opts *opts, mlxr_
     c->n_seq = o.n_seq_max;
     c->n_batch = o.n_batch;
     c->kv_type = o.kv_type;
+    c->batch_invariant = o.batch_invariant;
     c->kv_elt = o.kv_type == MLXR_KV_F16 ? 2 : 4;
     c->kv_dim = h->n_head_kv * h->head_dim;
     mlxr_isa isa = o.isa_max > 0 ? (mlxr_isa)o.isa_max : MLXR_ISA_AVX512;
     mlxr_kernels_init(&c->kern, isa);
     mlxr_status st = mlxr_tp_new(o.n_threads, &c->tp, err);
     if (st == MLXR_OK) st = alloc_scratch(c, err);
+    if (st == MLXR_OK)
+        st = mlxr_kv_pool_init(&c->kv, (int32_t)n_block, h->n_layer, c->kv_dim, c->kv_elt, c->n_seq,
+                               c->n_ctx, err);
+    if (st == MLXR_OK && o.n_gpu_layers != 0) st = mlxr_cuda_context_new(c, o.n_gpu_layers, err); /* CUDA */
     if (st != MLXR_OK) {
         mlxr_context_free(c);
         return st;
@@ -108,10 +121,9 @@ mlxr_status mlxr_context_new(mlxr_model *m, const mlxr_context_opts *opts, mlxr_
 
 void mlxr_context_free(mlxr_context *c) {
     if (!c) return;
+    mlxr_cuda_context_free(c); /* CUDA backend, if any */
     mlxr_tp_free(c->tp);
-    free(c->k_cache);
-    free(c->v_cache);
-    free(c->seq_len);
+    mlxr_kv_pool_release(&c->kv);
     free(c->seq_next);
     free(c->x);
     free(c->xb);
@@ -131,7 +143,21 @@ void mlxr_context_free(mlxr_context *c) {
 }
 
 void mlxr_kv_clear(mlxr_context *c, int32_t seq) {
-    if (c && seq >= 0 && seq < c->n_seq) c->seq_len[seq] = 0;
+    if (c && seq >= 0 && seq < c->n_seq) mlxr_kv_seq_clear(&c->kv, seq);
+}
+
+void mlxr_kv_get_stats(const mlxr_context *c, mlxr_kv_stats *out) {
+    mlxr_kv_pool_stats(&c->kv, out);
+}
+
+int32_t mlxr_kv_seq_len(const mlxr_context *c, int32_t seq) {
+    return c && seq >= 0 && seq < c->n_seq ? c->kv.seq_len[seq] : 0;
+}
+
+mlxr_status mlxr_kv_truncate(mlxr_context *c, int32_t seq, int32_t n, mlxr_err *err) {
+    if (!c || seq < 0 || seq >= c->n_seq)
+        return MLXR_FAIL(err, MLXR_ERR_RANGE, "truncate: sequence %d out of range", seq);
+    return mlxr_kv_seq_truncate(&c->kv, seq, n, err);
 }
 
 const char *mlxr_context_isa(const mlxr_context *c) {
@@ -146,7 +172,7 @@ static mlxr_status validate(mlxr_context *c, const mlxr_batch *b, mlxr_err *err)
         return MLXR_FAIL(err, MLXR_ERR_RANGE, "batch of %d tokens exceeds n_batch %d", b->n,
                          c->n_batch);
     int32_t *next = c->seq_next; /* positions each sequence would reach */
-    memcpy(next, c->seq_len, (size_t)c->n_seq * sizeof *next);
+    memcpy(next, c->kv.seq_len, (size_t)c->n_seq * sizeof *next);
     mlxr_status st = MLXR_OK;
     for (int32_t i = 0; i < b->n && st == MLXR_OK; i++) {
         int32_t t = b->token[i], p = b->pos[i], s = b->seq[i];
@@ -165,7 +191,17 @@ static mlxr_status validate(mlxr_context *c, const mlxr_batch *b, mlxr_err *err)
         else
             next[s] = p + 1;
     }
-    return st;
+    if (st != MLXR_OK) return st;
+    /* the KV blocks the batch needs: every sequence in it grows to next[s] */
+    int64_t need = 0;
+    for (int32_t s = 0; s < c->n_seq; s++)
+        if (next[s] != c->kv.seq_len[s]) need += mlxr_kv_blocks_needed(&c->kv, s, next[s]);
+    if (need > mlxr_kv_available(&c->kv))
+        return MLXR_FAIL(err, MLXR_ERR_NOMEM,
+                         "KV pool exhausted: the batch needs %lld new blocks of %d positions, %d "
+                         "of %d are free (raise kv_mem_bytes or free sequences)",
+                         (long long)need, MLXR_KV_BLOCK, mlxr_kv_available(&c->kv), c->kv.n_block);
+    return MLXR_OK;
 }
 
 mlxr_status mlxr_decode(mlxr_context *c, const mlxr_batch *b, mlxr_err *err) {
@@ -178,8 +214,15 @@ mlxr_status mlxr_decode(mlxr_context *c, const mlxr_batch *b, mlxr_err *err) {
         c->logit_row[i] = want ? rows++ : -1;
     }
     c->n_batch_last = b->n;
-    mlxr_llama_forward(c, b);
-    for (int32_t i = 0; i < b->n; i++) c->seq_len[b->seq[i]] = b->pos[i] + 1;
+    for (int32_t s = 0; s < c->n_seq; s++)
+        if (c->seq_next[s] != c->kv.seq_len[s]) mlxr_kv_seq_grow(&c->kv, s, c->seq_next[s]);
+    if (c->gpu) { /* CUDA backend hook (backend_cuda.c) */
+        st = mlxr_cuda_forward(c, b, err);
+        if (st != MLXR_OK) return st;
+    } else {
+        mlxr_llama_forward(c, b);
+    }
+    for (int32_t i = 0; i < b->n; i++) mlxr_kv_seq_push(&c->kv, b->seq[i], b->pos[i], b->token[i]);
     return MLXR_OK;
 }
 

@@ -46,7 +46,7 @@ static void matmul_worker(void *arg, int ith, int nth) {
     const int64_t r0 = per * ith, r1 = r0 + per < N ? r0 + per : N;
     const uint8_t *wd = w->data;
     const size_t xs = j->c->xq_row;
-    if (tk->gemm && j->T > 1) {
+    if (tk->gemm && j->T > 1 && !j->c->batch_invariant) {
         for (int64_t rt = r0; rt < r1; rt += GEMM_ROWS) {
             const int64_t nr = rt + GEMM_ROWS < r1 ? GEMM_ROWS : r1 - rt;
             for (int32_t t = 0; t < j->T; t += GEMM_COLS) {

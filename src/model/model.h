@@ -9,6 +9,7 @@
 
 #include "format/gguf.h"
 #include "kernels/kernels.h"
+#include "kv/kv.h"
 #include "mlxr.h"
 #include "tokenizer/vocab.h"
 #include "util/threadpool.h"
@@ -55,11 +56,10 @@ struct mlxr_context {
     mlxr_tp *tp;
     int32_t n_ctx, n_seq, n_batch;
     mlxr_kv_type kv_type;
+    bool batch_invariant; /* per-entry products only (see mlxr_context_opts) */
     size_t kv_elt;     /* bytes per cached element: 2 (F16) or 4 (F32) */
     int32_t kv_dim;    /* n_head_kv * head_dim */
-    void *k_cache;     /* [n_seq][n_layer][n_ctx][kv_dim] */
-    void *v_cache;     /* [n_seq][n_layer][kv_dim][n_ctx] - transposed, so P.V rows are contiguous */
-    int32_t *seq_len;  /* [n_seq] positions cached per sequence */
+    mlxr_kv_pool kv;   /* paged K/V of every sequence (kv/kv.h); kv.seq_len: positions cached */
     int32_t *seq_next; /* [n_seq] scratch of mlxr_decode's batch check */
 
     /* forward-pass scratch, sized for n_batch tokens */
@@ -74,13 +74,15 @@ struct mlxr_context {
     void *xq;          /* [n_batch][row bytes of max(n_embd, n_ff) in any vec_dot_type] */
     size_t xq_row;     /* bytes per row of xq */
     void *att;         /* per thread: scores [ATT_QCHUNK][n_ctx] f32, q16 [ATT_QCHUNK][head_dim]
-                          and p16 [ATT_QCHUNK][n_ctx] in the KV type (attention.c) */
+                          and p16 [ATT_QCHUNK][n_ctx] in the KV type, partial outputs
+                          [ATT_QCHUNK][head_dim] f32 (attention.c) */
     size_t att_stride; /* bytes per thread in att */
     float *rope_cs;    /* [n_rot] RoPE cos/sin scratch */
     int32_t *att_seg;  /* [n_batch + 1] attention segment starts (attention.c) */
     float *logits;     /* [n_batch][n_vocab] rows for entries that asked for logits */
     int32_t *logit_row;/* [n_batch] row in logits of batch entry i, or -1 */
     int32_t n_batch_last;
+    struct mlxr_cuda_ctx *gpu; /* CUDA backend state when n_gpu_layers != 0 (backend_cuda.c), or NULL */
 };
 
 /* Load hyperparameters and weight views from an opened GGUF (model.c). */
@@ -98,5 +100,11 @@ void mlxr_attention(mlxr_context *c, const mlxr_batch *b, int32_t il);
 
 /* Run the forward pass on a validated batch (llama.c). */
 void mlxr_llama_forward(mlxr_context *c, const mlxr_batch *b);
+
+/* Prompt lookup (speculative.c): up to k tokens that followed the latest earlier occurrence in
+ * hist[0..n) of its last g tokens, for the largest g in ngram_max..ngram_min that occurs; written
+ * to out, count returned (0: none). */
+int32_t mlxr_spec_lookup(const int32_t *hist, int32_t n, int32_t ngram_min, int32_t ngram_max,
+                         int32_t k, int32_t *out);
 
 #endif

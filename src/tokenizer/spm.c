@@ -3,11 +3,7 @@
  * (llama_vocab::impl::tokenize, case SPM, and llm_tokenizer_spm_session; commit c392e50).
  *
  * Steps for one call:
- *   1. Partition: split the input at special tokens written in it. Candidates are CONTROL,
- *      USER_DEFINED and UNKNOWN tokens, longest text first; without parse_special only the
- *      USER_DEFINED ones are matched. Each candidate in turn takes the leftmost non-overlapping
- *      occurrences inside the raw fragments left by the ones before it. A candidate with the
- *      LSTRIP/RSTRIP attribute (llama.cpp sets RSTRIP for Phi-3) drops ASCII whitespace beside it.
+ *   1. Partition at special tokens written in the text (special.c, shared by every kind).
  *   2. Each raw fragment gets the dummy-prefix space if add_space_prefix is set and it is the
  *      first fragment or follows a special token; then every ' ' becomes U+2581.
  *   3. BPE by scores: the fragment is cut into UTF-8 characters (length from the lead byte's
@@ -24,9 +20,9 @@
  * side inside any token (mlxr_vocab_pair_possible): no merge can cross such a cut, so each piece
  * (in practice a word, since U+2581 follows another character only in whitespace pieces) is
  * merged on its own, with a small heap, and the result is the same. Step 3 is O(n log n) in the
- * run length even when nothing can be cut (1 MB of 'a'); step 1 is one search of the text per
- * special candidate. Memory: 16 bytes per character plus 16 per heap entry, freed on return.
- * Input is any bytes; nothing is read beyond `len`. Thread-safe: all state is per call.
+ * run length even when nothing can be cut (1 MB of 'a'). Memory: 16 bytes per character plus 16 per
+ * heap entry, freed on return. Input is any bytes; nothing is read beyond `len`. Thread-safe: all
+ * state is per call.
  */
 #include "tokenizer/vocab_impl.h"
 
@@ -37,129 +33,6 @@
 
 /* Symbol offsets are uint32 and indices int32: one fragment, escaped, must fit. */
 #define MAX_FRAGMENT_BYTES ((size_t)INT32_MAX)
-
-/* ---- output ---------------------------------------------------------------------------------- */
-
-/* Ids go to the caller's buffer while they fit; `n` keeps counting past `cap`. */
-typedef struct sink {
-    int32_t *ids;
-    size_t cap, n;
-} sink;
-
-static void emit(sink *o, int32_t id) {
-    if (o->n < o->cap) o->ids[o->n] = id;
-    o->n++;
-}
-
-/* ---- 1. partition at special tokens ---------------------------------------------------------- */
-
-/* A piece of the input: raw text [off, off + len), or a special token (token >= 0). */
-typedef struct frag {
-    size_t off, len;
-    int32_t token;
-} frag;
-
-typedef struct frag_list {
-    frag *a;
-    size_t n, cap;
-} frag_list;
-
-static bool frag_push(frag_list *l, size_t off, size_t len, int32_t token) {
-    if (l->n == l->cap) {
-        size_t cap = l->cap ? 2 * l->cap : 8;
-        frag *a = realloc(l->a, cap * sizeof *a);
-        if (!a) return false;
-        l->a = a;
-        l->cap = cap;
-    }
-    l->a[l->n++] = (frag){off, len, token};
-    return true;
-}
-
-/* llama.cpp calls isspace() in the C locale: only these ASCII bytes. */
-static bool is_space(char c) {
-    return c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r';
-}
-
-/*
- * The leftmost occurrence of s[0, m) in p[0, n), or NULL. glibc's memmem is linear, but the
- * AddressSanitizer interceptor checks the whole haystack on every call, which makes thousands
- * of matches in a long text quadratic under the sanitizer; searching in windows (overlapping
- * by m - 1 bytes, so no occurrence is missed) keeps every call short.
- */
-static const char *find_bytes(const char *p, size_t n, const char *s, size_t m) {
-    const size_t window = 4096;
-    for (size_t off = 0; n - off >= m; off += window) {
-        size_t len = n - off;
-        if (len > window + m - 1) len = window + m - 1;
-        const char *hit = memmem(p + off, len, s, m);
-        if (hit || len < window + m - 1) return hit;
-    }
-    return NULL;
-}
-
-/* Split one raw fragment at every leftmost occurrence of special token `id`, appending the
- * pieces to `out`. Mirrors llama.cpp's tokenizer_st_partition for one (token, fragment). */
-static bool split_fragment(const mlxr_vocab *v, int32_t id, const char *text, frag f,
-                           frag_list *out) {
-    size_t m;
-    const char *s = mlxr_vocab_text(v, id, &m);
-    uint8_t attr = v->attr[id];
-    size_t base = f.off, blen = f.len;
-    for (;;) {
-        const char *hit = find_bytes(text + base, blen, s, m);
-        if (!hit) return frag_push(out, base, blen, -1);
-        size_t match = (size_t)(hit - text);
-        size_t left = match - base;
-        if (attr & MLXR_TOKEN_ATTR_LSTRIP) {
-            while (left > 0 && is_space(text[base + left - 1]))
-                left--;
-        }
-        if (left && !frag_push(out, base, left, -1)) return false;
-        if (!frag_push(out, 0, 0, id)) return false;
-        size_t r_off = match + m, r_len = base + blen - r_off;
-        if (attr & MLXR_TOKEN_ATTR_RSTRIP) {
-            while (r_len > 0 && is_space(text[r_off]))
-                r_off++, r_len--;
-        }
-        if (r_len == 0) return true;
-        base = r_off;
-        blen = r_len;
-    }
-}
-
-static bool is_candidate(const mlxr_vocab *v, int32_t id, bool parse_special) {
-    uint8_t t = v->type[id];
-    /* User-defined tokens are split out even from plain text, as Hugging Face tokenizers do. */
-    return parse_special || (t != MLXR_TOKEN_CONTROL && t != MLXR_TOKEN_UNKNOWN);
-}
-
-/* Partition text[0, len) (len > 0) into *out (which starts empty). */
-static mlxr_status partition(const mlxr_vocab *v, const char *text, size_t len, bool parse_special,
-                             frag_list *out, mlxr_err *err) {
-    frag_list cur = {0}, next = {0};
-    if (!frag_push(&cur, 0, len, -1)) goto nomem;
-    for (int32_t k = 0; k < v->n_special; k++) {
-        int32_t id = v->special[k];
-        if (!is_candidate(v, id, parse_special)) continue;
-        next.n = 0;
-        for (size_t i = 0; i < cur.n; i++) {
-            bool ok = cur.a[i].token >= 0 ? frag_push(&next, 0, 0, cur.a[i].token)
-                                          : split_fragment(v, id, text, cur.a[i], &next);
-            if (!ok) goto nomem;
-        }
-        frag_list t = cur;
-        cur = next;
-        next = t;
-    }
-    free(next.a);
-    *out = cur;
-    return MLXR_OK;
-nomem:
-    free(next.a);
-    free(cur.a);
-    return MLXR_FAIL(err, MLXR_ERR_NOMEM, "tokenize: no memory to split %zu bytes", len);
-}
 
 /* ---- 2-4. SentencePiece BPE on one raw fragment ---------------------------------------------- */
 
@@ -334,14 +207,14 @@ static bool merge_segment(const mlxr_vocab *v, spm_work *w, int32_t first, int32
 }
 
 /* Step 4: emit the live symbols of a merged segment (its first symbol is never absorbed). */
-static mlxr_status emit_segment(const mlxr_vocab *v, const spm_work *w, int32_t first, sink *o,
-                                mlxr_err *err) {
+static mlxr_status emit_segment(const mlxr_vocab *v, const spm_work *w, int32_t first,
+                                mlxr_tok_sink *o, mlxr_err *err) {
     for (int32_t i = first; i != -1; i = w->syms[i].next) {
         const sym *s = &w->syms[i];
         const char *p = w->text + s->off;
         int32_t id = mlxr_vocab_find(v, p, s->n);
         if (id >= 0) {
-            emit(o, id);
+            mlxr_tok_emit(o, id);
             continue;
         }
         for (uint32_t j = 0; j < s->n; j++) {
@@ -350,14 +223,14 @@ static mlxr_status emit_segment(const mlxr_vocab *v, const spm_work *w, int32_t 
             if (bid < 0)
                 return MLXR_FAIL(err, MLXR_ERR_NOT_FOUND,
                                  "tokenize: byte 0x%02X has no token and there is no UNK token", b);
-            emit(o, bid);
+            mlxr_tok_emit(o, bid);
         }
     }
     return MLXR_OK;
 }
 
 static mlxr_status spm_encode(const mlxr_vocab *v, spm_work *w, const char *p, size_t len,
-                              bool prefix, sink *o, mlxr_err *err) {
+                              bool prefix, mlxr_tok_sink *o, mlxr_err *err) {
     size_t n = 0;
     int32_t n_sym = 0;
     mlxr_status st = escape(w, p, len, prefix, &n, err);
@@ -375,42 +248,18 @@ nomem:
     return MLXR_FAIL(err, MLXR_ERR_NOMEM, "tokenize: no memory for a %zu-byte text run", n);
 }
 
-/* ---- the whole call -------------------------------------------------------------------------- */
+/* ---- entry point ------------------------------------------------------------------------------
+ */
 
-mlxr_status mlxr_vocab_tokenize(const mlxr_vocab *v, const char *text, size_t len, bool add_special,
-                                bool parse_special, int32_t *ids, size_t cap, size_t *n_out,
-                                mlxr_err *err) {
-    if (!v || !n_out || (len && !text) || (cap && !ids))
-        return MLXR_FAIL(err, MLXR_ERR_INVALID, "tokenize: NULL argument");
-    *n_out = 0;
-    sink o = {ids, cap, 0};
-    frag_list frags = {0};
-    spm_work w = {0};
-    mlxr_status st = MLXR_OK;
+mlxr_status mlxr_spm_encode_fragment(const mlxr_vocab *v, void **work, const char *p, size_t len,
+                                     bool prefix, mlxr_tok_sink *o, mlxr_err *err) {
+    if (!*work && !(*work = calloc(1, sizeof(spm_work))))
+        return MLXR_FAIL(err, MLXR_ERR_NOMEM, "tokenize: no memory");
+    return spm_encode(v, *work, p, len, prefix, o, err);
+}
 
-    /* mlxr_vocab_new guarantees a BOS/EOS id wherever add_bos/add_eos is set */
-    if (add_special && v->add_bos) emit(&o, v->bos);
-    if (len && (st = partition(v, text, len, parse_special, &frags, err))) goto done;
-    /* the dummy prefix goes on the first raw fragment and on any that follows a special token */
-    bool prev_special = true;
-    for (size_t i = 0; i < frags.n; i++) {
-        const frag *f = &frags.a[i];
-        if (f->token >= 0) {
-            emit(&o, f->token);
-            prev_special = true;
-            continue;
-        }
-        bool prefix = v->add_space_prefix && prev_special;
-        if ((st = spm_encode(v, &w, text + f->off, f->len, prefix, &o, err))) goto done;
-        prev_special = false;
-    }
-    if (add_special && v->add_eos) emit(&o, v->eos);
-
-    *n_out = o.n;
-    if (o.n > cap)
-        st = MLXR_FAIL(err, MLXR_ERR_RANGE, "tokenize: %zu ids needed, room for %zu", o.n, cap);
-done:
-    work_free(&w);
-    free(frags.a);
-    return st;
+void mlxr_spm_work_free(void *work) {
+    if (!work) return;
+    work_free(work);
+    free(work);
 }

@@ -1,6 +1,7 @@
 /*
  * vocab.c - a vocabulary read from GGUF `tokenizer.ggml.*` metadata: loading and validation,
- * the text -> id table, accessors and token_to_piece. The encoder itself is in spm.c.
+ * the text -> id table, accessors and token_to_piece. The encoders are spm.c ("llama"), bpe.c
+ * ("gpt2") and wordpiece.c ("bert"), behind special.c's mlxr_vocab_tokenize.
  *
  * Behaviour follows llama.cpp (llama-vocab.cpp, commit c392e50) so that ids and pieces match
  * its llama_tokenize / llama_token_to_piece exactly:
@@ -180,11 +181,35 @@ mlxr_vocab_spec mlxr_vocab_spec_default(int32_t n_tokens) {
     s.add_bos = true;
     s.add_eos = false;
     s.add_space_prefix = true;
+    s.sep = -1;
+    return s;
+}
+
+mlxr_vocab_spec mlxr_vocab_spec_kind(mlxr_vocab_kind kind, int32_t n_tokens) {
+    mlxr_vocab_spec s = mlxr_vocab_spec_default(n_tokens);
+    s.kind = kind;
+    if (kind == MLXR_VOCAB_BPE) {
+        s.bos = s.eos = n_tokens > 11 ? 11 : -1;
+        s.unk = -1;
+        s.add_bos = false;
+        s.add_space_prefix = false;
+    } else if (kind == MLXR_VOCAB_WPM) {
+        s.bos = n_tokens > 101 ? 101 : -1; /* [CLS] */
+        s.eos = -1;
+        s.unk = n_tokens > 100 ? 100 : -1;
+        s.sep = n_tokens > 102 ? 102 : -1;
+        s.pad = 0;
+        s.add_space_prefix = false;
+        s.lowercase = s.strip_accents = true;
+    }
     return s;
 }
 
 void mlxr_vocab_free(mlxr_vocab *v) {
     if (!v) return;
+    mlxr_wpm_norm_free(v->wpm);
+    mlxr_pretok_free(v->pretok);
+    mlxr_bpe_ranks_free(v->ranks);
     free(v->special);
     free(v->pairs);
     free(v->slots);
@@ -253,8 +278,8 @@ static uint8_t clean_type(int32_t t) {
 }
 
 static mlxr_status check_ids(const mlxr_vocab_spec *s, mlxr_err *err) {
-    const int32_t ids[] = {s->bos, s->eos, s->unk, s->pad, s->eot, s->eom};
-    const char *names[] = {"bos", "eos", "unk", "pad", "eot", "eom"};
+    const int32_t ids[] = {s->bos, s->eos, s->unk, s->pad, s->eot, s->eom, s->sep};
+    const char *names[] = {"bos", "eos", "unk", "pad", "eot", "eom", "sep"};
     for (size_t i = 0; i < sizeof ids / sizeof ids[0]; i++) {
         if (ids[i] < -1 || ids[i] >= s->n_tokens)
             return MLXR_FAIL(err, MLXR_ERR_RANGE, "vocab: %s id %d outside [0, %d)", names[i],
@@ -369,9 +394,18 @@ static void set_model_attrs(mlxr_vocab *v, const char *name) {
 
 /* ---- byte tokens and the special-token list -------------------------------------------------- */
 
-/* llama.cpp's byte_to_token: "<0xHH>" (upper-case hex), else the one-byte text itself. */
+/* llama.cpp's byte_to_token: "<0xHH>" (upper-case hex), else the one-byte text itself; for BPE
+ * the token of the byte's GPT-2 character. */
 static void build_byte_table(mlxr_vocab *v) {
     static const char hex[] = "0123456789ABCDEF";
+    if (v->kind == MLXR_VOCAB_BPE) {
+        for (int b = 0; b < 256; b++) {
+            char u[4];
+            size_t n = mlxr_utf8_encode(mlxr_bpe_byte_cp((uint8_t)b), u);
+            v->byte_id[b] = mlxr_vocab_find(v, u, n);
+        }
+        return;
+    }
     for (int b = 0; b < 256; b++) {
         const char buf[6] = {'<', '0', 'x', hex[b >> 4], hex[b & 15], '>'};
         int32_t id = mlxr_vocab_find(v, buf, sizeof buf);
@@ -444,8 +478,10 @@ mlxr_status mlxr_vocab_new(const mlxr_vocab_spec *s, mlxr_vocab **out, mlxr_err 
         v->type[i] = s->types ? clean_type(s->types[i]) : MLXR_TOKEN_NORMAL;
     }
     v->bos = s->bos, v->eos = s->eos, v->unk = s->unk;
-    v->pad = s->pad, v->eot = s->eot, v->eom = s->eom;
+    v->pad = s->pad, v->eot = s->eot, v->eom = s->eom, v->sep = s->sep;
     v->add_bos = s->add_bos, v->add_eos = s->add_eos, v->add_space_prefix = s->add_space_prefix;
+    v->kind = s->kind;
+    v->lowercase = s->lowercase, v->strip_accents = s->strip_accents;
 
     if ((st = build_table(v, err))) goto fail;
     if ((st = build_pairs(v, err))) goto fail;
@@ -453,6 +489,13 @@ mlxr_status mlxr_vocab_new(const mlxr_vocab_spec *s, mlxr_vocab **out, mlxr_err 
     if ((st = build_special_list(v, err))) goto fail;
     set_model_attrs(v, s->name);
     build_byte_table(v);
+    if (v->kind == MLXR_VOCAB_BPE) {
+        if ((st = mlxr_bpe_ranks_new(s, v, &v->ranks, err))) goto fail;
+        if ((st = mlxr_pretok_new(s->pre, s->pre_len, &v->pretok, &v->ignore_merges, err)))
+            goto fail;
+    } else if (v->kind == MLXR_VOCAB_WPM) {
+        if ((st = mlxr_wpm_norm_new(&v->wpm, err))) goto fail;
+    }
     *out = v;
     return MLXR_OK;
 fail:
@@ -494,30 +537,84 @@ static mlxr_status optional_bool(const mlxr_gguf *g, const char *key, bool *b, m
     return mlxr_gguf_get_bool(g, key, b, err);
 }
 
-static mlxr_status check_model(const mlxr_gguf *g, mlxr_err *err) {
+static bool str_is(mlxr_gguf_str s, const char *c) {
+    return s.len == strlen(c) && memcmp(s.data, c, s.len) == 0;
+}
+
+static mlxr_status check_model(const mlxr_gguf *g, mlxr_vocab_kind *kind, mlxr_err *err) {
     mlxr_gguf_str model;
     mlxr_status st = mlxr_gguf_get_str(g, "tokenizer.ggml.model", &model, err);
     if (st == MLXR_ERR_NOT_FOUND)
         return MLXR_FAIL(err, MLXR_ERR_FORMAT, "tokenizer.ggml.model is missing");
     if (st) return st;
-    if (model.len != 5 || memcmp(model.data, "llama", 5) != 0) {
+    if (str_is(model, "llama")) {
+        *kind = MLXR_VOCAB_SPM;
+    } else if (str_is(model, "gpt2")) {
+        *kind = MLXR_VOCAB_BPE;
+    } else if (str_is(model, "bert")) {
+        *kind = MLXR_VOCAB_WPM;
+    } else {
         int n = model.len > 64 ? 64 : (int)model.len;
         return MLXR_FAIL(err, MLXR_ERR_UNSUPPORTED,
-                         "tokenizer.ggml.model '%.*s' is not supported (only 'llama')", n,
-                         model.data);
+                         "tokenizer.ggml.model '%.*s' is not supported (only 'llama', 'gpt2', "
+                         "'bert')",
+                         n, model.data);
     }
     return MLXR_OK;
 }
 
-/* Read the flags and special ids into `s` (which holds the llama defaults). */
+/* BPE: tokenizer.ggml.pre (absent: llama.cpp's "default") and its defaults. */
+static mlxr_status read_pre(const mlxr_gguf *g, mlxr_vocab_spec *s, mlxr_err *err) {
+    mlxr_gguf_str pre;
+    mlxr_status st = mlxr_gguf_get_str(g, "tokenizer.ggml.pre", &pre, err);
+    if (st == MLXR_ERR_NOT_FOUND) return MLXR_OK;
+    if (st) return st;
+    s->pre = pre.data;
+    s->pre_len = (size_t)pre.len;
+    return mlxr_pretok_defaults(s->pre, s->pre_len, s, err);
+}
+
+/* BPE: tokenizer.ggml.merges, required (llama.cpp: "cannot find tokenizer merges"). The
+ * pointers borrow the GGUF's strings. */
+static mlxr_status read_merges(const mlxr_gguf *g, mlxr_vocab_spec *s, const char ***texts,
+                               size_t **lens, mlxr_err *err) {
+    const mlxr_gguf_value *m;
+    mlxr_status st = mlxr_gguf_get_arr(g, "tokenizer.ggml.merges", MLXR_GGUF_STRING, &m, err);
+    if (st == MLXR_ERR_NOT_FOUND)
+        return MLXR_FAIL(err, MLXR_ERR_FORMAT, "tokenizer.ggml.merges is missing (gpt2 model)");
+    if (st) return st;
+    uint64_t n = m->v.arr.n;
+    if (n > INT32_MAX)
+        return MLXR_FAIL(err, MLXR_ERR_FORMAT, "tokenizer.ggml.merges has %llu entries",
+                         (unsigned long long)n);
+    *texts = malloc((n ? n : 1) * sizeof **texts);
+    *lens = malloc((n ? n : 1) * sizeof **lens);
+    if (!*texts || !*lens) return MLXR_FAIL(err, MLXR_ERR_NOMEM, "vocab: no memory for merges");
+    for (uint64_t i = 0; i < n; i++) {
+        mlxr_gguf_str t = mlxr_gguf_arr_str(m, i);
+        (*texts)[i] = t.data;
+        (*lens)[i] = (size_t)t.len;
+    }
+    s->n_merges = (int32_t)n;
+    s->merges = *texts;
+    s->merge_lens = *lens;
+    return MLXR_OK;
+}
+
+/* Read the flags and special ids into `s` (which holds the kind's defaults). */
 static mlxr_status read_specials(const mlxr_gguf *g, mlxr_vocab_spec *s, mlxr_err *err) {
     static const char *const keys[] = {
-        "tokenizer.ggml.bos_token_id",     "tokenizer.ggml.eos_token_id",
-        "tokenizer.ggml.unknown_token_id", "tokenizer.ggml.padding_token_id",
-        "tokenizer.ggml.eot_token_id",     "tokenizer.ggml.eom_token_id",
+        "tokenizer.ggml.bos_token_id",       "tokenizer.ggml.eos_token_id",
+        "tokenizer.ggml.unknown_token_id",   "tokenizer.ggml.padding_token_id",
+        "tokenizer.ggml.eot_token_id",       "tokenizer.ggml.eom_token_id",
+        "tokenizer.ggml.seperator_token_id", /* sic: llama.cpp's key */
     };
-    int32_t *ids[] = {&s->bos, &s->eos, &s->unk, &s->pad, &s->eot, &s->eom};
+    int32_t *ids[] = {&s->bos, &s->eos, &s->unk, &s->pad, &s->eot, &s->eom, &s->sep};
     mlxr_status st;
+    /* older BERT files name [CLS] (the BOS of WordPiece) only by cls_token_id */
+    if (s->kind == MLXR_VOCAB_WPM &&
+        (st = optional_id(g, "tokenizer.ggml.cls_token_id", s->n_tokens, &s->bos, err)))
+        return st;
     for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
         if ((st = optional_id(g, keys[i], s->n_tokens, ids[i], err))) return st;
     }
@@ -563,7 +660,8 @@ static char *copy_name(const mlxr_gguf *g) {
 mlxr_status mlxr_vocab_load_gguf(const mlxr_gguf *g, mlxr_vocab **out, mlxr_err *err) {
     if (!g || !out) return MLXR_FAIL(err, MLXR_ERR_INVALID, "vocab_load_gguf: NULL argument");
     *out = NULL;
-    mlxr_status st = check_model(g, err);
+    mlxr_vocab_kind kind = MLXR_VOCAB_SPM;
+    mlxr_status st = check_model(g, &kind, err);
     if (st) return st;
 
     const mlxr_gguf_value *toks, *scores, *types;
@@ -580,10 +678,19 @@ mlxr_status mlxr_vocab_load_gguf(const mlxr_gguf *g, mlxr_vocab **out, mlxr_err 
     if ((st = optional_array(g, "tokenizer.ggml.token_type", MLXR_GGUF_INT32, n, &types, err)))
         return st;
 
-    mlxr_vocab_spec s = mlxr_vocab_spec_default((int32_t)n);
+    mlxr_vocab_spec s = mlxr_vocab_spec_kind(kind, (int32_t)n);
+    if (kind == MLXR_VOCAB_BPE && (st = read_pre(g, &s, err))) return st;
     if ((st = read_specials(g, &s, err))) return st;
+    const char **merge_texts = NULL;
+    size_t *merge_lens = NULL;
     char *name = copy_name(g); /* NULL if absent (or out of memory: then no name rules) */
     s.name = name;
+    if (kind == MLXR_VOCAB_BPE && (st = read_merges(g, &s, &merge_texts, &merge_lens, err))) {
+        free(merge_texts);
+        free(merge_lens);
+        free(name);
+        return st;
+    }
 
     const char **texts = malloc((size_t)n * sizeof *texts);
     size_t *lens = malloc((size_t)n * sizeof *lens);
@@ -601,6 +708,8 @@ done:
     free(sc);
     free(lens);
     free(texts);
+    free(merge_lens);
+    free(merge_texts);
     free(name);
     return st;
 }
@@ -709,6 +818,15 @@ mlxr_status mlxr_vocab_token_to_piece(const mlxr_vocab *v, int32_t id, bool spec
     case MLXR_TOKEN_USER_DEFINED:
         return put_piece(s, n, buf, cap, n_out, err);
     case MLXR_TOKEN_NORMAL:
+        if (v->kind == MLXR_VOCAB_BPE) {
+            /* GPT-2 characters back to bytes */
+            size_t need = mlxr_bpe_decode_text(s, n, buf, cap);
+            *n_out = need;
+            if (need > cap)
+                return MLXR_FAIL(err, MLXR_ERR_RANGE, "token piece needs %zu bytes, buffer has %zu",
+                                 need, cap);
+            return MLXR_OK;
+        }
         return put_unescaped(s, n, buf, cap, n_out, err);
     case MLXR_TOKEN_BYTE: {
         char b = (char)byte_of_token(s, n);

@@ -15,7 +15,8 @@ trap 'rm -rf "$tmp"' EXIT
 # --- run: byte-exact greedy text for every case of a supported model
 for ref in "$DATA"/reference/*.ref; do
     case "$(basename "$ref")" in
-        stories260K__*|llama-2-tiny-random__*|toy-f16__*|toy-q8_0__*|pydoc-7M-f16__*|pydoc-7M-q8_0__*) ;;
+        stories260K__*|llama-2-tiny-random__*|toy-f16__*|toy-q8_0__*|toy-q4_0__*|toy-q4_k_m__*) ;;
+        toy-q6_k__*|pydoc-7M-f16__*|pydoc-7M-q8_0__*|pydoc-7M-q4_0__*|pydoc-7M-q4_k_m__*) ;;
         *) continue ;;
     esac
     model=$(sed -n 1p "$ref")
@@ -84,7 +85,14 @@ expect_error "bad -n" "$MLXR" run -m "$DATA/models/stories260K.gguf" -p hi -n ab
 expect_error "bad --temp" "$MLXR" run -m "$DATA/models/stories260K.gguf" -p hi --temp -1
 expect_error "unknown flag" "$MLXR" run -p hi --bogus 1
 expect_error "unknown command" "$MLXR" frobnicate
-expect_error "unsupported type" "$MLXR" run -m "$DATA/models/toy-q6_k.gguf" -p hi
+# every reference model is readable now: make an unsupported one by retyping toy-f16's F16
+# output.weight as I16 (same size; integer tensors have no matrix product). Its tensor info is
+# name (u64 length 13, bytes), n_dims (u32 2), 2 dims (u64), then the type (u32).
+cp "$DATA/models/toy-f16.gguf" "$tmp/i16.gguf"
+at=$(LC_ALL=C grep -obUaP '\x0d\x00{7}output\.weight' "$tmp/i16.gguf" | head -n 1 | cut -d: -f1)
+printf '\x19\x00\x00\x00' | dd of="$tmp/i16.gguf" bs=1 seek=$((at + 8 + 13 + 4 + 16)) conv=notrunc 2>/dev/null
+expect_error "unsupported type" "$MLXR" run -m "$tmp/i16.gguf" -p hi
+grep -q "I16" "$tmp/err" && ok || bad "unsupported type: message does not name the type: $(cat "$tmp/err")"
 expect_error "info on missing file" "$MLXR" info -m "$tmp/nope.gguf"
 
 echo "cli: $pass passed, $fail failed"

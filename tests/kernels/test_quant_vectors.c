@@ -1,6 +1,8 @@
 /*
  * test_quant_vectors.c - decoding of the shared reference vectors in <testdata>/quant/ (see its
- * README.md): for Q4_0, Q8_0, F16 and BF16, TYPE.blocks holds raw GGUF blocks and TYPE.f32 the
+ * README.md): for Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_NL, IQ4_XS, F16
+ * and BF16 (every type of the folder this engine reads; the IQ1/IQ2/IQ3/TQ files are not read
+ * yet), TYPE.blocks holds raw GGUF blocks and TYPE.f32 the
  * values llama.cpp's gguf-py reference dequantizer computed from them (little-endian float32).
  *
  * The reference to_float of every type, and the to_float of the dispatch table at every ISA
@@ -25,7 +27,18 @@ typedef struct vec_type {
 
 static const vec_type TYPES[] = {
     {MLXR_DTYPE_Q4_0, "Q4_0", MLXR_QK4_0, sizeof(mlxr_block_q4_0), mlxr_dequantize_q4_0_ref},
+    {MLXR_DTYPE_Q4_1, "Q4_1", MLXR_QK4_1, sizeof(mlxr_block_q4_1), mlxr_dequantize_q4_1_ref},
+    {MLXR_DTYPE_Q5_0, "Q5_0", MLXR_QK5_0, sizeof(mlxr_block_q5_0), mlxr_dequantize_q5_0_ref},
+    {MLXR_DTYPE_Q5_1, "Q5_1", MLXR_QK5_1, sizeof(mlxr_block_q5_1), mlxr_dequantize_q5_1_ref},
     {MLXR_DTYPE_Q8_0, "Q8_0", MLXR_QK8_0, sizeof(mlxr_block_q8_0), mlxr_dequantize_q8_0_ref},
+    {MLXR_DTYPE_Q2_K, "Q2_K", MLXR_QK_K, sizeof(mlxr_block_q2_k), mlxr_dequantize_q2_k_ref},
+    {MLXR_DTYPE_Q3_K, "Q3_K", MLXR_QK_K, sizeof(mlxr_block_q3_k), mlxr_dequantize_q3_k_ref},
+    {MLXR_DTYPE_Q4_K, "Q4_K", MLXR_QK_K, sizeof(mlxr_block_q4_k), mlxr_dequantize_q4_k_ref},
+    {MLXR_DTYPE_Q5_K, "Q5_K", MLXR_QK_K, sizeof(mlxr_block_q5_k), mlxr_dequantize_q5_k_ref},
+    {MLXR_DTYPE_Q6_K, "Q6_K", MLXR_QK_K, sizeof(mlxr_block_q6_k), mlxr_dequantize_q6_k_ref},
+    {MLXR_DTYPE_IQ4_NL, "IQ4_NL", MLXR_QK4_NL, sizeof(mlxr_block_iq4_nl),
+     mlxr_dequantize_iq4_nl_ref},
+    {MLXR_DTYPE_IQ4_XS, "IQ4_XS", MLXR_QK_K, sizeof(mlxr_block_iq4_xs), mlxr_dequantize_iq4_xs_ref},
     {MLXR_DTYPE_F16, "F16", 1, 2, mlxr_to_float_f16_ref},
     {MLXR_DTYPE_BF16, "BF16", 1, 2, mlxr_to_float_bf16_ref},
 };

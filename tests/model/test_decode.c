@@ -1,7 +1,8 @@
 /*
  * test_decode.c - the batch contract of mlxr_decode: bad batches are rejected with a message and
  * leave the KV cache untouched; one batch of the whole prompt equals token-by-token decoding;
- * several sequences in one batch equal each decoded alone; thread counts and ISA levels agree.
+ * several sequences in one batch equal each decoded alone; thread counts and ISA levels agree;
+ * with batch_invariant, bitwise so whatever the chunking, interleaving and thread count.
  */
 #include "test.h"
 
@@ -68,15 +69,20 @@ int main(void) {
     int32_t two_t[2] = {5, V + 3}, two_p[2] = {8, 9};
     mlxr_batch half = {2, two_t, two_p, seq0, NULL};
     CHECK(mlxr_decode(a, &half, &err) == MLXR_ERR_RANGE, "half-bad batch rejected");
-    /* after all that, decoding token 9 continues exactly where it was */
+    /* after all that, decoding token 9 continues exactly where it was: bitwise what a context
+     * that saw no rejected batch gives for the same steps (the same steps keep the same float
+     * order on every ISA, where a 9-token batch would not) */
     mlxr_context *a2 = ctx(m, 1, 2, 0);
     int32_t all9[9] = {1, 368, 565, 605, 269, 13, 728, 436, 42}, pos9[9] = {0, 1, 2, 3, 4, 5, 6, 7, 8};
-    mlxr_batch b9 = {9, all9, pos9, seq0, NULL};
-    CHECK(mlxr_decode(a2, &b9, &err) == MLXR_OK, "9-token batch: %s", err.msg);
+    for (int i = 0; i < 9; i++) {
+        mlxr_batch step = {1, &all9[i], &pos9[i], seq0, NULL};
+        CHECK(mlxr_decode(a2, &step, &err) == MLXR_OK, "step %d: %s", i, err.msg);
+    }
     mlxr_batch next = {1, &all9[8], &pos9[8], seq0, NULL};
     CHECK(mlxr_decode(a, &next, &err) == MLXR_OK, "continue after rejects: %s", err.msg);
-    float d = maxdiff(mlxr_get_logits(a, 0), mlxr_get_logits(a2, 8), V);
-    CHECK(d < 1e-3f, "cache changed by rejected batches: max |d| %g", (double)d);
+    CHECK(!memcmp(mlxr_get_logits(a, 0), mlxr_get_logits(a2, 0), V * sizeof(float)),
+          "cache changed by rejected batches");
+    float d;
 
     /* whole prompt in one batch == token by token; the first 7 logits requested too */
     mlxr_context *b1 = ctx(m, 1, 1, 0);
@@ -109,6 +115,45 @@ int main(void) {
     /* Across ISAs float sums run in another order; with Q8_0 activations a flipped rounding of
      * one quantum can follow (see reference/README.md), so allow 1% of the ~20 logit scale. */
     CHECK(d < 0.2f, "sequence 1 in a shared batch (vs scalar ISA alone): max |d| %g", (double)d);
+
+    /* batch_invariant: a sequence's logits are bitwise the same alone, chunked, or interleaved
+     * with another sequence (the engine relies on it for exact batched greedy outputs) */
+    {
+        mlxr_context_opts io = mlxr_context_default_opts();
+        io.n_ctx = 64;
+        io.n_seq_max = 2;
+        io.n_batch = 64;
+        io.n_threads = 2;
+        io.batch_invariant = true;
+        mlxr_context *ia = NULL, *ib = NULL;
+        CHECK(mlxr_context_new(m, &io, &ia, &err) == MLXR_OK, "invariant ctx: %s", err.msg);
+        io.n_threads = 1;
+        CHECK(mlxr_context_new(m, &io, &ib, &err) == MLXR_OK, "invariant ctx: %s", err.msg);
+        mlxr_batch whole = {8, toks, pos, seq0, NULL};
+        CHECK(mlxr_decode(ia, &whole, &err) == MLXR_OK, "whole: %s", err.msg);
+        float *alone = malloc(V * sizeof *alone);
+        memcpy(alone, mlxr_get_logits(ia, 7), V * sizeof *alone);
+        /* the same prompt in chunks of 3, 1, 4, interleaved with sequence 1's tokens */
+        int32_t ct[16], cp[16], cs[16];
+        int n = 0, done = 0;
+        const int chunks[3] = {3, 1, 4};
+        for (int k = 0; k < 3; k++) {
+            n = 0;
+            for (int i = 0; i < chunks[k]; i++, done++) {
+                ct[n] = toks[done], cp[n] = done, cs[n++] = 0;
+                ct[n] = toks[7 - done], cp[n] = done, cs[n++] = 1;
+            }
+            int8_t wl[16] = {0};
+            wl[n - 2] = 1;
+            mlxr_batch cb = {n, ct, cp, cs, wl};
+            CHECK(mlxr_decode(ib, &cb, &err) == MLXR_OK, "chunk %d: %s", k, err.msg);
+        }
+        CHECK(!memcmp(mlxr_get_logits(ib, n - 2), alone, V * sizeof *alone),
+              "batch_invariant: chunked + interleaved logits differ from alone");
+        free(alone);
+        mlxr_context_free(ia);
+        mlxr_context_free(ib);
+    }
 
     /* clearing a sequence lets it start again at position 0 */
     mlxr_kv_clear(c3, 0);

@@ -90,6 +90,34 @@ void mlxr_kernels_init(mlxr_kernels *k, mlxr_isa isa) {
              mlxr_dequantize_q8_0_ref);
     set_type(k, MLXR_DTYPE_Q4_0, mlxr_vec_dot_q4_0_ref, MLXR_DTYPE_Q8_0, mlxr_quantize_q4_0_ref,
              mlxr_dequantize_q4_0_ref);
+    /* activation-only types: encoders for the vec_dot_types, decoders for tests and tools */
+    set_type(k, MLXR_DTYPE_Q8_1, NULL, MLXR_DTYPE_Q8_1, mlxr_quantize_q8_1_ref,
+             mlxr_dequantize_q8_1_ref);
+    set_type(k, MLXR_DTYPE_Q8_K, NULL, MLXR_DTYPE_Q8_K, mlxr_quantize_q8_k_ref,
+             mlxr_dequantize_q8_k_ref);
+    /* weight types: their encoders (from_float) are the weight quantizers, registered elsewhere */
+    set_type(k, MLXR_DTYPE_Q4_1, mlxr_vec_dot_q4_1_ref, MLXR_DTYPE_Q8_1, NULL,
+             mlxr_dequantize_q4_1_ref);
+    set_type(k, MLXR_DTYPE_Q5_0, mlxr_vec_dot_q5_0_ref, MLXR_DTYPE_Q8_0, NULL,
+             mlxr_dequantize_q5_0_ref);
+    set_type(k, MLXR_DTYPE_Q5_1, mlxr_vec_dot_q5_1_ref, MLXR_DTYPE_Q8_1, NULL,
+             mlxr_dequantize_q5_1_ref);
+    set_type(k, MLXR_DTYPE_Q2_K, mlxr_vec_dot_q2_k_ref, MLXR_DTYPE_Q8_K, NULL,
+             mlxr_dequantize_q2_k_ref);
+    set_type(k, MLXR_DTYPE_Q3_K, mlxr_vec_dot_q3_k_ref, MLXR_DTYPE_Q8_K, NULL,
+             mlxr_dequantize_q3_k_ref);
+    set_type(k, MLXR_DTYPE_Q4_K, mlxr_vec_dot_q4_k_ref, MLXR_DTYPE_Q8_K, NULL,
+             mlxr_dequantize_q4_k_ref);
+    set_type(k, MLXR_DTYPE_Q5_K, mlxr_vec_dot_q5_k_ref, MLXR_DTYPE_Q8_K, NULL,
+             mlxr_dequantize_q5_k_ref);
+    set_type(k, MLXR_DTYPE_Q6_K, mlxr_vec_dot_q6_k_ref, MLXR_DTYPE_Q8_K, NULL,
+             mlxr_dequantize_q6_k_ref);
+    set_type(k, MLXR_DTYPE_IQ4_NL, mlxr_vec_dot_iq4_nl_ref, MLXR_DTYPE_Q8_0, NULL,
+             mlxr_dequantize_iq4_nl_ref);
+    set_type(k, MLXR_DTYPE_IQ4_XS, mlxr_vec_dot_iq4_xs_ref, MLXR_DTYPE_Q8_K, NULL,
+             mlxr_dequantize_iq4_xs_ref);
+    k->type[MLXR_DTYPE_Q4_K].gemm = mlxr_gemm_q4_k_ref;
+    k->type[MLXR_DTYPE_Q6_K].gemm = mlxr_gemm_q6_k_ref;
     k->type[MLXR_DTYPE_Q8_0].gemm = mlxr_gemm_q8_0_ref;
     k->type[MLXR_DTYPE_Q4_0].gemm = mlxr_gemm_q4_0_ref;
     k->type[MLXR_DTYPE_F16].gemm = mlxr_gemm_f16_ref;
@@ -105,6 +133,21 @@ void mlxr_kernels_init(mlxr_kernels *k, mlxr_isa isa) {
         t[MLXR_DTYPE_Q8_0].vec_dot = mlxr_vec_dot_q8_0_avx2;
         t[MLXR_DTYPE_Q8_0].from_float = mlxr_quantize_q8_0_avx2;
         t[MLXR_DTYPE_Q4_0].vec_dot = mlxr_vec_dot_q4_0_avx2;
+        t[MLXR_DTYPE_Q8_1].from_float = mlxr_quantize_q8_1_avx2;
+        t[MLXR_DTYPE_Q8_K].from_float = mlxr_quantize_q8_k_avx2;
+        t[MLXR_DTYPE_Q4_1].vec_dot = mlxr_vec_dot_q4_1_avx2;
+        t[MLXR_DTYPE_Q5_0].vec_dot = mlxr_vec_dot_q5_0_avx2;
+        t[MLXR_DTYPE_Q5_1].vec_dot = mlxr_vec_dot_q5_1_avx2;
+        t[MLXR_DTYPE_Q2_K].vec_dot = mlxr_vec_dot_q2_k_avx2;
+        t[MLXR_DTYPE_Q3_K].vec_dot = mlxr_vec_dot_q3_k_avx2;
+        t[MLXR_DTYPE_Q4_K].vec_dot = mlxr_vec_dot_q4_k_avx2;
+        t[MLXR_DTYPE_Q5_K].vec_dot = mlxr_vec_dot_q5_k_avx2;
+        t[MLXR_DTYPE_Q6_K].vec_dot = mlxr_vec_dot_q6_k_avx2;
+        t[MLXR_DTYPE_IQ4_NL].vec_dot = mlxr_vec_dot_iq4_nl_avx2;
+        t[MLXR_DTYPE_IQ4_XS].vec_dot = mlxr_vec_dot_iq4_xs_avx2;
+        t[MLXR_DTYPE_Q4_K].gemm = mlxr_gemm_q4_k_avx2;
+        t[MLXR_DTYPE_Q5_K].gemm = mlxr_gemm_q5_k_avx2;
+        t[MLXR_DTYPE_Q6_K].gemm = mlxr_gemm_q6_k_avx2;
         /* AVX-512 machines keep these too: the 256-bit tiles run well there */
         t[MLXR_DTYPE_Q8_0].gemm = mlxr_gemm_q8_0_avx2;
         t[MLXR_DTYPE_Q4_0].gemm = mlxr_gemm_q4_0_avx2;
@@ -117,6 +160,9 @@ void mlxr_kernels_init(mlxr_kernels *k, mlxr_isa isa) {
         t[MLXR_DTYPE_Q8_0].vec_dot = mlxr_vec_dot_q8_0_avx512;
         t[MLXR_DTYPE_Q8_0].from_float = mlxr_quantize_q8_0_avx512;
         t[MLXR_DTYPE_Q4_0].vec_dot = mlxr_vec_dot_q4_0_avx512;
+        t[MLXR_DTYPE_Q4_K].vec_dot = mlxr_vec_dot_q4_k_avx512;
+        t[MLXR_DTYPE_Q5_K].vec_dot = mlxr_vec_dot_q5_k_avx512;
+        t[MLXR_DTYPE_Q6_K].vec_dot = mlxr_vec_dot_q6_k_avx512;
     }
 #endif
 }

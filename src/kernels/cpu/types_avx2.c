@@ -8,7 +8,8 @@
  *   - dot products may differ from the reference by float reordering only: float rows are
  *     multiplied with FMA into 4 x 8 float lanes; quantized rows follow llama.cpp's x86 scheme
  *     (ggml-cpu-quants.c): exact per-block int32 lane sums, then acc += d_x*d_y * lanes, with
- *     the scales of 4 blocks converted together (see scales4).
+ *     the scales of 4 blocks converted together (see scales4 in simd_avx2.h, which holds the
+ *     helpers and the tiled-product driver this file shares with quants_avx2.c).
  *
  * The Q8_0 int8 products use the "sign trick": maddubs multiplies unsigned by signed bytes, so we
  * feed it |x| and y*sign(x). That is exact as long as y != -128 (sign() cannot negate -128), which
@@ -21,15 +22,8 @@
 
 #include <immintrin.h>
 
+#include "kernels/cpu/simd_avx2.h"
 #include "util/fp16.h"
-
-/* Sum of the 8 lanes. */
-static inline float hsum_ps(__m256 v) {
-    __m128 r = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    r = _mm_add_ps(r, _mm_movehl_ps(r, r));
-    r = _mm_add_ss(r, _mm_movehdup_ps(r));
-    return _mm_cvtss_f32(r);
-}
 
 /*
  * BF16 dots skip the widening shuffle: a bf16 is the top half of an f32, so of 16 bf16 values
@@ -206,39 +200,6 @@ void mlxr_quantize_q8_0_avx2(const float *x, void *y, int64_t n) {
 
 /* ---- quantized dot products --------------------------------------------------------------- */
 
-/*
- * Block scales. Converting each f16 scale on its own (vcvtph2ps per value, then a broadcast)
- * costs more shuffle-port work than the integer dot itself, so the loops take 4 blocks at a time:
- * the 4 x scales and the 4 y scales are packed into 64-bit words with scalar integer ops, converted
- * with one vcvtph2ps each and multiplied, and each block's product is then spread across a
- * register with one vpermps. Each lane equals fp16_to_fp32(d_x) * fp16_to_fp32(d_y) exactly as in
- * the reference (one float multiply of exactly converted values).
- */
-static inline __m128 scales4(uint16_t x0, uint16_t x1, uint16_t x2, uint16_t x3, uint16_t y0,
-                             uint16_t y1, uint16_t y2, uint16_t y3) {
-    const uint64_t px = x0 | (uint64_t)x1 << 16 | (uint64_t)x2 << 32 | (uint64_t)x3 << 48;
-    const uint64_t py = y0 | (uint64_t)y1 << 16 | (uint64_t)y2 << 32 | (uint64_t)y3 << 48;
-    const __m128 dx = _mm_cvtph_ps(_mm_set_epi64x(0, (long long)px));
-    const __m128 dy = _mm_cvtph_ps(_mm_set_epi64x(0, (long long)py));
-    return _mm_mul_ps(dx, dy);
-}
-
-#define SCALES4(a, b, i)                                                                           \
-    scales4(a[i].d, a[i + 1].d, a[i + 2].d, a[i + 3].d, b[i].d, b[i + 1].d, b[i + 2].d, b[i + 3].d)
-
-/* Lane k of d4 broadcast to all 8 lanes (k as a vector of 8 equal indices). */
-static inline __m256 lane(__m128 d4, __m256i k) {
-    return _mm256_permutevar8x32_ps(_mm256_castps128_ps256(d4), k);
-}
-
-static inline __m256 scale1(uint16_t dx, uint16_t dy) {
-    return _mm256_set1_ps(_cvtsh_ss(dx) * _cvtsh_ss(dy));
-}
-
-static inline __m256i load_i8x32(const int8_t *p) {
-    return _mm256_loadu_si256((const __m256i *)p);
-}
-
 /* Sums of 4 adjacent products x[k]*y[k] as 8 float lanes (exact: |lane| < 2^24); y != -128. */
 static inline __m256 mul_sum_i8_quads(__m256i x, __m256i y) {
     const __m256i ax = _mm256_sign_epi8(x, x);        /* |x|; -128 reads as 128 unsigned */
@@ -246,17 +207,6 @@ static inline __m256 mul_sum_i8_quads(__m256i x, __m256i y) {
     const __m256i p16 = _mm256_maddubs_epi16(ax, sy); /* |pair sum| <= 2*128*127: no saturation */
     const __m256i p32 = _mm256_madd_epi16(p16, _mm256_set1_epi16(1));
     return _mm256_cvtepi32_ps(p32);
-}
-
-/*
- * The 32 nibbles of a Q4_0 block as unsigned bytes in [0, 15], in element order: the 16 bytes are
- * loaded into both 128-bit halves (a plain load, no shuffle), the upper half shifted right by 4,
- * so the low half holds elements 0..15 (low nibbles) and the upper half 16..31 (high nibbles).
- */
-static inline __m256i unpack_q4_0(const uint8_t *qs) {
-    const __m256i v = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)qs));
-    const __m256i sh = _mm256_srlv_epi32(v, _mm256_setr_epi32(0, 0, 0, 0, 4, 4, 4, 4));
-    return _mm256_and_si256(sh, _mm256_set1_epi8(0x0F));
 }
 
 /* Sums of 4 adjacent products (u[k] - 8) * y[k] as 8 float lanes, for nibbles u in [0, 15]: the
@@ -398,13 +348,10 @@ static inline __m256i no_abs(__m256i v) {
 GEMM_TILE(tile_q8_0, wq_q8_0, pair_q8_0, abs_i8, 4, 2)
 GEMM_TILE(tile_q4_0, wq_q4_0, pair_q4_0, no_abs, 4, 3)
 
-/* One R x C tile over rows of n elements (see GEMM_TILE, tile_f16). */
-typedef void (*tile_fn)(int64_t n, const uint8_t *w, size_t ws, const uint8_t *x, size_t xs,
-                        float *y, size_t ldy);
-
-static void gemm_tiled(tile_fn tile, int R, int C, mlxr_vec_dot_fn dot, int64_t n, int64_t nr,
-                       int64_t nc, const void *w, size_t ws, const void *x, size_t xs, float *y,
-                       size_t ldy) {
+/* Tiles: see GEMM_TILE and tile_f16; the driver is shared with quants_avx2.c (simd_avx2.h). */
+void mlxr_gemm_tiled_avx2(tile_fn tile, int R, int C, mlxr_vec_dot_fn dot, int64_t n, int64_t nr,
+                          int64_t nc, const void *w, size_t ws, const void *x, size_t xs, float *y,
+                          size_t ldy) {
     const uint8_t *W = w, *X = x;
     const int64_t nr4 = nr - nr % R, nc2 = nc - nc % C;
     for (int64_t j = 0; j < nc2; j += C)
@@ -421,12 +368,14 @@ static void gemm_tiled(tile_fn tile, int R, int C, mlxr_vec_dot_fn dot, int64_t 
 
 void mlxr_gemm_q8_0_avx2(int64_t n, int64_t nr, int64_t nc, const void *w, size_t w_stride,
                          const void *x, size_t x_stride, float *y, size_t ldy) {
-    gemm_tiled(tile_q8_0, 4, 2, mlxr_vec_dot_q8_0_avx2, n, nr, nc, w, w_stride, x, x_stride, y, ldy);
+    mlxr_gemm_tiled_avx2(tile_q8_0, 4, 2, mlxr_vec_dot_q8_0_avx2, n, nr, nc, w, w_stride, x,
+                         x_stride, y, ldy);
 }
 
 void mlxr_gemm_q4_0_avx2(int64_t n, int64_t nr, int64_t nc, const void *w, size_t w_stride,
                          const void *x, size_t x_stride, float *y, size_t ldy) {
-    gemm_tiled(tile_q4_0, 4, 3, mlxr_vec_dot_q4_0_avx2, n, nr, nc, w, w_stride, x, x_stride, y, ldy);
+    mlxr_gemm_tiled_avx2(tile_q4_0, 4, 3, mlxr_vec_dot_q4_0_avx2, n, nr, nc, w, w_stride, x,
+                         x_stride, y, ldy);
 }
 
 /*
@@ -463,7 +412,8 @@ static void tile_f16(int64_t n, const uint8_t *w, size_t ws, const uint8_t *x, s
 
 void mlxr_gemm_f16_avx2(int64_t n, int64_t nr, int64_t nc, const void *w, size_t w_stride,
                         const void *x, size_t x_stride, float *y, size_t ldy) {
-    gemm_tiled(tile_f16, 4, 3, mlxr_vec_dot_f16_avx2, n, nr, nc, w, w_stride, x, x_stride, y, ldy);
+    mlxr_gemm_tiled_avx2(tile_f16, 4, 3, mlxr_vec_dot_f16_avx2, n, nr, nc, w, w_stride, x,
+                         x_stride, y, ldy);
 }
 
 #endif /* x86 */

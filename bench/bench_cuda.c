@@ -1,0 +1,355 @@
+/*
+ * bench_cuda.c - mlxr-bench-cuda: CUDA backend throughput (speed only; correctness is in
+ * tests/cuda/).
+ *
+ *   mlxr-bench-cuda [MODEL.gguf ...]
+ *
+ * 1. Device-to-device copy bandwidth (cudaMemcpy of 1 GiB, bytes read + written): the roofline.
+ * 2. Matrix products of a Llama-7B decode step (Wo 4096 x 4096, Wq|Wk|Wv 12288 x 4096,
+ *    Wgate|Wup 22016 x 4096, Wdown 4096 x 11008, Wout 32000 x 4096) for Q8_0, Q4_0 and F16
+ *    weights, 1 token (decode), 8 tokens (dp4a batch) and 64 tokens (tensor cores) per launch,
+ *    cycling through copies of the matrix
+ *    so the weights come from HBM, not L2: effective bandwidth = weight bytes (+ activations) /
+ *    kernel time, as a fraction of the copy bandwidth.
+ * 2b. The other ops of a decode step, timed alone at 7B shapes.
+ * 3. For each MODEL (whole model on the GPU): pp512 (one batch of 512 tokens) and tg128 (128
+ *    single-token steps after it, each a CUDA graph replay, logits copied back every step), in
+ *    tokens/s, against the decode roofline: weight bytes / copy bandwidth.
+ * Times are CUDA-event (kernels) or wall-clock (whole model) medians/means over repeats after
+ * warm-up; the weights are random bytes with valid scales (speed does not depend on values).
+ */
+#include <cuda_runtime_api.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "kernels/cuda/act.h"
+#include "kernels/cuda/argmax.h"
+#include "kernels/cuda/attention.h"
+#include "kernels/cuda/matvec.h"
+#include "kernels/cuda/norm.h"
+#include "kernels/cuda/rope.h"
+#include "mlxr.h"
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+#define CK(call)                                                                                  \
+    do {                                                                                          \
+        cudaError_t e_ = (call);                                                                  \
+        if (e_ != cudaSuccess) {                                                                  \
+            fprintf(stderr, "%s:%d: %s: %s\n", __FILE__, __LINE__, #call, cudaGetErrorString(e_)); \
+            exit(1);                                                                              \
+        }                                                                                         \
+    } while (0)
+
+static uint64_t rs = 0x9E3779B97F4A7C15ull;
+static uint32_t rnd(void) {
+    rs ^= rs << 13;
+    rs ^= rs >> 7;
+    rs ^= rs << 17;
+    return (uint32_t)(rs >> 16);
+}
+
+static double copy_bw(void) {
+    const size_t n = (size_t)1 << 30;
+    void *a, *b;
+    CK(cudaMalloc(&a, n));
+    CK(cudaMalloc(&b, n));
+    CK(cudaMemset(a, 1, n));
+    cudaEvent_t e0, e1;
+    cudaEventCreate(&e0);
+    cudaEventCreate(&e1);
+    CK(cudaMemcpy(b, a, n, cudaMemcpyDeviceToDevice));
+    const int reps = 10;
+    cudaEventRecord(e0, 0);
+    for (int i = 0; i < reps; i++) cudaMemcpyAsync(b, a, n, cudaMemcpyDeviceToDevice, 0);
+    cudaEventRecord(e1, 0);
+    CK(cudaEventSynchronize(e1));
+    float ms;
+    cudaEventElapsedTime(&ms, e0, e1);
+    cudaFree(a);
+    cudaFree(b);
+    return 2.0 * n * reps / (ms * 1e-3) / 1e9;
+}
+
+/* GGUF rows of random content with sane scales. */
+static void *random_rows(mlxr_dtype t, int64_t ne0, int64_t ne1, size_t *rb) {
+    const size_t bs = t == MLXR_DTYPE_Q8_0 ? 34 : t == MLXR_DTYPE_Q4_0 ? 18 : 0;
+    *rb = bs ? (size_t)ne0 / 32 * bs : (size_t)ne0 * 2;
+    uint8_t *p = malloc(*rb * (size_t)ne1);
+    uint16_t *h = (uint16_t *)p;
+    if (!bs) {
+        for (size_t i = 0; i < (size_t)(ne0 * ne1); i++) h[i] = (uint16_t)((rnd() & 0x83FF) | 0x2000);
+        return p;
+    }
+    for (size_t i = 0; i < *rb * (size_t)ne1; i++) p[i] = (uint8_t)rnd();
+    for (size_t b = 0; b < (size_t)(ne0 / 32 * ne1); b++) memcpy(p + b * bs, &(uint16_t){0x2000}, 2);
+    return p;
+}
+
+/* Mean time of `reps` runs of fn after `warm` runs (CUDA events on stream 0). */
+typedef void (*op_fn)(void *);
+static double time_op(op_fn fn, void *arg, int warm, int reps) {
+    cudaEvent_t e0, e1;
+    cudaEventCreate(&e0);
+    cudaEventCreate(&e1);
+    for (int i = 0; i < warm; i++) fn(arg);
+    cudaEventRecord(e0, 0);
+    for (int i = 0; i < reps; i++) fn(arg);
+    cudaEventRecord(e1, 0);
+    CK(cudaEventSynchronize(e1));
+    CK(cudaGetLastError());
+    float ms;
+    cudaEventElapsedTime(&ms, e0, e1);
+    cudaEventDestroy(e0);
+    cudaEventDestroy(e1);
+    return ms * 1e-3 / reps;
+}
+
+/* Several copies of one matrix, cycled, so that the weights come from HBM and not from the 50 MB
+ * L2 (a decode step reads each weight once). */
+typedef struct mv_arg {
+    mlxr_cuda_mat m[64];
+    int n, next, T;
+    mlxr_dtype vt;
+    float *x, *xd, *y;
+    void *xq;
+} mv_arg;
+
+static void mv_op(void *p) {
+    mv_arg *a = p;
+    const mlxr_cuda_mat *m = &a->m[a->next];
+    a->next = (a->next + 1) % a->n;
+    mlxr_matmul_cuda(m, a->vt == MLXR_DTYPE_F32 ? (void *)a->x : a->xq, a->xd, a->T, a->y, m->ne1, 0);
+}
+
+static void bench_matvec(double bw) {
+    const int64_t shapes[5][2] = {{4096, 4096}, {4096, 12288}, {4096, 22016}, {11008, 4096}, {4096, 32000}};
+    const char *what[5] = {"Wo", "Wq|Wk|Wv", "Wgate|Wup", "Wdown", "Wout"};
+    const mlxr_dtype types[3] = {MLXR_DTYPE_Q8_0, MLXR_DTYPE_Q4_0, MLXR_DTYPE_F16};
+    static mv_arg a;
+    CK(cudaMalloc((void **)&a.x, 64 * 22016 * 4));
+    CK(cudaMemset(a.x, 0, 64 * 22016 * 4));
+    CK(cudaMalloc(&a.xq, 64 * 22016 * 2));
+    CK(cudaMalloc((void **)&a.xd, 64 * 22016 / 32 * 4));
+    CK(cudaMalloc((void **)&a.y, 64 * 32000 * 4));
+    printf("| matvec | type | matrix (7B) | rows x cols | tokens | us/call | GB/s | of copy bw |\n|---|---|---|---|---|---|---|---|\n");
+    for (int ti = 0; ti < 3; ti++) {
+        double sum_b = 0, sum_t = 0;
+        for (int si = 0; si < 5; si++) {
+            const int64_t ne0 = shapes[si][0], ne1 = shapes[si][1];
+            size_t rb;
+            void *rows = random_rows(types[ti], ne0, ne1, &rb);
+            mlxr_err err = {0};
+            const size_t bytes1 = rb * (size_t)ne1;
+            a.n = (int)((512u << 20) / bytes1) + 1;
+            if (a.n > 64) a.n = 64;
+            for (int k = 0; k < a.n; k++)
+                if (mlxr_cuda_mat_upload(&a.m[k], types[ti], rows, ne0, ne1, rb, &err) != MLXR_OK) {
+                    fprintf(stderr, "upload: %s\n", err.msg);
+                    exit(1);
+                }
+            free(rows);
+            a.vt = mlxr_cuda_vec_dot_type(types[ti]);
+            a.next = 0;
+            /* the activations are encoded once: in a decode step the encoding is fused into the
+             * RMSNorm / SwiGLU before the product (timed in the op table) */
+            CK(mlxr_encode_cuda(a.vt, a.x, ne0, 64, a.xq, a.xd, 0));
+            const int Ts[3] = {1, 8, 64}; /* decode; dp4a batch; tensor-core batch */
+            for (int ti2 = 0; ti2 < 3; ti2++) {
+                const int T = Ts[ti2];
+                a.T = T;
+                const double t = time_op(mv_op, &a, 100, 400);
+                const double bytes = (double)bytes1 + (double)T * ne0 * 5 + (double)T * ne1 * 4;
+                if (T == 1) {
+                    sum_b += bytes;
+                    sum_t += t;
+                }
+                printf("| matvec | %s | %s | %lld x %lld | %d | %.1f | %.0f | %.0f%% |\n", mlxr_dtype_name(types[ti]),
+                       what[si], (long long)ne1, (long long)ne0, T, t * 1e6, bytes / t / 1e9,
+                       100.0 * bytes / t / 1e9 / bw);
+            }
+            for (int k = 0; k < a.n; k++) mlxr_cuda_mat_free(&a.m[k]);
+        }
+        printf("| matvec-summary | %s | the 5 decode products of a 7B layer + output | | 1 | %.1f | %.0f | %.0f%% |\n",
+               mlxr_dtype_name(types[ti]), sum_t * 1e6, sum_b / sum_t / 1e9, 100.0 * sum_b / sum_t / 1e9 / bw);
+    }
+    cudaFree(a.x);
+    cudaFree(a.xq);
+    cudaFree(a.xd);
+    cudaFree(a.y);
+}
+
+/* The other ops of one decode step at Llama-7B shapes (one token, n_embd 4096, 32 heads of 128,
+ * n_ff 11008, vocab 32000), each timed alone. */
+typedef struct ops_arg {
+    int which, n_ctx;
+    float *x, *dx, *w, *qkv, *att, *gu, *po, *pml, *xd, *logits;
+    void *xq, *kc, *vc;
+    int32_t *pos, *seq, *out;
+    mlxr_cuda_mat emb;
+} ops_arg;
+
+static void ops_op(void *p) {
+    ops_arg *a = p;
+    const mlxr_cuda_out oq = {MLXR_DTYPE_Q8_0, NULL, a->xq, a->xd};
+    const mlxr_cuda_kv kv = {a->kc, a->vc, (int64_t)a->n_ctx * 4096, 4096};
+    const mlxr_cuda_att_shape sh = {32, 32, 128, (a->n_ctx + MLXR_CUDA_ATT_SPLIT - 1) / MLXR_CUDA_ATT_SPLIT};
+    switch (a->which) {
+    case 0: mlxr_add_rmsnorm_cuda(a->x, a->dx, a->w, &oq, NULL, 1, 4096, 1e-5f, 0); break;
+    case 1:
+        mlxr_rope_kv_store_cuda(a->qkv, a->qkv + 4096, a->qkv + 8192, 12288, 32, 32, 128, 128, a->pos, a->seq, 1, 0.93f,
+                                &kv, 0);
+        break;
+    case 2: mlxr_kv_store_cuda(&kv, a->qkv + 4096, a->qkv + 8192, 12288, a->pos, a->seq, 1, 0); break;
+    case 3: mlxr_attention_cuda(&kv, &sh, a->qkv, 12288, a->pos, a->seq, 1, a->po, a->pml, &oq, 0); break;
+    case 4: mlxr_encode_cuda(MLXR_DTYPE_Q8_0, a->att, 4096, 1, a->xq, a->xd, 0); break;
+    case 5: mlxr_swiglu_cuda(a->gu, a->gu + 11008, 22016, 11008, 1, &oq, 0); break;
+    case 6: mlxr_embed_cuda(&a->emb, a->seq, 1, a->x, 0); break;
+    case 7: mlxr_argmax_f32_cuda(a->logits, 1, 32000, a->out, 0); break;
+    }
+}
+
+static void bench_ops(void) {
+    static ops_arg a;
+    const int n_ctx_max = 4096;
+    CK(cudaMalloc((void **)&a.x, 4096 * 4));
+    CK(cudaMalloc((void **)&a.dx, 4096 * 4));
+    CK(cudaMalloc((void **)&a.w, 4096 * 4));
+    CK(cudaMalloc((void **)&a.qkv, 12288 * 4));
+    CK(cudaMalloc((void **)&a.att, 4096 * 4));
+    CK(cudaMalloc((void **)&a.gu, 22016 * 4));
+    CK(cudaMalloc((void **)&a.po, (size_t)32 * 32 * 128 * 4));
+    CK(cudaMalloc((void **)&a.pml, 32 * 32 * 2 * 4));
+    CK(cudaMalloc((void **)&a.xd, 11008 / 32 * 4));
+    CK(cudaMalloc(&a.xq, 11008));
+    CK(cudaMalloc((void **)&a.logits, 32000 * 4));
+    CK(cudaMalloc(&a.kc, (size_t)n_ctx_max * 4096 * 2));
+    CK(cudaMalloc(&a.vc, (size_t)n_ctx_max * 4096 * 2));
+    CK(cudaMalloc((void **)&a.pos, 4));
+    CK(cudaMalloc((void **)&a.seq, 4));
+    CK(cudaMalloc((void **)&a.out, 4));
+    CK(cudaMemset(a.x, 0, 4096 * 4));
+    CK(cudaMemset(a.dx, 0, 4096 * 4));
+    CK(cudaMemset(a.w, 0, 4096 * 4));
+    CK(cudaMemset(a.qkv, 0, 12288 * 4));
+    CK(cudaMemset(a.att, 0, 4096 * 4));
+    CK(cudaMemset(a.gu, 0, 22016 * 4));
+    CK(cudaMemset(a.logits, 0, 32000 * 4));
+    CK(cudaMemset(a.kc, 0, (size_t)n_ctx_max * 4096 * 2));
+    CK(cudaMemset(a.vc, 0, (size_t)n_ctx_max * 4096 * 2));
+    CK(cudaMemset(a.seq, 0, 4));
+    size_t rb;
+    void *rows = random_rows(MLXR_DTYPE_Q4_0, 4096, 32000, &rb);
+    mlxr_err err = {0};
+    if (mlxr_cuda_mat_upload(&a.emb, MLXR_DTYPE_Q4_0, rows, 4096, 32000, rb, &err) != MLXR_OK) exit(1);
+    free(rows);
+    const char *names[8] = {"add+rmsnorm->Q8_0 (4096)", "rope q+k + kv store, fused (as used)", "kv store alone (2 x 4096 f16)",
+                            "attention->Q8_0 (as used)", "encode Q8_0 (4096) (no longer used)", "swiglu->Q8_0 (11008)", "embed Q4_0 row",
+                            "argmax (32000)"};
+    printf("| op | 7B shapes, 1 token | us/call |\n|---|---|---|\n");
+    for (int w = 0; w < 8; w++) {
+        a.which = w;
+        const int ctxs[3] = {1024, 4096, 0};
+        for (int ci = 0; ci < (w == 3 ? 2 : 1); ci++) {
+            a.n_ctx = ctxs[ci];
+            const int32_t p = w == 3 ? (ci == 0 ? 600 : 3000) : 600;
+            CK(cudaMemcpy(a.pos, &p, 4, cudaMemcpyHostToDevice));
+            const double t = time_op(ops_op, &a, 50, 200);
+            if (w == 3)
+                printf("| op | %s, position %d of n_ctx %d (%.0f GB/s of K+V) | %.1f |\n", names[w], p, a.n_ctx,
+                       2.0 * (p + 1) * 4096 * 2 / t / 1e9, t * 1e6);
+            else
+                printf("| op | %s | %.1f |\n", names[w], t * 1e6);
+        }
+    }
+    mlxr_cuda_mat_free(&a.emb);
+    void *bufs[] = {a.x, a.dx, a.w, a.qkv, a.att, a.gu, a.po, a.pml, a.xd, a.xq, a.logits, a.kc, a.vc, a.pos, a.seq, a.out};
+    for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) cudaFree(bufs[i]);
+}
+
+static void bench_model(const char *path, double bw) {
+    mlxr_model *m = NULL;
+    mlxr_err err = {0};
+    double t0 = now_s();
+    if (mlxr_model_load(path, NULL, &m, &err) != MLXR_OK) {
+        fprintf(stderr, "%s: %s\n", path, err.msg);
+        return;
+    }
+    const mlxr_model_info *h = mlxr_model_get_info(m);
+    mlxr_context_opts co = mlxr_context_default_opts();
+    co.n_ctx = 1024;
+    co.n_batch = 512;
+    co.n_threads = 4;
+    co.n_gpu_layers = -1;
+    mlxr_context *c = NULL;
+    if (mlxr_context_new(m, &co, &c, &err) != MLXR_OK) {
+        fprintf(stderr, "%s: GPU context: %s\n", path, err.msg);
+        mlxr_model_free(m);
+        return;
+    }
+    const double t_load = now_s() - t0;
+    int32_t ids[512], pos[512], seq[512] = {0};
+    for (int i = 0; i < 512; i++) {
+        ids[i] = (int32_t)(rnd() % (uint32_t)h->n_vocab);
+        pos[i] = i;
+    }
+    double pp = 0, tg = 0;
+    for (int rep = 0; rep < 3; rep++) { /* rep 0 warms up (graph capture, first launches) */
+        mlxr_kv_clear(c, 0);
+        mlxr_batch b = {512, ids, pos, seq, NULL};
+        double a = now_s();
+        if (mlxr_decode(c, &b, &err) != MLXR_OK) {
+            fprintf(stderr, "pp: %s\n", err.msg);
+            break;
+        }
+        const double t_pp = now_s() - a;
+        a = now_s();
+        int32_t tok = 1;
+        for (int i = 0; i < 128; i++) {
+            int32_t p = 512 + i, s0 = 0;
+            mlxr_batch one = {1, &tok, &p, &s0, NULL};
+            if (mlxr_decode(c, &one, &err) != MLXR_OK) {
+                fprintf(stderr, "tg: %s\n", err.msg);
+                break;
+            }
+            const float *lg = mlxr_get_logits(c, 0);
+            tok = 0;
+            for (int v = 1; v < h->n_vocab; v++)
+                if (lg[v] > lg[tok]) tok = v;
+        }
+        const double t_tg = now_s() - a;
+        if (rep > 0) {
+            pp += 512 / t_pp / 2;
+            tg += 128 / t_tg / 2;
+        }
+    }
+    const double roof = bw * 1e9 / (double)h->n_bytes;
+    printf("| model | %s | %.2f GB weights, %d layers, n_embd %d | load+upload %.1f s | pp512 %.0f tok/s | tg128 %.1f tok/s | roofline %.0f tok/s (%.0f%%) |\n",
+           h->name[0] ? h->name : path, h->n_bytes / 1e9, h->n_layer, h->n_embd, t_load, pp, tg, roof,
+           100.0 * tg / roof);
+    mlxr_context_free(c);
+    mlxr_model_free(m);
+}
+
+int main(int argc, char **argv) {
+    int n = 0;
+    if (cudaGetDeviceCount(&n) != cudaSuccess || n < 1) {
+        printf("mlxr-bench-cuda: no CUDA device\n");
+        return 0;
+    }
+    struct cudaDeviceProp p;
+    CK(cudaGetDeviceProperties(&p, 0));
+    const double bw = copy_bw();
+    printf("| device | %s | %d SMs | %.0f GB | copy bw %.0f GB/s (read+write) |\n", p.name, p.multiProcessorCount,
+           p.totalGlobalMem / 1e9, bw);
+    bench_matvec(bw);
+    bench_ops();
+    for (int i = 1; i < argc; i++) bench_model(argv[i], bw);
+    return 0;
+}

@@ -1,0 +1,192 @@
+/*
+ * registry_cmds.c - the model registry from the command line: `mlxr list`, `show NAME`,
+ * `rm NAME`, `import PATH --name NAME[:TAG]`, and `pull PATH|file://PATH` (local files only:
+ * this build has no HTTP client). Every command takes --home DIR (default: see registry.h).
+ */
+#include "cli.h"
+
+#include "server/registry.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* Parse --home and up to `max_pos` positional arguments (and --name for import). */
+static int reg_args(int argc, char **argv, const char **home, const char **pos, int max_pos,
+                    int *n_pos, const char **name, const char *usage) {
+    *home = NULL;
+    *n_pos = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            printf("%s", usage);
+            return -1;
+        }
+        if (!strcmp(a, "--home")) {
+            if (!(*home = cli_value(argc, argv, &i))) return 1;
+        } else if (name && !strcmp(a, "--name")) {
+            if (!(*name = cli_value(argc, argv, &i))) return 1;
+        } else if (a[0] == '-' && a[1]) {
+            return cli_error("unknown option '%s' (try '%s --help')", a, argv[0]);
+        } else if (*n_pos < max_pos) {
+            pos[(*n_pos)++] = a;
+        } else {
+            return cli_error("unexpected argument '%s'", a);
+        }
+    }
+    if (!*home) *home = mlxr_registry_default_home();
+    if (!*home) return cli_error("no home directory: pass --home DIR or set MLXR_HOME");
+    return 0;
+}
+
+static mlxr_registry *open_reg(const char *home) {
+    mlxr_registry *r = NULL;
+    mlxr_err err = {0};
+    if (mlxr_registry_open(home, &r, &err) != MLXR_OK) {
+        cli_error("%s", err.msg);
+        return NULL;
+    }
+    return r;
+}
+
+static void human_size(int64_t n, char *buf, size_t cap) {
+    if (n >= (int64_t)1 << 30) snprintf(buf, cap, "%.1f GB", (double)n / (1 << 30));
+    else if (n >= 1 << 20) snprintf(buf, cap, "%.1f MB", (double)n / (1 << 20));
+    else snprintf(buf, cap, "%.1f KB", (double)n / 1024);
+}
+
+int cli_list(int argc, char **argv) {
+    const char *home, *pos[1];
+    int n_pos, rc = reg_args(argc, argv, &home, pos, 0, &n_pos, NULL,
+                             "usage: mlxr list [--home DIR]\n  installed models, one per line\n");
+    if (rc) return rc < 0 ? 0 : rc;
+    mlxr_registry *r = open_reg(home);
+    if (!r) return 1;
+    mlxr_model_entry *e = NULL;
+    size_t n = 0;
+    mlxr_err err = {0};
+    if (mlxr_registry_list(r, &e, &n, &err) != MLXR_OK) {
+        mlxr_registry_close(r);
+        return cli_error("%s", err.msg);
+    }
+    printf("%-40s %-14s %-10s %-8s %s\n", "NAME", "ID", "SIZE", "QUANT", "ARCH");
+    for (size_t i = 0; i < n; i++) {
+        char nt[200], sz[32];
+        snprintf(nt, sizeof nt, "%s:%s", e[i].name, e[i].tag);
+        human_size(e[i].size, sz, sizeof sz);
+        printf("%-40s %-14.12s %-10s %-8s %s\n", nt, e[i].sha256, sz, e[i].quant, e[i].arch);
+        mlxr_model_entry_clear(&e[i]);
+    }
+    free(e);
+    mlxr_registry_close(r);
+    return 0;
+}
+
+int cli_show(int argc, char **argv) {
+    const char *home, *pos[1];
+    int n_pos, rc = reg_args(argc, argv, &home, pos, 1, &n_pos, NULL,
+                             "usage: mlxr show NAME[:TAG] [--home DIR]\n");
+    if (rc) return rc < 0 ? 0 : rc;
+    if (n_pos != 1) return cli_error("show needs a model name");
+    mlxr_registry *r = open_reg(home);
+    if (!r) return 1;
+    mlxr_model_entry e;
+    mlxr_err err = {0};
+    if (mlxr_registry_find(r, pos[0], &e, &err) != MLXR_OK) {
+        mlxr_registry_close(r);
+        return cli_error("%s", err.msg);
+    }
+    char created[32] = "-", used[32] = "never";
+    time_t t = (time_t)e.created;
+    struct tm tm;
+    strftime(created, sizeof created, "%Y-%m-%d %H:%M:%S", gmtime_r(&t, &tm));
+    t = (time_t)e.last_used;
+    if (e.last_used) strftime(used, sizeof used, "%Y-%m-%d %H:%M:%S", gmtime_r(&t, &tm));
+    printf("name:            %s:%s\npath:            %s\nformat:          %s\narchitecture:    %s\n"
+           "parameters:      %lld\nquantization:    %s\nsize:            %lld bytes\n"
+           "sha256:          %s\ncontext length:  %d\nchat template:   %s\n"
+           "created:         %s UTC\nlast used:       %s%s\n",
+           e.name, e.tag, e.path, e.format, e.arch, (long long)e.n_params, e.quant,
+           (long long)e.size, e.sha256, e.n_ctx, e.chat_template ? "yes" : "no", created, used,
+           e.last_used ? " UTC" : "");
+    mlxr_model_entry_clear(&e);
+    mlxr_registry_close(r);
+    return 0;
+}
+
+int cli_rm(int argc, char **argv) {
+    const char *home, *pos[1];
+    int n_pos, rc = reg_args(argc, argv, &home, pos, 1, &n_pos, NULL,
+                             "usage: mlxr rm NAME[:TAG] [--home DIR]\n");
+    if (rc) return rc < 0 ? 0 : rc;
+    if (n_pos != 1) return cli_error("rm needs a model name");
+    mlxr_registry *r = open_reg(home);
+    if (!r) return 1;
+    mlxr_err err = {0};
+    rc = mlxr_registry_remove(r, pos[0], &err) == MLXR_OK ? 0 : cli_error("%s", err.msg);
+    if (!rc) printf("deleted '%s'\n", pos[0]);
+    mlxr_registry_close(r);
+    return rc;
+}
+
+static int import_file(const char *home, const char *path, const char *name) {
+    mlxr_registry *r = open_reg(home);
+    if (!r) return 1;
+    mlxr_model_entry e;
+    mlxr_err err = {0};
+    int rc = 0;
+    if (mlxr_registry_import(r, path, name, &e, &err) != MLXR_OK) {
+        rc = cli_error("import failed: %s", err.msg);
+    } else {
+        printf("imported %s:%s (%s, %s, %lld parameters, sha256 %.12s)\n", e.name, e.tag, e.arch,
+               e.quant, (long long)e.n_params, e.sha256);
+        mlxr_model_entry_clear(&e);
+    }
+    mlxr_registry_close(r);
+    return rc;
+}
+
+/* The default name for a file: its base name without ".gguf". */
+static void stem(const char *path, char *buf, size_t cap) {
+    const char *b = strrchr(path, '/');
+    b = b ? b + 1 : path;
+    size_t n = strlen(b);
+    if (n > 5 && !strcmp(b + n - 5, ".gguf")) n -= 5;
+    snprintf(buf, cap, "%.*s", (int)n, b);
+}
+
+int cli_import(int argc, char **argv) {
+    const char *home, *pos[1], *name = NULL;
+    int n_pos, rc = reg_args(argc, argv, &home, pos, 1, &n_pos, &name,
+                             "usage: mlxr import PATH [--name NAME[:TAG]] [--home DIR]\n"
+                             "  copy (or hard-link) a GGUF file into the registry, verified\n");
+    if (rc) return rc < 0 ? 0 : rc;
+    if (n_pos != 1) return cli_error("import needs the path of a GGUF file");
+    char def[256];
+    if (!name) {
+        stem(pos[0], def, sizeof def);
+        name = def;
+    }
+    return import_file(home, pos[0], name);
+}
+
+int cli_pull(int argc, char **argv) {
+    const char *home, *pos[1], *name = NULL;
+    int n_pos, rc = reg_args(argc, argv, &home, pos, 1, &n_pos, &name,
+                             "usage: mlxr pull PATH|file://PATH [--name NAME[:TAG]] [--home DIR]\n"
+                             "  only local files for now: this build has no HTTP client\n");
+    if (rc) return rc < 0 ? 0 : rc;
+    if (n_pos != 1) return cli_error("pull needs a path");
+    const char *src = pos[0];
+    if (!strncmp(src, "file://", 7)) src += 7;
+    else if (strstr(src, "://"))
+        return cli_error("cannot pull '%s': only local paths and file:// URLs are supported (no "
+                         "HTTP client in this build); download the file and 'mlxr import' it", src);
+    char def[256];
+    if (!name) {
+        stem(src, def, sizeof def);
+        name = def;
+    }
+    return import_file(home, src, name);
+}

@@ -1,0 +1,248 @@
+/*
+ * attention.cu - KV store and flash-decoding attention (see attention.h).
+ *
+ * Split kernel, one 128-thread block per (kv head, split, query):
+ *   1. the group's G query vectors, rounded through f16, go to shared memory;
+ *   2. one thread per position reads its K row with 16-byte loads and scores GC query heads
+ *      at a time from registers (GC = 4, 2 or 1, whichever divides G), so one K read serves them;
+ *   3. warp g (and g + 4, ...) takes query head g: max, exp, sum over the split;
+ *   4. threads own 8 columns (one 16-byte V load) of a share of the positions and accumulate
+ *      GC query heads at once; the shares are summed through shared memory.
+ */
+#include "kernels/cuda/attention.h"
+#include "kernels/cuda/common.cuh"
+
+#define SPLIT MLXR_CUDA_ATT_SPLIT
+#define ATT_THREADS 128
+
+__global__ void kv_store_kernel(__half *__restrict__ kc, __half *__restrict__ vc, int64_t seq_stride,
+                                int32_t kv_dim, const float *__restrict__ k, const float *__restrict__ v,
+                                int64_t ld, const int32_t *__restrict__ pos, const int32_t *__restrict__ seq) {
+    const int t = blockIdx.x;
+    const int64_t off = (int64_t)seq[t] * seq_stride + (int64_t)pos[t] * kv_dim;
+    for (int i = threadIdx.x; i < kv_dim; i += blockDim.x) {
+        kc[off + i] = __float2half_rn(k[(int64_t)t * ld + i]);
+        vc[off + i] = __float2half_rn(v[(int64_t)t * ld + i]);
+    }
+}
+
+extern "C" cudaError_t mlxr_kv_store_cuda(const mlxr_cuda_kv *kv, const float *k, const float *v, int64_t ld,
+                                          const int32_t *pos, const int32_t *seq, int32_t T,
+                                          cudaStream_t st) {
+    if (T <= 0) return cudaSuccess;
+    kv_store_kernel<<<T, 256, 0, st>>>((__half *)kv->k, (__half *)kv->v, kv->seq_stride, kv->kv_dim, k,
+                                       v, ld, pos, seq);
+    return cudaGetLastError();
+}
+
+/* Query heads scored / accumulated together in registers: the largest of 4, 2, 1 dividing G. */
+static int group_chunk(int G) {
+    return G % 4 == 0 ? 4 : G % 2 == 0 ? 2 : 1;
+}
+
+/* Shared memory: qs [G][D], sc [G][SPLIT], ml [G][2], red [phases][GC][D]. */
+static size_t smem_bytes(int G, int D) {
+    const int GC = group_chunk(G), c8 = D / 8, nph = ATT_THREADS / c8;
+    return ((size_t)G * D + (size_t)G * SPLIT + 2 * (size_t)G + (size_t)nph * GC * D) * sizeof(float);
+}
+
+extern "C" size_t mlxr_attention_smem_cuda(const mlxr_cuda_att_shape *sh) {
+    return smem_bytes(sh->n_head / sh->n_head_kv, sh->head_dim);
+}
+
+__device__ __forceinline__ void h8_to_f(const uint4 &u, float (&f)[8]) {
+    const __half2 *h = reinterpret_cast<const __half2 *>(&u);
+#pragma unroll
+    for (int e = 0; e < 4; e++) {
+        const float2 t = __half22float2(h[e]);
+        f[2 * e] = t.x;
+        f[2 * e + 1] = t.y;
+    }
+}
+
+template <int GC>
+__global__ void __launch_bounds__(ATT_THREADS)
+    att_split_kernel(const __half *__restrict__ kc, const __half *__restrict__ vc, int64_t seq_stride,
+                     int32_t kv_dim, int32_t n_head, int32_t G, int32_t D, int32_t n_split,
+                     const float *__restrict__ q, int64_t q_ld, const int32_t *__restrict__ pos,
+                     const int32_t *__restrict__ seq, float *__restrict__ part_o,
+                     float *__restrict__ part_ml) {
+    extern __shared__ float sm[];
+    const int c8n = D / 8, nph = ATT_THREADS / c8n;
+    float *qs = sm;                 /* [G][D] */
+    float *sc = qs + G * D;         /* [G][SPLIT] scores, then probabilities */
+    float *ml = sc + G * SPLIT;     /* [G][2] max, sum */
+    float *red = ml + 2 * G;        /* [nph][GC][D] */
+    const int h = blockIdx.x, s = blockIdx.y, t = blockIdx.z;
+    const int L = pos[t] + 1, p0 = s * SPLIT;
+    const int np = min(SPLIT, L - p0);
+    const int64_t po = ((int64_t)t * n_head + (int64_t)h * G) * n_split + s; /* head g: + g*n_split */
+    if (np <= 0) {
+        for (int g = threadIdx.x; g < G; g += blockDim.x) {
+            part_ml[2 * (po + (int64_t)g * n_split)] = -INFINITY;
+            part_ml[2 * (po + (int64_t)g * n_split) + 1] = 0.0f;
+        }
+        return;
+    }
+    for (int i = threadIdx.x; i < G * D; i += blockDim.x)
+        qs[i] = __half2float(__float2half_rn(q[(int64_t)t * q_ld + (int64_t)h * G * D + i]));
+    __syncthreads();
+
+    const __half *kb = kc + (int64_t)seq[t] * seq_stride + (int64_t)h * D;
+    const __half *vb = vc + (int64_t)seq[t] * seq_stride + (int64_t)h * D;
+    const float scale = 1.0f / sqrtf((float)D);
+    for (int j = threadIdx.x; j < np; j += blockDim.x) {
+        const __half *kr = kb + (int64_t)(p0 + j) * kv_dim;
+        for (int g0 = 0; g0 < G; g0 += GC) {
+            float acc[GC];
+#pragma unroll
+            for (int g = 0; g < GC; g++) acc[g] = 0.0f;
+#pragma unroll 16
+            for (int d = 0; d < D; d += 8) {
+                float kf[8];
+                h8_to_f(__ldg(reinterpret_cast<const uint4 *>(kr + d)), kf);
+#pragma unroll
+                for (int g = 0; g < GC; g++) {
+                    const float *qg = qs + (g0 + g) * D + d;
+#pragma unroll
+                    for (int e = 0; e < 8; e++) acc[g] += kf[e] * qg[e];
+                }
+            }
+#pragma unroll
+            for (int g = 0; g < GC; g++) sc[(g0 + g) * SPLIT + j] = acc[g] * scale;
+        }
+    }
+    __syncthreads();
+
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    for (int g = warp; g < G; g += ATT_THREADS / 32) {
+        float *row = sc + g * SPLIT;
+        float m = -INFINITY;
+        for (int j = lane; j < np; j += 32) m = fmaxf(m, row[j]);
+        m = warp_max(m);
+        float l = 0.0f;
+        for (int j = lane; j < np; j += 32) {
+            const float e = expf(row[j] - m);
+            row[j] = e;
+            l += e;
+        }
+        l = warp_sum(l);
+        if (lane == 0) {
+            ml[2 * g] = m;
+            ml[2 * g + 1] = l;
+        }
+    }
+    __syncthreads();
+
+    /* P.V: thread (phase ph, column block c) sums positions ph, ph + nph, ... */
+    const int c = threadIdx.x % c8n, ph = threadIdx.x / c8n;
+    for (int g0 = 0; g0 < G; g0 += GC) {
+        float acc[GC][8];
+#pragma unroll
+        for (int g = 0; g < GC; g++)
+#pragma unroll
+            for (int e = 0; e < 8; e++) acc[g][e] = 0.0f;
+        if (ph < nph)
+#pragma unroll 8
+            for (int j = ph; j < np; j += nph) {
+                float vf[8];
+                h8_to_f(__ldg(reinterpret_cast<const uint4 *>(vb + (int64_t)(p0 + j) * kv_dim + c * 8)), vf);
+#pragma unroll
+                for (int g = 0; g < GC; g++) {
+                    const float p = sc[(g0 + g) * SPLIT + j];
+#pragma unroll
+                    for (int e = 0; e < 8; e++) acc[g][e] += p * vf[e];
+                }
+            }
+        if (ph < nph)
+#pragma unroll
+            for (int g = 0; g < GC; g++)
+#pragma unroll
+                for (int e = 0; e < 8; e++) red[((int64_t)ph * GC + g) * D + c * 8 + e] = acc[g][e];
+        __syncthreads();
+        for (int i = threadIdx.x; i < GC * D; i += blockDim.x) {
+            float sum = 0.0f;
+            for (int k = 0; k < nph; k++) sum += red[(int64_t)k * GC * D + i];
+            const int g = g0 + i / D, d = i % D;
+            part_o[(po + (int64_t)g * n_split) * D + d] = sum;
+        }
+        __syncthreads(); /* red is reused by the next chunk */
+    }
+    for (int g = threadIdx.x; g < G; g += blockDim.x) {
+        part_ml[2 * (po + (int64_t)g * n_split)] = ml[2 * g];
+        part_ml[2 * (po + (int64_t)g * n_split) + 1] = ml[2 * g + 1];
+    }
+}
+
+/* One block per (query head, query): log-sum-exp combination of the splits. Warp-sized runs of
+ * 32 consecutive columns are stored (or encoded) together, which is one Q8_0 block when
+ * head_dim % 32 == 0. */
+__global__ void att_combine_kernel(int32_t n_head, int32_t D, int32_t n_split,
+                                   const float *__restrict__ part_o, const float *__restrict__ part_ml,
+                                   const mlxr_cuda_out out) {
+    const int hq = blockIdx.x, t = blockIdx.y, lane = threadIdx.x & 31;
+    const int64_t base = ((int64_t)t * n_head + hq) * n_split;
+    float M = -INFINITY;
+    for (int s = 0; s < n_split; s++) M = fmaxf(M, part_ml[2 * (base + s)]);
+    float den = 0.0f;
+    for (int s = 0; s < n_split; s++) {
+        const float m = part_ml[2 * (base + s)];
+        if (m != -INFINITY) den += expf(m - M) * part_ml[2 * (base + s) + 1];
+    }
+    const int64_t width = (int64_t)n_head * D;
+    for (int d0 = threadIdx.x - lane; d0 < D; d0 += blockDim.x) { /* warp-uniform loop */
+        const int d = d0 + lane;
+        float num = 0.0f;
+        if (d < D)
+            for (int s = 0; s < n_split; s++) {
+                const float m = part_ml[2 * (base + s)];
+                if (m != -INFINITY) num += expf(m - M) * part_o[(base + s) * D + d];
+            }
+        const int64_t col = (int64_t)hq * D + d0; /* first column of this warp's run */
+        if (out.type == MLXR_DTYPE_Q8_0)
+            put_block32(out, width, t, col / 32, lane, num / den, true);
+        else if (d < D && out.type == MLXR_DTYPE_F16)
+            ((__half *)out.q)[t * width + col + lane] = __float2half_rn(num / den);
+        else if (d < D)
+            out.y[t * width + col + lane] = num / den;
+    }
+}
+
+template <int GC>
+static cudaError_t launch_split(const mlxr_cuda_kv *kv, const mlxr_cuda_att_shape *sh, int G, const float *q,
+                                int64_t q_ld, const int32_t *pos, const int32_t *seq, int32_t T, float *part_o,
+                                float *part_ml, cudaStream_t st) {
+    const size_t smem = smem_bytes(G, sh->head_dim);
+    if (smem > 48 * 1024) {
+        cudaError_t e = cudaFuncSetAttribute(att_split_kernel<GC>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                             (int)smem);
+        if (e != cudaSuccess) return e;
+    }
+    const dim3 grid((unsigned)sh->n_head_kv, (unsigned)sh->n_split, (unsigned)T);
+    att_split_kernel<GC><<<grid, ATT_THREADS, smem, st>>>((const __half *)kv->k, (const __half *)kv->v,
+                                                          kv->seq_stride, kv->kv_dim, sh->n_head, G, sh->head_dim,
+                                                          sh->n_split, q, q_ld, pos, seq, part_o, part_ml);
+    return cudaGetLastError();
+}
+
+extern "C" cudaError_t mlxr_attention_cuda(const mlxr_cuda_kv *kv, const mlxr_cuda_att_shape *sh,
+                                           const float *q, int64_t q_ld, const int32_t *pos, const int32_t *seq,
+                                           int32_t T, float *part_o, float *part_ml, const mlxr_cuda_out *out,
+                                           cudaStream_t st) {
+    if (T <= 0) return cudaSuccess;
+    if (out->type == MLXR_DTYPE_Q8_0 && sh->head_dim % 32) return cudaErrorInvalidValue;
+    if (sh->n_head_kv <= 0 || sh->n_head % sh->n_head_kv || sh->head_dim % 8 || sh->head_dim <= 0 ||
+        sh->head_dim > 8 * ATT_THREADS || sh->n_split <= 0 || T > 65535 || sh->n_split > 65535)
+        return cudaErrorInvalidValue;
+    const int G = sh->n_head / sh->n_head_kv;
+    cudaError_t e;
+    switch (group_chunk(G)) {
+    case 4: e = launch_split<4>(kv, sh, G, q, q_ld, pos, seq, T, part_o, part_ml, st); break;
+    case 2: e = launch_split<2>(kv, sh, G, q, q_ld, pos, seq, T, part_o, part_ml, st); break;
+    default: e = launch_split<1>(kv, sh, G, q, q_ld, pos, seq, T, part_o, part_ml, st); break;
+    }
+    if (e != cudaSuccess) return e;
+    const dim3 g2((unsigned)sh->n_head, (unsigned)T);
+    att_combine_kernel<<<g2, 128, 0, st>>>(sh->n_head, sh->head_dim, sh->n_split, part_o, part_ml, *out);
+    return cudaGetLastError();
+}

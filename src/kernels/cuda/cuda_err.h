@@ -1,0 +1,42 @@
+/*
+ * cuda_err.h - CUDA runtime errors as mlxr statuses: a failed call becomes MLXR_ERR_CUDA with the
+ * runtime's own message and the call that failed, never an abort. Callable from C and CUDA.
+ */
+#ifndef MLXR_KERNELS_CUDA_ERR_H
+#define MLXR_KERNELS_CUDA_ERR_H
+
+#include <cuda_runtime_api.h>
+
+#include "mlxr.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* MLXR_OK for cudaSuccess; else fill err with "<what>: <cudaGetErrorString> (<name>)" and
+ * return MLXR_ERR_CUDA (MLXR_ERR_NOMEM for cudaErrorMemoryAllocation). */
+mlxr_status mlxr_cuda_status(cudaError_t e, mlxr_err *err, const char *what, const char *file,
+                             int line);
+
+/* The error of the last kernel launch (launch-configuration errors show up here). */
+mlxr_status mlxr_cuda_launch_status(mlxr_err *err, const char *kernel, const char *file, int line);
+
+#ifdef __cplusplus
+}
+#endif
+
+/* Evaluate a runtime call; on failure record it and return the status from the caller. */
+#define MLXR_CUDA_TRY(err, call)                                                                  \
+    do {                                                                                          \
+        mlxr_status st_ = mlxr_cuda_status((call), (err), #call, __FILE__, __LINE__);             \
+        if (st_ != MLXR_OK) return st_;                                                           \
+    } while (0)
+
+/* After a <<<>>> launch: return the launch error, if any, from the caller. */
+#define MLXR_CUDA_LAUNCHED(err, name)                                                             \
+    do {                                                                                          \
+        mlxr_status st_ = mlxr_cuda_launch_status((err), (name), __FILE__, __LINE__);             \
+        if (st_ != MLXR_OK) return st_;                                                           \
+    } while (0)
+
+#endif

@@ -1,0 +1,102 @@
+/*
+ * rope.cu - RoPE (see rope.h). A thread per (token, head, pair) of Q and K, so that a single
+ * token's rotation is spread over the device instead of looping in one block.
+ */
+#include "kernels/cuda/common.cuh"
+#include "kernels/cuda/rope.h"
+
+__global__ void rope_kernel(float *__restrict__ q, int64_t q_stride, int32_t n_head,
+                            float *__restrict__ k, int64_t k_stride, int32_t n_head_kv,
+                            int32_t head_dim, int32_t n_rot, const int32_t *__restrict__ pos,
+                            float theta_scale) {
+    const int t = blockIdx.y;
+    const int half = n_rot / 2;
+    const int n_pairs = (n_head + (k ? n_head_kv : 0)) * half;
+    const int j = blockIdx.x * blockDim.x + threadIdx.x;
+    if (j >= n_pairs) return;
+    const int h = j / half, i = j % half;
+    /* theta_i = pos * theta_scale^i by repeated multiplication, as the reference */
+    float theta = (float)pos[t];
+    for (int m = 0; m < i; m++) theta *= theta_scale;
+    const float c = cosf(theta), s = sinf(theta);
+    float *v = h < n_head ? q + t * q_stride + (int64_t)h * head_dim
+                          : k + t * k_stride + (int64_t)(h - n_head) * head_dim;
+    const float x0 = v[2 * i], x1 = v[2 * i + 1];
+    v[2 * i] = x0 * c - x1 * s;
+    v[2 * i + 1] = x0 * s + x1 * c;
+}
+
+extern "C" cudaError_t mlxr_rope_f32_cuda(float *q, int64_t q_stride, int32_t n_head, float *k,
+                                          int64_t k_stride, int32_t n_head_kv, int32_t head_dim,
+                                          int32_t n_rot, const int32_t *pos, int32_t T,
+                                          float theta_scale, cudaStream_t st) {
+    if (T <= 0 || n_rot <= 0) return cudaSuccess;
+    if (T > 65535) return cudaErrorInvalidValue;
+    const int n_pairs = (n_head + (k ? n_head_kv : 0)) * (n_rot / 2);
+    const dim3 grid((unsigned)((n_pairs + 127) / 128), (unsigned)T);
+    rope_kernel<<<grid, 128, 0, st>>>(q, q_stride, n_head, k, k_stride, n_head_kv, head_dim, n_rot, pos,
+                                      theta_scale);
+    return cudaGetLastError();
+}
+
+/* Thread j < n_head * n_rot/2: a pair of q. Then a pair (d, d + 1) of every K/V head dimension:
+ * rotated if d < n_rot, stored to both caches. */
+__global__ void rope_kv_kernel(float *__restrict__ q, const float *__restrict__ k, const float *__restrict__ v,
+                               int64_t ld, int32_t n_head, int32_t n_head_kv, int32_t head_dim, int32_t n_rot,
+                               const int32_t *__restrict__ pos, const int32_t *__restrict__ seq, float theta_scale,
+                               __half *__restrict__ kc, __half *__restrict__ vc, int64_t seq_stride, int32_t kv_dim) {
+    const int t = blockIdx.y;
+    const int half = n_rot / 2, hd2 = head_dim / 2;
+    const int nq = n_head * half, nkv = n_head_kv * hd2;
+    const int j = blockIdx.x * blockDim.x + threadIdx.x;
+    if (j >= nq + nkv) return;
+    int i; /* pair index inside the head */
+    float *qv = NULL;
+    int64_t kofs = 0;
+    if (j < nq) {
+        i = j % half;
+        qv = q + t * ld + (int64_t)(j / half) * head_dim;
+    } else {
+        const int h = (j - nq) / hd2;
+        i = (j - nq) % hd2;
+        kofs = (int64_t)h * head_dim;
+    }
+    float c = 1.0f, s = 0.0f;
+    if (i < half) {
+        float theta = (float)pos[t];
+        for (int m = 0; m < i; m++) theta *= theta_scale;
+        c = cosf(theta);
+        s = sinf(theta);
+    }
+    if (qv) {
+        const float x0 = qv[2 * i], x1 = qv[2 * i + 1];
+        qv[2 * i] = x0 * c - x1 * s;
+        qv[2 * i + 1] = x0 * s + x1 * c;
+        return;
+    }
+    const float *kr = k + t * ld + kofs, *vr = v + t * ld + kofs;
+    float x0 = kr[2 * i], x1 = kr[2 * i + 1];
+    if (i < half) {
+        const float r0 = x0 * c - x1 * s, r1 = x0 * s + x1 * c;
+        x0 = r0;
+        x1 = r1;
+    }
+    const int64_t off = (int64_t)seq[t] * seq_stride + (int64_t)pos[t] * kv_dim + kofs + 2 * i;
+    kc[off] = __float2half_rn(x0);
+    kc[off + 1] = __float2half_rn(x1);
+    vc[off] = __float2half_rn(vr[2 * i]);
+    vc[off + 1] = __float2half_rn(vr[2 * i + 1]);
+}
+
+extern "C" cudaError_t mlxr_rope_kv_store_cuda(float *q, const float *k, const float *v, int64_t ld, int32_t n_head,
+                                               int32_t n_head_kv, int32_t head_dim, int32_t n_rot, const int32_t *pos,
+                                               const int32_t *seq, int32_t T, float theta_scale,
+                                               const mlxr_cuda_kv *kv, cudaStream_t st) {
+    if (T <= 0) return cudaSuccess;
+    if (T > 65535 || head_dim % 2 || n_rot % 2 || n_rot > head_dim) return cudaErrorInvalidValue;
+    const int n = n_head * (n_rot / 2) + n_head_kv * (head_dim / 2);
+    const dim3 grid((unsigned)((n + 127) / 128), (unsigned)T);
+    rope_kv_kernel<<<grid, 128, 0, st>>>(q, k, v, ld, n_head, n_head_kv, head_dim, n_rot, pos, seq, theta_scale,
+                                         (__half *)kv->k, (__half *)kv->v, kv->seq_stride, kv->kv_dim);
+    return cudaGetLastError();
+}

@@ -1,0 +1,111 @@
+/*
+ * kv.h - the paged KV cache: one pool of fixed-size blocks shared by every sequence of a context,
+ * a block table per sequence, and a prefix cache of full blocks addressed by their content.
+ *
+ * Block layout (one block = MLXR_KV_BLOCK consecutive positions of one sequence, all layers):
+ *   K: [n_block][n_layer][MLXR_KV_BLOCK][kv_dim]   rows per position, as Q.K wants them
+ *   V: [n_block][n_layer][kv_dim][MLXR_KV_BLOCK]   transposed, so P.V runs over contiguous rows
+ * Position p of sequence s lives in block table[s][p / MLXR_KV_BLOCK], row p % MLXR_KV_BLOCK.
+ *
+ * Why 32 positions per block: the F16 dot products and tiles run 8/32 elements per step and the
+ * Q8_0 block is 32, so a full block's P.V row is a whole number of SIMD steps with no scalar tail;
+ * 32 is also the attention query chunk and the GEMM tile width. Smaller blocks (16) waste less of
+ * a last, partial block (on average 8 positions instead of 16 per sequence, negligible next to a
+ * context of hundreds of tokens) but halve the work per product call and double the table size.
+ *
+ * Invariants:
+ *  - ref[b] counts the sequences whose table holds block b; a block with ref 0 is either on the
+ *    free list or, when it holds a hashed full block, on the LRU list of evictable cached blocks.
+ *  - Only full blocks are ever shared or hashed. Writes go only to a sequence's last, partial
+ *    block, which has ref 1 and is not in the hash table; truncating into a shared full block
+ *    copies it first (copy on write), into an owned hashed one unhashes it.
+ *  - Every full block carries hash = H(hash of the previous block of its sequence, its tokens);
+ *    the hash table maps such hashes to one block holding that content (tokens compared too).
+ *
+ * Not thread-safe: a context (and its pool) is driven by one thread at a time.
+ */
+#ifndef MLXR_KV_KV_H
+#define MLXR_KV_KV_H
+
+#include "mlxr.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define MLXR_KV_BLOCK 32
+
+typedef struct mlxr_kv_pool {
+    int32_t n_block; /* blocks in the pool */
+    int32_t n_layer;
+    int32_t kv_dim;     /* n_head_kv * head_dim */
+    size_t elt;         /* bytes per element: 2 (F16) or 4 (F32) */
+    size_t layer_bytes; /* bytes of one block's K (or V) in one layer: BLOCK * kv_dim * elt */
+    uint8_t *k;         /* [n_block][n_layer][BLOCK][kv_dim] */
+    uint8_t *v;         /* [n_block][n_layer][kv_dim][BLOCK] */
+
+    int32_t *ref;       /* [n_block] sequences holding the block */
+    int32_t *free_list; /* [n_block] stack of free blocks */
+    int32_t n_free;
+    int32_t *tokens;   /* [n_block][BLOCK] tokens stored in each block (for hashing, collisions) */
+    uint64_t *hash;    /* [n_block] chained content hash, valid once the block is full */
+    uint8_t *hashed;   /* [n_block] 1 when the block is in the hash table */
+    int32_t *hnext;    /* [n_block] next block in the same hash bucket, -1 ends */
+    int32_t *bucket;   /* [n_bucket] first block of each bucket, -1 empty */
+    uint32_t n_bucket; /* power of two */
+    int32_t *lru_prev, *lru_next; /* [n_block] list of evictable cached blocks (ref 0, hashed) */
+    int32_t lru_head, lru_tail;   /* head = least recently used, evicted first */
+    int32_t n_lru;
+
+    int32_t n_seq;
+    int32_t max_blocks; /* table entries per sequence: ceil(n_ctx / BLOCK) */
+    int32_t *table;     /* [n_seq][max_blocks] block of each position range */
+    int32_t *seq_len;   /* [n_seq] positions cached */
+
+    uint64_t n_evicted; /* cached blocks reused for new data, since creation */
+} mlxr_kv_pool;
+
+/* Blocks needed to hold n positions. */
+static inline int32_t mlxr_kv_blocks_for(int32_t n) {
+    return (n + MLXR_KV_BLOCK - 1) / MLXR_KV_BLOCK;
+}
+
+/* Allocate a pool of n_block blocks for n_seq sequences of at most n_ctx positions.
+ * Errors: MLXR_ERR_NOMEM, MLXR_ERR_RANGE (sizes overflow). On failure the pool is freed. */
+mlxr_status mlxr_kv_pool_init(mlxr_kv_pool *p, int32_t n_block, int32_t n_layer, int32_t kv_dim,
+                              size_t elt, int32_t n_seq, int32_t n_ctx, mlxr_err *err);
+void mlxr_kv_pool_release(mlxr_kv_pool *p);
+
+/* Bytes one block takes (K and V of all layers). 0 on overflow. */
+size_t mlxr_kv_block_bytes(int32_t n_layer, int32_t kv_dim, size_t elt);
+
+/* Blocks that can be handed out now: free plus evictable cached ones. */
+int32_t mlxr_kv_available(const mlxr_kv_pool *p);
+
+/* New blocks sequence s needs to grow to n positions (0 if it holds enough already). */
+int32_t mlxr_kv_blocks_needed(const mlxr_kv_pool *p, int32_t s, int32_t n);
+
+/* Give sequence s blocks up to n positions. The caller checked mlxr_kv_blocks_needed against
+ * mlxr_kv_available, so this cannot fail. */
+void mlxr_kv_seq_grow(mlxr_kv_pool *p, int32_t s, int32_t n);
+
+/* Record that token `tok` now sits at position pos of sequence s (pos == seq_len, the block
+ * exists); a block that becomes full is hashed and offered to the prefix cache. */
+void mlxr_kv_seq_push(mlxr_kv_pool *p, int32_t s, int32_t pos, int32_t tok);
+
+/* Drop every position of sequence s: blocks lose a reference; unreferenced cached blocks stay
+ * evictable in the prefix cache, others go back to the free list. */
+void mlxr_kv_seq_clear(mlxr_kv_pool *p, int32_t s);
+
+/* Keep the first n positions of s (n <= seq_len). Cutting into a shared block copies it, which
+ * needs one block: MLXR_ERR_NOMEM if none is available (the sequence is then unchanged). */
+mlxr_status mlxr_kv_seq_truncate(mlxr_kv_pool *p, int32_t s, int32_t n, mlxr_err *err);
+
+/* Prefix cache: make the empty sequence s start with the longest run of cached full blocks
+ * matching tokens[0..n), leaving at least one token uncached (its logits must be computed).
+ * Returns the positions now cached (a multiple of MLXR_KV_BLOCK, possibly 0). */
+int32_t mlxr_kv_prefix_attach(mlxr_kv_pool *p, int32_t s, const int32_t *tokens, int32_t n);
+
+/* Counts of the pool, for statistics and leak checks. */
+void mlxr_kv_pool_stats(const mlxr_kv_pool *p, mlxr_kv_stats *out);
+
+#endif

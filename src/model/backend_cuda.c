@@ -1,0 +1,459 @@
+/*
+ * backend_cuda.c - the Llama forward pass on a CUDA device (see backend_cuda.h for the design).
+ *
+ * Per layer, on the context's stream, for the T rows of the batch:
+ *   xn = rmsnorm(x (+= dx)) * g1;  q, k, v = W{q,k,v} . xn;  rope(q, k) and cache <- k, v
+ *   att = attention(q, cache);  dx = Wo . att
+ *   xn = rmsnorm(x += dx) * g2;  dx = Wdown . (silu(Wgate . xn) * (Wup . xn))
+ * then xn = rmsnorm(x += dx) * g_out for the rows that want logits, and logits = Wout . xn.
+ * Each residual add is fused into the next RMSNorm. Single-token batches (decode) replay a CUDA
+ * graph captured on first use: its inputs (token, position, sequence) are copied from pinned host
+ * memory by the graph itself, and the logits come back into pinned memory.
+ */
+#include "model/backend_cuda.h"
+#include "model/model.h"
+#include "util/err.h"
+
+#ifndef MLXR_HAVE_CUDA
+
+int32_t mlxr_gpu_count(void) {
+    return 0;
+}
+
+mlxr_status mlxr_cuda_context_new(mlxr_context *c, int32_t n_gpu_layers, mlxr_err *err) {
+    (void)c;
+    (void)n_gpu_layers;
+    return MLXR_FAIL(err, MLXR_ERR_UNSUPPORTED,
+                     "n_gpu_layers is set but this build has no CUDA backend (configure with -DMLXR_CUDA=ON)");
+}
+
+void mlxr_cuda_context_free(mlxr_context *c) {
+    (void)c;
+}
+
+mlxr_status mlxr_cuda_forward(mlxr_context *c, const mlxr_batch *b, mlxr_err *err) {
+    (void)c;
+    (void)b;
+    return MLXR_FAIL(err, MLXR_ERR_UNSUPPORTED, "this build has no CUDA backend");
+}
+
+#else
+
+#include <cuda_runtime_api.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels/cuda/act.h"
+#include "kernels/cuda/argmax.h"
+#include "kernels/cuda/attention.h"
+#include "kernels/cuda/cuda_err.h"
+#include "kernels/cuda/matvec.h"
+#include "kernels/cuda/norm.h"
+#include "kernels/cuda/rope.h"
+
+/*
+ * Matrices that read the same input are concatenated by rows on upload when their types agree
+ * (Q|K|V: [qdim + 2 kv_dim] rows; gate|up: [2 n_ff] rows): one launch instead of three or two,
+ * and a grid large enough to fill the device even for the small K/V matrices.
+ */
+typedef struct gpu_layer {
+    mlxr_cuda_mat wqkv[3];    /* [0] = Q|K|V when fused (n_qkv = 1), else Q, K, V */
+    int n_qkv;
+    mlxr_cuda_mat wgu[2];     /* [0] = gate|up when fused (n_gu = 1), else gate, up */
+    int n_gu;
+    mlxr_cuda_mat wo, w_down;
+    float *attn_norm, *ffn_norm; /* device [n_embd] */
+} gpu_layer;
+
+/* Queries per attention launch: bounds the split scratch (part_o) at ATT_TOKENS x n_head x
+ * n_split x head_dim floats whatever n_batch is. */
+#define ATT_TOKENS 64
+
+struct mlxr_cuda_ctx {
+    cudaStream_t st;
+    int32_t n_layer, B; /* B: rows of scratch (n_batch) */
+    gpu_layer *L;
+    mlxr_cuda_mat tok_embd, output;
+    bool output_tied;
+    float *out_norm;
+    void *k_cache, *v_cache;   /* f16 [n_seq][n_layer][n_ctx][kv_dim] */
+    int64_t layer_stride;      /* n_ctx * kv_dim elements */
+    int64_t seq_stride;        /* n_layer * layer_stride */
+    mlxr_cuda_att_shape ash;
+    float theta_scale;
+    int32_t qdim, kv_dim, W, E, F, V; /* W = qdim + 2 kv_dim: a row of Q|K|V */
+    /* device scratch (B rows each) */
+    float *x, *xn, *dx, *qkv, *att, *gu, *hb, *logits, *part_o, *part_ml;
+    void *xq;                  /* encoded activations: up to 2 bytes per element */
+    float *xd;                 /* Q8_0 activation scales */
+    int32_t *d_in;             /* [4][B]: token, pos, seq, logit source rows */
+    int32_t *h_in;             /* pinned copy of d_in */
+    float *h_logits;           /* pinned [V]: the graph's output */
+    cudaGraphExec_t graph;
+    bool graph_failed;
+};
+
+int32_t mlxr_gpu_count(void) {
+    int n = 0;
+    if (cudaGetDeviceCount(&n) != cudaSuccess) {
+        cudaGetLastError(); /* clear the sticky "no device" error */
+        return 0;
+    }
+    return n;
+}
+
+#define TRY(call)                                                                                 \
+    do {                                                                                          \
+        mlxr_status st_ = (call);                                                                 \
+        if (st_ != MLXR_OK) return st_;                                                           \
+    } while (0)
+
+static mlxr_status dev_alloc(void **p, size_t n, mlxr_err *err, const char *what) {
+    mlxr_status st = mlxr_cuda_status(cudaMalloc(p, n ? n : 1), err, what, __FILE__, __LINE__);
+    if (st == MLXR_OK) st = mlxr_cuda_status(cudaMemset(*p, 0, n ? n : 1), err, what, __FILE__, __LINE__);
+    return st;
+}
+
+static mlxr_status unsupported(const mlxr_weight *w, mlxr_err *err) {
+    return MLXR_FAIL(err, MLXR_ERR_UNSUPPORTED,
+                     "CUDA backend: tensor '%s' of type %s (%lld x %lld) has no device kernel", w->name,
+                     mlxr_dtype_name(w->type) ? mlxr_dtype_name(w->type) : "?", (long long)w->ne1,
+                     (long long)w->ne0);
+}
+
+/* Upload n tensors with the same input: as one row-concatenated matrix when their types and row
+ * lengths agree (*n_out = 1), else one matrix each (*n_out = n). */
+static mlxr_status upload_group(mlxr_cuda_mat *d, int *n_out, const mlxr_weight *const *w, int n, mlxr_err *err) {
+    bool same = true;
+    int64_t rows = 0;
+    for (int i = 0; i < n; i++) {
+        if (!mlxr_cuda_mat_supported(w[i]->type, w[i]->ne0)) return unsupported(w[i], err);
+        same = same && w[i]->type == w[0]->type && w[i]->ne0 == w[0]->ne0;
+        rows += w[i]->ne1;
+    }
+    if (!same) {
+        for (int i = 0; i < n; i++) {
+            TRY(mlxr_cuda_mat_upload(&d[i], w[i]->type, w[i]->data, w[i]->ne0, w[i]->ne1, w[i]->row_bytes, err));
+            *n_out = i + 1;
+        }
+        return MLXR_OK;
+    }
+    TRY(mlxr_cuda_mat_alloc(&d[0], w[0]->type, w[0]->ne0, rows, err));
+    *n_out = 1;
+    int64_t r0 = 0;
+    for (int i = 0; i < n; i++) {
+        TRY(mlxr_cuda_mat_set_rows(&d[0], r0, w[i]->data, w[i]->ne1, w[i]->row_bytes, err));
+        r0 += w[i]->ne1;
+    }
+    return MLXR_OK;
+}
+
+static mlxr_status upload_mat(mlxr_cuda_mat *d, const mlxr_weight *w, mlxr_err *err) {
+    int n = 0;
+    return upload_group(d, &n, &w, 1, err);
+}
+
+static mlxr_status upload_vec(float **d, const mlxr_weight *w, int64_t n, mlxr_err *err) {
+    if (w->type != MLXR_DTYPE_F32 || w->ne0 != n)
+        return MLXR_FAIL(err, MLXR_ERR_UNSUPPORTED, "CUDA backend: norm '%s' must be F32 [%lld]", w->name,
+                         (long long)n);
+    TRY(dev_alloc((void **)d, (size_t)n * 4, err, "cudaMalloc(norm)"));
+    return mlxr_cuda_status(cudaMemcpy(*d, w->data, (size_t)n * 4, cudaMemcpyHostToDevice), err,
+                            "cudaMemcpy(norm)", __FILE__, __LINE__);
+}
+
+static mlxr_status check_shapes(const mlxr_model_info *h, mlxr_err *err) {
+    if (h->n_head <= 0 || h->n_head_kv <= 0 || h->n_head % h->n_head_kv)
+        return MLXR_FAIL(err, MLXR_ERR_UNSUPPORTED, "CUDA backend: %d heads / %d KV heads", h->n_head,
+                         h->n_head_kv);
+    if (h->head_dim % 8 || h->head_dim > 1024 || h->n_rot % 2 || h->n_rot > h->head_dim)
+        return MLXR_FAIL(err, MLXR_ERR_UNSUPPORTED,
+                         "CUDA backend: head_dim %d must be a multiple of 8 (<= 1024) and n_rot %d even <= head_dim",
+                         h->head_dim, h->n_rot);
+    return MLXR_OK;
+}
+
+static mlxr_status ctx_init(mlxr_context *c, mlxr_cuda_ctx *g, mlxr_err *err) {
+    const mlxr_model *m = c->m;
+    const mlxr_model_info *h = &m->info;
+    TRY(check_shapes(h, err));
+    if (c->n_batch > 65535)
+        return MLXR_FAIL(err, MLXR_ERR_UNSUPPORTED, "CUDA backend: n_batch %d > 65535", c->n_batch);
+    int n_dev = 0;
+    mlxr_status st = mlxr_cuda_status(cudaGetDeviceCount(&n_dev), err, "cudaGetDeviceCount", __FILE__, __LINE__);
+    if (st != MLXR_OK) {
+        cudaGetLastError();
+        return st;
+    }
+    if (n_dev < 1) return MLXR_FAIL(err, MLXR_ERR_CUDA, "CUDA backend: no CUDA device");
+    MLXR_CUDA_TRY(err, cudaSetDevice(0));
+    MLXR_CUDA_TRY(err, cudaStreamCreateWithFlags(&g->st, cudaStreamNonBlocking));
+
+    g->n_layer = h->n_layer;
+    g->B = c->n_batch;
+    g->E = h->n_embd;
+    g->F = h->n_ff;
+    g->V = h->n_vocab;
+    g->kv_dim = c->kv_dim;
+    g->qdim = h->n_head * h->head_dim;
+    g->W = g->qdim + 2 * g->kv_dim;
+    g->ash.n_head = h->n_head;
+    g->ash.n_head_kv = h->n_head_kv;
+    g->ash.head_dim = h->head_dim;
+    g->ash.n_split = (c->n_ctx + MLXR_CUDA_ATT_SPLIT - 1) / MLXR_CUDA_ATT_SPLIT;
+    g->theta_scale = powf(h->rope_freq_base, -2.0f / (float)h->n_rot);
+    int smem_max = 0;
+    MLXR_CUDA_TRY(err, cudaDeviceGetAttribute(&smem_max, cudaDevAttrMaxSharedMemoryPerBlockOptin, 0));
+    if (mlxr_attention_smem_cuda(&g->ash) > (size_t)smem_max)
+        return MLXR_FAIL(err, MLXR_ERR_UNSUPPORTED,
+                         "CUDA backend: attention needs %zu bytes of shared memory per block, device has %d",
+                         mlxr_attention_smem_cuda(&g->ash), smem_max);
+
+    /* weights, in their stored types */
+    g->L = calloc((size_t)h->n_layer, sizeof *g->L);
+    if (!g->L) return MLXR_FAIL(err, MLXR_ERR_NOMEM, "out of memory");
+    TRY(upload_mat(&g->tok_embd, &m->tok_embd, err));
+    g->output_tied = m->output.data == m->tok_embd.data;
+    if (g->output_tied)
+        g->output = g->tok_embd;
+    else
+        TRY(upload_mat(&g->output, &m->output, err));
+    TRY(upload_vec(&g->out_norm, &m->output_norm, g->E, err));
+    for (int32_t il = 0; il < h->n_layer; il++) {
+        const mlxr_layer *L = &m->layers[il];
+        gpu_layer *D = &g->L[il];
+        const mlxr_weight *qkv[3] = {&L->wq, &L->wk, &L->wv}, *gu[2] = {&L->w_gate, &L->w_up};
+        if (L->wq.ne1 != g->qdim || L->wk.ne1 != g->kv_dim || L->wv.ne1 != g->kv_dim || L->w_gate.ne1 != g->F ||
+            L->w_up.ne1 != g->F)
+            return MLXR_FAIL(err, MLXR_ERR_FORMAT, "CUDA backend: layer %d: unexpected Q/K/V or FFN shapes", il);
+        TRY(upload_group(D->wqkv, &D->n_qkv, qkv, 3, err));
+        TRY(upload_group(D->wgu, &D->n_gu, gu, 2, err));
+        TRY(upload_mat(&D->wo, &L->wo, err));
+        TRY(upload_mat(&D->w_down, &L->w_down, err));
+        TRY(upload_vec(&D->attn_norm, &L->attn_norm, g->E, err));
+        TRY(upload_vec(&D->ffn_norm, &L->ffn_norm, g->E, err));
+    }
+
+    /* KV cache (always f16 on the device) and scratch */
+    g->layer_stride = (int64_t)c->n_ctx * g->kv_dim;
+    g->seq_stride = g->layer_stride * h->n_layer;
+    const size_t kv_bytes = (size_t)c->n_seq * (size_t)g->seq_stride * 2;
+    TRY(dev_alloc(&g->k_cache, kv_bytes, err, "cudaMalloc(K cache)"));
+    TRY(dev_alloc(&g->v_cache, kv_bytes, err, "cudaMalloc(V cache)"));
+    const size_t B = (size_t)g->B;
+    size_t wide = (size_t)g->E;
+    if ((size_t)g->F > wide) wide = (size_t)g->F;
+    if ((size_t)g->qdim > wide) wide = (size_t)g->qdim;
+    const size_t parts = (B < ATT_TOKENS ? B : ATT_TOKENS) * (size_t)h->n_head * (size_t)g->ash.n_split;
+    TRY(dev_alloc((void **)&g->x, B * g->E * 4, err, "cudaMalloc(scratch)"));
+    TRY(dev_alloc((void **)&g->xn, B * wide * 4, err, "cudaMalloc(scratch)"));
+    TRY(dev_alloc((void **)&g->dx, B * g->E * 4, err, "cudaMalloc(scratch)"));
+    TRY(dev_alloc((void **)&g->qkv, B * g->W * 4, err, "cudaMalloc(scratch)"));
+    TRY(dev_alloc((void **)&g->att, B * g->qdim * 4, err, "cudaMalloc(scratch)"));
+    TRY(dev_alloc((void **)&g->gu, B * 2 * g->F * 4, err, "cudaMalloc(scratch)"));
+    TRY(dev_alloc((void **)&g->hb, B * g->F * 4, err, "cudaMalloc(scratch)"));
+    TRY(dev_alloc((void **)&g->logits, B * g->V * 4, err, "cudaMalloc(logits)"));
+    TRY(dev_alloc((void **)&g->part_o, parts * h->head_dim * 4, err, "cudaMalloc(attention splits)"));
+    TRY(dev_alloc((void **)&g->part_ml, parts * 2 * 4, err, "cudaMalloc(attention splits)"));
+    TRY(dev_alloc(&g->xq, B * wide * 2, err, "cudaMalloc(activations)"));
+    TRY(dev_alloc((void **)&g->xd, B * (wide / 32 + 1) * 4, err, "cudaMalloc(activations)"));
+    TRY(dev_alloc((void **)&g->d_in, 4 * B * 4, err, "cudaMalloc(batch)"));
+    MLXR_CUDA_TRY(err, cudaMallocHost((void **)&g->h_in, 4 * B * 4));
+    MLXR_CUDA_TRY(err, cudaMallocHost((void **)&g->h_logits, (size_t)g->V * 4));
+    return MLXR_OK;
+}
+
+static void ctx_release(mlxr_cuda_ctx *g) {
+    if (g->L)
+        for (int32_t il = 0; il < g->n_layer; il++) {
+            gpu_layer *D = &g->L[il];
+            for (int i = 0; i < 3; i++) mlxr_cuda_mat_free(&D->wqkv[i]);
+            for (int i = 0; i < 2; i++) mlxr_cuda_mat_free(&D->wgu[i]);
+            mlxr_cuda_mat_free(&D->wo);
+            mlxr_cuda_mat_free(&D->w_down);
+            cudaFree(D->attn_norm);
+            cudaFree(D->ffn_norm);
+        }
+    free(g->L);
+    if (!g->output_tied) mlxr_cuda_mat_free(&g->output);
+    mlxr_cuda_mat_free(&g->tok_embd);
+    void *bufs[] = {g->out_norm, g->k_cache, g->v_cache, g->x, g->xn, g->dx, g->qkv, g->att, g->gu,
+                    g->hb, g->logits, g->part_o, g->part_ml, g->xq, g->xd, g->d_in};
+    for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) cudaFree(bufs[i]);
+    cudaFreeHost(g->h_in);
+    cudaFreeHost(g->h_logits);
+    if (g->graph) cudaGraphExecDestroy(g->graph);
+    if (g->st) cudaStreamDestroy(g->st);
+    free(g);
+}
+
+mlxr_status mlxr_cuda_context_new(mlxr_context *c, int32_t n_gpu_layers, mlxr_err *err) {
+    if (n_gpu_layers > 0 && n_gpu_layers < c->m->info.n_layer)
+        return MLXR_FAIL(err, MLXR_ERR_UNSUPPORTED,
+                         "CUDA backend: partial offload (%d of %d layers) is not supported; use -1",
+                         n_gpu_layers, c->m->info.n_layer);
+    mlxr_cuda_ctx *g = calloc(1, sizeof *g);
+    if (!g) return MLXR_FAIL(err, MLXR_ERR_NOMEM, "out of memory for the CUDA context");
+    mlxr_status st = ctx_init(c, g, err);
+    if (st != MLXR_OK) {
+        ctx_release(g);
+        return st;
+    }
+    c->gpu = g;
+    return MLXR_OK;
+}
+
+void mlxr_cuda_context_free(mlxr_context *c) {
+    if (!c || !c->gpu) return;
+    ctx_release(c->gpu);
+    c->gpu = NULL;
+}
+
+/* ---- the pass --------------------------------------------------------------------------------- */
+
+#define LAUNCH(err, call, name)                                                                   \
+    do {                                                                                          \
+        mlxr_status st_ = mlxr_cuda_status((call), (err), name, __FILE__, __LINE__);              \
+        if (st_ != MLXR_OK) return st_;                                                           \
+    } while (0)
+
+static mlxr_dtype vt_of(const mlxr_cuda_mat *w) {
+    return mlxr_cuda_vec_dot_type(w->type);
+}
+
+/* The encoding shared by n matrices, or F32 (plain rows, each product encodes) if they differ. */
+static mlxr_cuda_out out_for(mlxr_cuda_ctx *g, const mlxr_cuda_mat *w, int n, float *f32) {
+    mlxr_dtype vt = vt_of(&w[0]);
+    for (int i = 1; i < n; i++)
+        if (vt_of(&w[i]) != vt) vt = MLXR_DTYPE_F32;
+    return (mlxr_cuda_out){vt, f32, g->xq, g->xd};
+}
+
+/* y (row stride ldy) = w . x for T rows. `in` says how x is already held: encoded in w's
+ * vec_dot_type (in.type == vt), or as f32 rows in in.y that are encoded here first. */
+static mlxr_status matmul(mlxr_cuda_ctx *g, const mlxr_cuda_mat *w, const mlxr_cuda_out *in, int32_t T,
+                          float *y, int64_t ldy, mlxr_err *err) {
+    const mlxr_dtype vt = vt_of(w);
+    if (vt != MLXR_DTYPE_F32 && in->type != vt)
+        LAUNCH(err, mlxr_encode_cuda(vt, in->y, w->ne0, T, g->xq, g->xd, g->st), "encode activations");
+    LAUNCH(err, mlxr_matmul_cuda(w, vt == MLXR_DTYPE_F32 ? (const void *)in->y : g->xq, g->xd, T, y, ldy, g->st),
+           "matmul");
+    return MLXR_OK;
+}
+
+/* Enqueue the whole pass for T rows (inputs already in d_in), R logit rows into g->logits. */
+static mlxr_status enqueue(mlxr_context *c, mlxr_cuda_ctx *g, int32_t T, int32_t R, mlxr_err *err) {
+    const mlxr_model_info *h = &c->m->info;
+    const int32_t *tok = g->d_in, *pos = g->d_in + g->B, *seq = g->d_in + 2 * g->B;
+    const int32_t *rows = g->d_in + 3 * g->B;
+    const float eps = h->rms_eps;
+    const int32_t W = g->W, F = g->F;
+    LAUNCH(err, mlxr_embed_cuda(&g->tok_embd, tok, T, g->x, g->st), "embed");
+    for (int32_t il = 0; il < g->n_layer; il++) {
+        const gpu_layer *L = &g->L[il];
+        /* attention block; the previous layer's FFN output is added to x here */
+        mlxr_cuda_out in = out_for(g, L->wqkv, L->n_qkv, g->xn);
+        LAUNCH(err, mlxr_add_rmsnorm_cuda(g->x, il ? g->dx : NULL, L->attn_norm, &in, NULL, T, g->E, eps, g->st),
+               "rmsnorm");
+        for (int i = 0, r0 = 0; i < L->n_qkv; r0 += (int)L->wqkv[i].ne1, i++)
+            TRY(matmul(g, &L->wqkv[i], &in, T, g->qkv + r0, W, err));
+        float *q = g->qkv, *k = g->qkv + g->qdim, *v = k + g->kv_dim;
+        const mlxr_cuda_kv kv = {(uint16_t *)g->k_cache + il * g->layer_stride,
+                                 (uint16_t *)g->v_cache + il * g->layer_stride, g->seq_stride, g->kv_dim};
+        LAUNCH(err, mlxr_rope_kv_store_cuda(q, k, v, W, h->n_head, h->n_head_kv, h->head_dim, h->n_rot, pos, seq, T,
+                                            g->theta_scale, &kv, g->st),
+               "rope + kv store");
+        /* attention output straight in Wo's encoding when the rows split into whole Q8_0 blocks */
+        mlxr_cuda_out att_out = out_for(g, &L->wo, 1, g->att);
+        if (att_out.type == MLXR_DTYPE_Q8_0 && h->head_dim % 32) att_out.type = MLXR_DTYPE_F32;
+        for (int32_t t0 = 0; t0 < T; t0 += ATT_TOKENS) { /* bounded split scratch for long batches */
+            const size_t o = (size_t)t0 * g->qdim;
+            const mlxr_cuda_out chunk = {att_out.type, g->att + o,
+                                         (uint8_t *)g->xq + o * (att_out.type == MLXR_DTYPE_F16 ? 2 : 1),
+                                         g->xd + o / 32};
+            LAUNCH(err, mlxr_attention_cuda(&kv, &g->ash, q + (size_t)t0 * W, W, pos + t0, seq + t0,
+                                            T - t0 < ATT_TOKENS ? T - t0 : ATT_TOKENS, g->part_o, g->part_ml, &chunk,
+                                            g->st),
+                   "attention");
+        }
+        TRY(matmul(g, &L->wo, &att_out, T, g->dx, g->E, err));
+        /* FFN block */
+        in = out_for(g, L->wgu, L->n_gu, g->xn);
+        LAUNCH(err, mlxr_add_rmsnorm_cuda(g->x, g->dx, L->ffn_norm, &in, NULL, T, g->E, eps, g->st), "rmsnorm");
+        for (int i = 0, r0 = 0; i < L->n_gu; r0 += (int)L->wgu[i].ne1, i++)
+            TRY(matmul(g, &L->wgu[i], &in, T, g->gu + r0, 2 * F, err));
+        const mlxr_cuda_out act = out_for(g, &L->w_down, 1, g->hb);
+        LAUNCH(err, mlxr_swiglu_cuda(g->gu, g->gu + F, 2 * F, F, T, &act, g->st), "swiglu");
+        TRY(matmul(g, &L->w_down, &act, T, g->dx, g->E, err));
+    }
+    /* last residual add + output norm, only for the rows that want logits */
+    const mlxr_cuda_out in = out_for(g, &g->output, 1, g->xn);
+    LAUNCH(err, mlxr_add_rmsnorm_cuda(g->x, g->dx, g->out_norm, &in, rows, R, g->E, eps, g->st), "rmsnorm");
+    return matmul(g, &g->output, &in, R, g->logits, g->V, err);
+}
+
+/* Capture the single-token step once: inputs in, pass, logits out. */
+static mlxr_status capture_step(mlxr_context *c, mlxr_cuda_ctx *g, mlxr_err *err) {
+    const size_t in_bytes = 4 * (size_t)g->B * 4;
+    MLXR_CUDA_TRY(err, cudaStreamBeginCapture(g->st, cudaStreamCaptureModeThreadLocal));
+    mlxr_status st = mlxr_cuda_status(cudaMemcpyAsync(g->d_in, g->h_in, in_bytes, cudaMemcpyHostToDevice, g->st),
+                                      err, "cudaMemcpyAsync(batch)", __FILE__, __LINE__);
+    if (st == MLXR_OK) st = enqueue(c, g, 1, 1, err);
+    if (st == MLXR_OK)
+        st = mlxr_cuda_status(cudaMemcpyAsync(g->h_logits, g->logits, (size_t)g->V * 4, cudaMemcpyDeviceToHost, g->st),
+                              err, "cudaMemcpyAsync(logits)", __FILE__, __LINE__);
+    cudaGraph_t graph = NULL;
+    cudaError_t e = cudaStreamEndCapture(g->st, &graph);
+    if (st == MLXR_OK) st = mlxr_cuda_status(e, err, "cudaStreamEndCapture", __FILE__, __LINE__);
+    if (st == MLXR_OK)
+        st = mlxr_cuda_status(cudaGraphInstantiate(&g->graph, graph, 0), err, "cudaGraphInstantiate", __FILE__,
+                              __LINE__);
+    if (graph) cudaGraphDestroy(graph);
+    if (st != MLXR_OK) {
+        g->graph = NULL;
+        cudaGetLastError();
+    }
+    return st;
+}
+
+mlxr_status mlxr_cuda_forward(mlxr_context *c, const mlxr_batch *b, mlxr_err *err) {
+    mlxr_cuda_ctx *g = c->gpu;
+    const int32_t T = b->n, B = g->B;
+    int32_t R = 0;
+    for (int32_t i = 0; i < T; i++) {
+        g->h_in[i] = b->token[i];
+        g->h_in[B + i] = b->pos[i];
+        g->h_in[2 * B + i] = b->seq[i];
+        if (c->logit_row[i] >= 0) g->h_in[3 * B + c->logit_row[i]] = i;
+        if (c->logit_row[i] >= 0) R++;
+    }
+    MLXR_CUDA_TRY(err, cudaSetDevice(0));
+    if (T == 1 && R == 1 && !g->graph_failed) {
+        if (!g->graph && capture_step(c, g, err) != MLXR_OK) {
+            g->graph_failed = true; /* fall back to plain launches from now on */
+            if (c->m->log) {
+                char msg[MLXR_ERR_MSG_MAX + 64];
+                snprintf(msg, sizeof msg, "CUDA graph capture failed (%s); using plain launches",
+                         err ? err->msg : "?");
+                c->m->log(MLXR_LOG_WARN, msg, c->m->log_user);
+            }
+            mlxr_err_clear(err);
+        }
+        if (g->graph) {
+            MLXR_CUDA_TRY(err, cudaGraphLaunch(g->graph, g->st));
+            MLXR_CUDA_TRY(err, cudaStreamSynchronize(g->st));
+            memcpy(c->logits, g->h_logits, (size_t)g->V * 4);
+            return MLXR_OK;
+        }
+    }
+    MLXR_CUDA_TRY(err, cudaMemcpyAsync(g->d_in, g->h_in, 4 * (size_t)B * 4, cudaMemcpyHostToDevice, g->st));
+    TRY(enqueue(c, g, T, R, err));
+    if (R > 0)
+        MLXR_CUDA_TRY(err, cudaMemcpyAsync(c->logits, g->logits, (size_t)R * g->V * 4, cudaMemcpyDeviceToHost, g->st));
+    MLXR_CUDA_TRY(err, cudaStreamSynchronize(g->st));
+    return MLXR_OK;
+}
+
+#endif /* MLXR_HAVE_CUDA */

@@ -1,0 +1,43 @@
+/*
+ * backend_cuda.h - the Llama forward pass on one CUDA device (issue 7, first part).
+ *
+ * Design: model structure vs backend ops.
+ *   - The model structure (which weights, in which order, with which shapes) lives in the
+ *     backend's forward function, src/model/backend_cuda.c, written against a small set of
+ *     device ops in src/kernels/cuda/ (embed, add+rmsnorm, encode+matmul, rope, kv store,
+ *     attention, swiglu, argmax). Those ops take device pointers, sizes and a stream; they know
+ *     no model, no context and no file format, exactly like the CPU kernels (kernels.h).
+ *   - The KV cache is reached only through mlxr_cuda_kv (kernels/cuda/attention.h): a base
+ *     pointer and a sequence stride. A paged cache replaces that addressing (a block table per
+ *     sequence) inside the store and attention kernels; the forward function is unchanged.
+ *   - Batching is already per-entry: every op takes T batch rows with per-row (token, position,
+ *     sequence) arrays in device memory, so a scheduler that mixes prefill and decode rows of
+ *     many sequences calls the same forward function. Single-token steps are captured once in
+ *     a CUDA graph (their shapes never change; positions are read from device memory).
+ *   - Numerics follow the CPU engine: activations encoded in the weight type's vec_dot_type,
+ *     F16 KV cache, Q rounded to F16 for Q.K (see kernels/cuda/matvec.h and attention.h).
+ *
+ * Lifecycle: mlxr_context_new calls mlxr_cuda_context_new when opts.n_gpu_layers != 0 (weights
+ * uploaded once, in their stored format); mlxr_decode validates the batch as for the CPU and then
+ * calls mlxr_cuda_forward instead of mlxr_llama_forward; logits land in c->logits as usual.
+ * Without CUDA in the build these functions report MLXR_ERR_UNSUPPORTED.
+ */
+#ifndef MLXR_MODEL_BACKEND_CUDA_H
+#define MLXR_MODEL_BACKEND_CUDA_H
+
+#include "mlxr.h"
+
+typedef struct mlxr_context mlxr_context;
+typedef struct mlxr_cuda_ctx mlxr_cuda_ctx;
+
+/* Upload c->m to device 0 and allocate the KV cache and scratch there; sets c->gpu.
+ * n_gpu_layers: < 0 or >= n_layer means the whole model (partial offload is not supported). */
+mlxr_status mlxr_cuda_context_new(mlxr_context *c, int32_t n_gpu_layers, mlxr_err *err);
+
+/* Free c->gpu (NULL does nothing). */
+void mlxr_cuda_context_free(mlxr_context *c);
+
+/* The forward pass of a batch mlxr_decode validated; fills c->logits rows per c->logit_row. */
+mlxr_status mlxr_cuda_forward(mlxr_context *c, const mlxr_batch *b, mlxr_err *err);
+
+#endif

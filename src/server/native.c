@@ -1,0 +1,144 @@
+/*
+ * native.c - mlxr's own endpoints: /health, /, /metrics, /tokenize, /detokenize, the table of
+ * running requests (GET /v1/requests, POST /v1/requests/{id}/cancel), and embeddings (501 for
+ * now: the public API does not expose hidden states).
+ */
+#include "server/http.h"
+
+#include "server/stopmatch.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum MHD_Result mlxr_native_health(mlxr_http_req *r) {
+    return mlxr_http_json(r, 200, json_pack("{s:s}", "status", "ok"));
+}
+
+enum MHD_Result mlxr_native_root(mlxr_http_req *r) {
+    static const char msg[] = "mlxr is running";
+    return mlxr_http_text(r, 200, "text/plain; charset=utf-8", msg, sizeof msg - 1);
+}
+
+enum MHD_Result mlxr_native_metrics(mlxr_http_req *r) {
+    size_t len = 0;
+    char *text = mlxr_metrics_render(r->srv->metrics, &len);
+    if (!text) return mlxr_http_errorf(r, 500, "server_error", NULL, "out of memory");
+    enum MHD_Result ret = mlxr_http_text(r, 200, "text/plain; version=0.0.4; charset=utf-8", text, len);
+    free(text);
+    return ret;
+}
+
+enum MHD_Result mlxr_native_tokenize(mlxr_http_req *r) {
+    mlxr_api_tokenize t;
+    mlxr_api_error e;
+    if (!mlxr_api_parse_tokenize(r->body, r->body_len, &t, &e)) return mlxr_http_error(r, &e);
+    mlxr_served_model *m;
+    size_t n = 0;
+    int32_t *ids = NULL;
+    bool ok = mlxr_server_model(r->srv, t.model, &m, &e) &&
+              (ids = mlxr_server_tokenize(mlxr_gen_engine_model(m->engine), t.content,
+                                          t.content_len, t.add_special, t.parse_special, &n, &e));
+    mlxr_api_tokenize_free(&t);
+    if (!ok) return mlxr_http_error(r, &e);
+    json_t *arr = json_array();
+    for (size_t i = 0; i < n; i++) json_array_append_new(arr, json_integer(ids[i]));
+    free(ids);
+    return mlxr_http_json(r, 200, json_pack("{s:o}", "tokens", arr));
+}
+
+enum MHD_Result mlxr_native_detokenize(mlxr_http_req *r) {
+    mlxr_api_detokenize t;
+    mlxr_api_error e;
+    if (!mlxr_api_parse_detokenize(r->body, r->body_len, &t, &e)) return mlxr_http_error(r, &e);
+    mlxr_served_model *m;
+    if (!mlxr_server_model(r->srv, t.model, &m, &e)) {
+        mlxr_api_detokenize_free(&t);
+        return mlxr_http_error(r, &e);
+    }
+    e.status = 0;
+    const mlxr_model *model = mlxr_gen_engine_model(m->engine);
+    int32_t n_vocab = mlxr_model_get_info(model)->n_vocab;
+    size_t cap = 256, len = 0;
+    char *out = malloc(cap);
+    bool ok = out != NULL;
+    for (size_t i = 0; ok && i < t.n_tokens; i++) {
+        if (t.tokens[i] >= n_vocab) {
+            mlxr_api_error_set(&e, 400, "invalid_request_error", NULL, "tokens",
+                               "tokens[%zu] = %d is outside the vocabulary (0..%d)", i,
+                               t.tokens[i], n_vocab - 1);
+            ok = false;
+            break;
+        }
+        char piece[256];
+        size_t pl = 0;
+        if (mlxr_token_to_piece(model, t.tokens[i], piece, sizeof piece, &pl, NULL) != MLXR_OK) pl = 0;
+        if (len + pl > cap) {
+            char *p = realloc(out, (cap = (len + pl) * 2));
+            if (!p) {
+                ok = false;
+                break;
+            }
+            out = p;
+        }
+        memcpy(out + len, piece, pl);
+        len += pl;
+    }
+    mlxr_api_detokenize_free(&t);
+    if (!ok) {
+        free(out);
+        if (e.status == 400) return mlxr_http_error(r, &e);
+        return mlxr_http_errorf(r, 500, "server_error", NULL, "out of memory");
+    }
+    json_t *j = json_pack("{s:o}", "content", mlxr_json_text(out, len));
+    free(out);
+    return mlxr_http_json(r, 200, j);
+}
+
+enum MHD_Result mlxr_native_requests(mlxr_http_req *r) {
+    mlxr_server *s = r->srv;
+    json_t *arr = json_array();
+    pthread_mutex_lock(&s->active_mu);
+    for (size_t i = 0; i < s->n_active; i++) {
+        mlxr_active *a = &s->active[i];
+        mlxr_gen_stats st;
+        mlxr_gen_get_stats(a->g, &st);
+        mlxr_gen_finish f = mlxr_gen_finish_reason(a->g);
+        const char *state = f != MLXR_GEN_RUNNING ? "finishing" : st.t_start ? "running" : "queued";
+        char id[32];
+        snprintf(id, sizeof id, "%llu", (unsigned long long)mlxr_gen_id(a->g));
+        json_array_append_new(arr, json_pack("{s:s,s:s,s:s,s:s,s:I,s:i,s:i}", "id", id, "model",
+                                             a->model, "endpoint", a->endpoint, "state", state,
+                                             "created", (json_int_t)a->created, "prompt_tokens",
+                                             st.n_prompt, "completion_tokens", st.n_gen));
+    }
+    pthread_mutex_unlock(&s->active_mu);
+    return mlxr_http_json(r, 200, json_pack("{s:s,s:o}", "object", "list", "data", arr));
+}
+
+enum MHD_Result mlxr_native_cancel(mlxr_http_req *r) {
+    mlxr_server *s = r->srv;
+    char *end;
+    unsigned long long id = strtoull(r->path_arg, &end, 10);
+    bool found = false;
+    if (*end == '/' && end != r->path_arg) {
+        pthread_mutex_lock(&s->active_mu);
+        for (size_t i = 0; i < s->n_active; i++)
+            if (mlxr_gen_id(s->active[i].g) == id) {
+                mlxr_gen_cancel(s->active[i].g);
+                found = true;
+            }
+        pthread_mutex_unlock(&s->active_mu);
+    }
+    if (!found)
+        return mlxr_http_errorf(r, 404, "invalid_request_error", "request_not_found",
+                                "no running request with id '%.*s'",
+                                (int)strcspn(r->path_arg, "/"), r->path_arg);
+    return mlxr_http_json(r, 200, json_pack("{s:I,s:b}", "id", (json_int_t)id, "cancelled", 1));
+}
+
+enum MHD_Result mlxr_native_embeddings(mlxr_http_req *r) {
+    return mlxr_http_errorf(r, 501, "invalid_request_error", "not_implemented",
+                            "embeddings are not implemented yet: the engine does not expose the "
+                            "final hidden state (issue 6)");
+}

@@ -1,0 +1,82 @@
+/*
+ * server.c - the daemon's life cycle: open the registry, register the default model, preload,
+ * listen; and on the way out cancel every generation, close connections and free the engines.
+ */
+#include "server/http.h"
+
+#include "util/err.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+mlxr_status mlxr_server_start(const mlxr_server_opts *o, const mlxr_auth *auth,
+                              mlxr_server **out, mlxr_err *err) {
+    *out = NULL;
+    mlxr_server *s = calloc(1, sizeof *s);
+    if (!s) return MLXR_FAIL(err, MLXR_ERR_NOMEM, "out of memory");
+    s->o = *o;
+    if (!s->o.max_body) s->o.max_body = 8u << 20;
+    if (!s->o.conn_timeout_s) s->o.conn_timeout_s = 300;
+    if (!s->o.max_conns) s->o.max_conns = 64;
+    s->unix_fd = -1;
+    s->started = (int64_t)time(NULL);
+    atomic_init(&s->stopping, false);
+    pthread_mutex_init(&s->reg_mu, NULL);
+    pthread_mutex_init(&s->models_mu, NULL);
+    pthread_mutex_init(&s->load_mu, NULL);
+    pthread_mutex_init(&s->active_mu, NULL);
+    mlxr_status st = MLXR_OK;
+    for (size_t i = 0; auth && i < auth->n_keys && st == MLXR_OK; i++)
+        if (!mlxr_auth_add(&s->auth, auth->keys[i])) st = MLXR_FAIL(err, MLXR_ERR_NOMEM, "out of memory");
+    if (st == MLXR_OK && !(s->metrics = mlxr_metrics_new()))
+        st = MLXR_FAIL(err, MLXR_ERR_NOMEM, "out of memory");
+    if (st == MLXR_OK && o->home) st = mlxr_registry_open(o->home, &s->reg, err);
+    /* the default model: --model if given, else the configured default */
+    const char *def = o->preload ? o->preload : o->default_model;
+    if (st == MLXR_OK && def) st = mlxr_server_add_model(s, def, &s->default_key, err);
+    if (st == MLXR_OK && !s->default_key)
+        st = MLXR_FAIL(err, MLXR_ERR_INVALID, "no default model");
+    if (st == MLXR_OK && o->preload) {
+        mlxr_served_model *m;
+        mlxr_api_error e;
+        if (!mlxr_server_model(s, s->default_key, &m, &e))
+            st = MLXR_FAIL(err, MLXR_ERR_IO, "%s", e.message);
+    }
+    if (st == MLXR_OK) st = mlxr_http_listen(s, err);
+    if (st != MLXR_OK) {
+        mlxr_server_free(s);
+        return st;
+    }
+    *out = s;
+    return MLXR_OK;
+}
+
+void mlxr_server_free(mlxr_server *s) {
+    if (!s) return;
+    atomic_store(&s->stopping, true);
+    /* finish every generation so that streams end and waiting handlers return */
+    pthread_mutex_lock(&s->active_mu);
+    for (size_t i = 0; i < s->n_active; i++) mlxr_gen_cancel(s->active[i].g);
+    pthread_mutex_unlock(&s->active_mu);
+    mlxr_http_stop(s);
+    for (size_t i = 0; i < s->n_models; i++) {
+        mlxr_gen_engine_free(s->models[i]->engine);
+        free(s->models[i]->key);
+        free(s->models[i]->path);
+        free(s->models[i]);
+    }
+    free(s->models);
+    for (size_t i = 0; i < s->n_active; i++) mlxr_gen_release(s->active[i].g);
+    free(s->active);
+    free(s->default_key);
+    mlxr_registry_close(s->reg);
+    mlxr_metrics_free(s->metrics);
+    mlxr_auth_free(&s->auth);
+    pthread_mutex_destroy(&s->reg_mu);
+    pthread_mutex_destroy(&s->models_mu);
+    pthread_mutex_destroy(&s->load_mu);
+    pthread_mutex_destroy(&s->active_mu);
+    free(s);
+}

@@ -1,0 +1,289 @@
+#!/usr/bin/env bash
+# Daemon tests against a real `mlxr serve` with the bundled pydoc-7M model: every endpoint over
+# curl, JSON checked with python3. Greedy completions must equal llama.cpp's reference text;
+# streamed output must concatenate to the non-streamed output for the same seed; error paths
+# give the right status and error shape; API keys, CORS, the Unix socket, the request table,
+# cancellation by disconnect, the queue limit, the registry, and a clean SIGTERM shutdown.
+# Then the official `openai` and `ollama` npm clients (tests/server/clients) when npm exists.
+# usage: test_server.sh PATH/TO/mlxr TESTDATA_DIR
+set -u
+MLXR=$1
+DATA=$2
+HERE=$(cd "$(dirname "$0")" && pwd)
+pass=0
+fail=0
+ok() { pass=$((pass + 1)); }
+bad() { fail=$((fail + 1)); echo "FAIL: $*" >&2; }
+check() { if eval "$1"; then ok; else bad "$2"; fi; }
+tmp=$(mktemp -d)
+pids=()
+cleanup() {
+    for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null; done
+    [ -n "${MLXR_KEEP_TMP:-}" ] && echo "kept $tmp" >&2 || rm -rf "$tmp"
+}
+trap cleanup EXIT
+for tool in curl python3; do
+    command -v $tool > /dev/null || { echo "test_server.sh: needs $tool" >&2; exit 1; }
+done
+PY=$(python3 -c 'import sys; print(sys.executable)')
+py() { "$PY" "$@"; }
+
+# json FILE PYTHON-EXPR: evaluate EXPR with j = the parsed file; exit 0 if truthy
+json() { py -c "import json,sys; j=json.load(open(sys.argv[1])); sys.exit(0 if ($2) else 1)" "$1" 2>/dev/null; }
+
+# start_server NAME ARGS...: start `mlxr serve --port 0 ARGS`, wait for it; sets PORT, SPID
+start_server() {
+    local name=$1
+    shift
+    "$MLXR" serve --port 0 -t 2 "$@" > "$tmp/$name.out" 2> "$tmp/$name.log" &
+    SPID=$!
+    pids+=("$SPID")
+    PORT=""
+    for _ in $(seq 1 100); do
+        PORT=$(grep -o 'listening on http://[0-9.]*:[0-9]*' "$tmp/$name.log" | grep -o '[0-9]*$')
+        [ -n "$PORT" ] && break
+        sleep 0.1
+    done
+    if [ -z "$PORT" ]; then
+        bad "server $name did not start: $(cat "$tmp/$name.log")"
+        return 1
+    fi
+}
+
+# req METHOD PATH [BODY] [CURL ARGS...]: writes the body to $tmp/r, prints the status code
+req() {
+    local m=$1 p=$2 body=${3-}
+    shift 3 2>/dev/null || shift $#
+    if [ -n "$body" ]; then
+        curl -s -o "$tmp/r" -w '%{http_code}' -X "$m" -H 'Content-Type: application/json' \
+            --data-binary "$body" "$@" "http://127.0.0.1:$PORT$p"
+    else
+        curl -s -o "$tmp/r" -w '%{http_code}' -X "$m" "$@" "http://127.0.0.1:$PORT$p"
+    fi
+}
+
+# ---- main server: a fresh home, the bundled default model, a Unix socket, CORS ------------------
+HOME_DIR=$tmp/home
+SOCK=$tmp/mlxr.sock
+start_server main --home "$HOME_DIR" --socket "$SOCK" --cors http://allowed.example \
+    --max-body 65536 || exit 1
+
+check '[ "$(req GET /health)" = 200 ] && json $tmp/r "j[\"status\"] == \"ok\""' "/health"
+check '[ "$(req GET /v1/models)" = 200 ] && json $tmp/r "j[\"object\"] == \"list\" and any(m[\"id\"] == \"pydoc-7M-q8_0:latest\" for m in j[\"data\"])"' \
+    "/v1/models lists the default model: $(cat $tmp/r)"
+
+# greedy completion == llama.cpp's reference text for the bundled model
+ref=$DATA/reference/pydoc-7M-q8_0__dict_maps.ref
+hdr=$(head -n 3 "$ref" | wc -c)
+tail -c +$((hdr + 1)) "$ref" > "$tmp/want"
+st=$(req POST /v1/completions '{"prompt":"A dictionary maps","max_tokens":41,"temperature":0}')
+py -c "import json,sys; sys.stdout.write(json.load(open('$tmp/r'))['choices'][0]['text'])" > "$tmp/got" 2>/dev/null
+check '[ "$st" = 200 ] && cmp -s "$tmp/want" "$tmp/got"' "greedy /v1/completions differs from the reference: $(cat $tmp/r)"
+check 'json $tmp/r "j[\"object\"] == \"text_completion\" and j[\"choices\"][0][\"finish_reason\"] == \"length\" and j[\"usage\"][\"completion_tokens\"] == 41 and j[\"usage\"][\"prompt_tokens\"] > 0 and j[\"usage\"][\"total_tokens\"] == j[\"usage\"][\"prompt_tokens\"] + 41"' \
+    "completion usage/finish_reason: $(cat $tmp/r)"
+check '[ "$(req POST /v1/completions "{\"prompt\":\"A dictionary maps\"}")" = 200 ] && json $tmp/r "j[\"usage\"][\"completion_tokens\"] == 16"' \
+    "completions default to 16 tokens"
+
+# stop string: the reference text cut before it, never shown, finish_reason "stop" (also streamed)
+stop=$(py -c "t=open('$tmp/want').read(); print(t[20:27])")
+cut=$(py -c "t=open('$tmp/want').read(); s=t[20:27]; print(len(t[:t.index(s)]))")
+body=$(py -c "import json; print(json.dumps({'prompt':'A dictionary maps','max_tokens':41,'temperature':0,'stop':[open('$tmp/want').read()[20:27]]}))")
+req POST /v1/completions "$body" > /dev/null
+check 'json $tmp/r "j[\"choices\"][0][\"finish_reason\"] == \"stop\" and j[\"choices\"][0][\"text\"] == open(\"$tmp/want\").read()[:$cut]"' \
+    "stop string '$stop': $(cat $tmp/r)"
+sbody=$(py -c "import json,sys; d=json.loads(sys.argv[1]); d['stream']=True; print(json.dumps(d))" "$body")
+req POST /v1/completions "$sbody" > /dev/null
+check 'py - "$tmp/r" "$tmp/want" $cut <<EOF
+import json, sys
+lines = [l[6:] for l in open(sys.argv[1]).read().split("\n") if l.startswith("data: ")]
+assert lines[-1] == "[DONE]"
+chunks = [json.loads(l) for l in lines[:-1]]
+text = "".join(c["choices"][0]["text"] for c in chunks)
+assert text == open(sys.argv[2]).read()[:int(sys.argv[3])], repr(text)
+assert chunks[-1]["choices"][0]["finish_reason"] == "stop"
+EOF' "streamed stop string"
+
+# OpenAI penalties act on the logits: greedy text changes once repeats are penalized
+check '[ "$(req POST /v1/completions "{\"prompt\":\"A dictionary maps\",\"max_tokens\":41,\"temperature\":0,\"frequency_penalty\":2,\"presence_penalty\":1}")" = 200 ] && json $tmp/r "j[\"choices\"][0][\"text\"] != open(\"$tmp/want\").read()"' "penalties have no effect: $(cat $tmp/r)"
+
+# chat: streamed == non-streamed for the same seed; usage chunk with include_usage
+chat='{"messages":[{"role":"system","content":"You write about Python."},{"role":"user","content":"Explain lists."}],"max_tokens":48,"temperature":0.9,"seed":1234}'
+req POST /v1/chat/completions "$chat" > /dev/null
+cp "$tmp/r" "$tmp/chat_full"
+check 'json $tmp/chat_full "j[\"object\"] == \"chat.completion\" and j[\"choices\"][0][\"message\"][\"role\"] == \"assistant\" and len(j[\"choices\"][0][\"message\"][\"content\"]) > 0 and j[\"usage\"][\"completion_tokens\"] <= 48"' \
+    "chat completion: $(cat $tmp/chat_full)"
+schat=$(py -c "import json,sys; d=json.loads(sys.argv[1]); d['stream']=True; d['stream_options']={'include_usage':True}; print(json.dumps(d))" "$chat")
+req POST /v1/chat/completions "$schat" > /dev/null
+check 'py - "$tmp/r" "$tmp/chat_full" <<EOF
+import json, sys
+lines = [l[6:] for l in open(sys.argv[1]).read().split("\n") if l.startswith("data: ")]
+assert lines[-1] == "[DONE]"
+chunks = [json.loads(l) for l in lines[:-1]]
+full = json.load(open(sys.argv[2]))
+assert chunks[0]["choices"][0]["delta"]["role"] == "assistant"
+assert all(c["object"] == "chat.completion.chunk" for c in chunks)
+text = "".join(c["choices"][0]["delta"].get("content", "") for c in chunks if c["choices"])
+assert text == full["choices"][0]["message"]["content"], (text, full)
+fin = [c["choices"][0]["finish_reason"] for c in chunks if c["choices"] and c["choices"][0]["finish_reason"]]
+assert fin == [full["choices"][0]["finish_reason"]], fin
+assert chunks[-1]["choices"] == [] and chunks[-1]["usage"] == full["usage"], chunks[-1]
+EOF' "streamed chat != non-streamed chat"
+
+# OpenAI error objects and status codes
+err_is() { json "$tmp/r" "j['error']['type'] == '$1' and ('$2' == '' or j['error']['code'] == '$2' or j['error']['param'] == '$2') and len(j['error']['message']) > 0"; }
+check '[ "$(req POST /v1/chat/completions "{\"messages\": [")" = 400 ] && err_is invalid_request_error ""' "malformed JSON: $(cat $tmp/r)"
+check '[ "$(req POST /v1/completions "{\"prompt\": 3}")" = 400 ] && err_is invalid_request_error prompt' "wrong type: $(cat $tmp/r)"
+check '[ "$(req POST /v1/completions "{\"prompt\":\"x\",\"n\":2}")" = 400 ] && err_is invalid_request_error n' "n=2: $(cat $tmp/r)"
+check '[ "$(req POST /v1/completions "{\"prompt\":\"x\",\"temperature\":-1}")" = 400 ] && err_is invalid_request_error temperature' "temperature: $(cat $tmp/r)"
+check '[ "$(req POST /v1/completions "{\"prompt\":\"x\",\"model\":\"no-such-model\"}")" = 404 ] && err_is invalid_request_error model_not_found' "unknown model: $(cat $tmp/r)"
+long=$(py -c "import json; print(json.dumps({'prompt': 'the list type ' * 400}))")
+check '[ "$(req POST /v1/completions "$long")" = 400 ] && err_is invalid_request_error context_length_exceeded' "prompt longer than the context: $(cat $tmp/r)"
+py -c "print('{\"prompt\":\"' + 'a' * 70000 + '\"}')" > "$tmp/big.json"
+st=$(curl -s -o "$tmp/r" -w '%{http_code}' -H 'Content-Type: application/json' --data-binary @"$tmp/big.json" "http://127.0.0.1:$PORT/v1/completions")
+check '[ "$st" = 413 ] && err_is invalid_request_error request_too_large' "oversized body: $st $(cat $tmp/r)"
+check '[ "$(req GET /v1/nothing)" = 404 ]' "unknown endpoint"
+check '[ "$(req GET /v1/completions)" = 405 ]' "wrong method"
+check '[ "$(req POST /v1/embeddings "{\"input\":\"x\"}")" = 501 ] && err_is invalid_request_error not_implemented' "embeddings: $(cat $tmp/r)"
+
+# Ollama API
+check '[ "$(req GET /api/version)" = 200 ] && json $tmp/r "len(j[\"version\"]) > 0"' "/api/version"
+check '[ "$(req GET /api/tags)" = 200 ] && json $tmp/r "any(m[\"name\"] == \"pydoc-7M-q8_0:latest\" and m[\"details\"][\"quantization_level\"] == \"Q8_0\" and m[\"size\"] > 0 for m in j[\"models\"])"' "/api/tags: $(cat $tmp/r)"
+check '[ "$(req POST /api/show "{\"model\":\"pydoc-7M-q8_0\"}")" = 200 ] && json $tmp/r "j[\"details\"][\"family\"] == \"llama\" and j[\"model_info\"][\"llama.context_length\"] == 512"' "/api/show: $(cat $tmp/r)"
+check '[ "$(req POST /api/show "{\"model\":\"nope\"}")" = 404 ] && json $tmp/r "isinstance(j[\"error\"], str)"' "/api/show unknown: $(cat $tmp/r)"
+check '[ "$(req GET /api/ps)" = 200 ] && json $tmp/r "j[\"models\"][0][\"name\"] == \"pydoc-7M-q8_0:latest\""' "/api/ps: $(cat $tmp/r)"
+gen='{"model":"pydoc-7M-q8_0","prompt":"A dictionary maps","stream":false,"options":{"temperature":0,"num_predict":41}}'
+check '[ "$(req POST /api/generate "$gen")" = 200 ] && json $tmp/r "j[\"response\"] == open(\"$tmp/want\").read() and j[\"done\"] and j[\"done_reason\"] == \"length\" and j[\"eval_count\"] == 41 and j[\"prompt_eval_count\"] > 0 and j[\"total_duration\"] >= j[\"eval_duration\"] > 0"' \
+    "/api/generate greedy == reference: $(cat $tmp/r)"
+req POST /api/generate '{"prompt":"A dictionary maps","options":{"temperature":0,"num_predict":41}}' > /dev/null
+check 'py - "$tmp/r" "$tmp/want" <<EOF
+import json, sys
+recs = [json.loads(l) for l in open(sys.argv[1]).read().splitlines()]
+assert all(not r["done"] for r in recs[:-1]) and recs[-1]["done"]
+assert "".join(r["response"] for r in recs) == open(sys.argv[2]).read()
+assert recs[-1]["eval_count"] == 41 and recs[-1]["done_reason"] == "length"
+EOF' "/api/generate NDJSON stream"
+ochat='{"messages":[{"role":"user","content":"What is a tuple?"}],"options":{"seed":99,"temperature":0.7,"num_predict":40}}'
+req POST /api/chat "$ochat" > /dev/null
+cp "$tmp/r" "$tmp/ochat_stream"
+req POST /api/chat "$(py -c "import json,sys; d=json.loads(sys.argv[1]); d['stream']=False; print(json.dumps(d))" "$ochat")" > /dev/null
+check 'py - "$tmp/ochat_stream" "$tmp/r" <<EOF
+import json, sys
+recs = [json.loads(l) for l in open(sys.argv[1]).read().splitlines()]
+full = json.load(open(sys.argv[2]))
+text = "".join(r["message"]["content"] for r in recs)
+assert text == full["message"]["content"] and full["message"]["role"] == "assistant", (text, full)
+assert recs[-1]["done"] and recs[-1]["eval_count"] == full["eval_count"]
+EOF' "/api/chat streamed != non-streamed"
+check '[ "$(req POST /api/chat "{\"model\":\"nope\",\"messages\":[]}")" = 404 ] && json $tmp/r "isinstance(j[\"error\"], str)"' "Ollama error shape: $(cat $tmp/r)"
+check '[ "$(req POST /api/generate "{\"model\":\"pydoc-7M-q8_0\"}")" = 200 ] && json $tmp/r "j[\"done\"] and j[\"done_reason\"] == \"load\""' "Ollama load request"
+
+# tokenize / detokenize (ids as in tests/cli/test_cli.sh)
+check '[ "$(req POST /tokenize "{\"content\":\"In Python 3.11, the\"}")" = 200 ] && json $tmp/r "j[\"tokens\"] == [1, 728, 436, 3894, 3949, 3912, 3936, 3936, 3917, 269]"' "/tokenize: $(cat $tmp/r)"
+check '[ "$(req POST /detokenize "{\"tokens\":[728, 436, 3894, 3949, 3912, 3936, 3936, 3917, 269]}")" = 200 ] && json $tmp/r "j[\"content\"] == \" In Python 3.11, the\""' "/detokenize: $(cat $tmp/r)"
+check '[ "$(req POST /detokenize "{\"tokens\":[99999999]}")" = 400 ]' "/detokenize out of range"
+
+# CORS
+st=$(curl -s -o /dev/null -D "$tmp/h" -w '%{http_code}' -X OPTIONS -H 'Origin: http://allowed.example' \
+    -H 'Access-Control-Request-Method: POST' "http://127.0.0.1:$PORT/v1/chat/completions")
+check '[ "$st" = 204 ] && grep -qi "^access-control-allow-origin: http://allowed.example" "$tmp/h" && grep -qi "^access-control-allow-headers:.*authorization" "$tmp/h"' "CORS preflight"
+curl -s -o /dev/null -D "$tmp/h" -H 'Origin: http://evil.example' "http://127.0.0.1:$PORT/v1/models"
+check '! grep -qi "^access-control-allow-origin" "$tmp/h"' "CORS header for a foreign origin"
+
+# Unix socket (0600)
+check '[ "$(stat -c %a "$SOCK")" = 600 ]' "socket mode $(stat -c %a "$SOCK")"
+check 'curl -s --unix-socket "$SOCK" http://localhost/health | grep -q ok' "health over the Unix socket"
+
+# request table, cancel by id, cancel by disconnect
+long_req='{"prompt":"The list type","max_tokens":400,"temperature":0.8,"seed":5}'
+curl -s -o "$tmp/cancelled" -H 'Content-Type: application/json' --data-binary "$long_req" "http://127.0.0.1:$PORT/v1/completions" &
+cpid=$!
+id=""
+for _ in $(seq 1 100); do
+    req GET /v1/requests > /dev/null
+    id=$(py -c "import json; d=json.load(open('$tmp/r'))['data']; print(d[0]['id'] if d else '')" 2>/dev/null)
+    [ -n "$id" ] && break
+    sleep 0.05
+done
+check '[ -n "$id" ] && [ "$(req POST /v1/requests/$id/cancel)" = 200 ]' "cancel by id ($id)"
+wait $cpid
+check 'json $tmp/cancelled "j[\"choices\"][0][\"finish_reason\"] == \"cancelled\" and j[\"usage\"][\"completion_tokens\"] < 400"' "cancelled request: $(cat $tmp/cancelled)"
+check '[ "$(req POST /v1/requests/999999/cancel)" = 404 ]' "cancel unknown id"
+sbody=$(py -c "import json,sys; d=json.loads(sys.argv[1]); d['stream']=True; print(json.dumps(d))" "$long_req")
+curl -s -N --max-time 0.5 -o /dev/null -H 'Content-Type: application/json' --data-binary "$sbody" "http://127.0.0.1:$PORT/v1/completions"
+gone=0
+for _ in $(seq 1 100); do
+    req GET /v1/requests > /dev/null
+    json "$tmp/r" "j['data'] == []" && { gone=1; break; }
+    sleep 0.05
+done
+check '[ $gone = 1 ]' "a client that disconnects mid-stream does not keep its generation: $(cat $tmp/r)"
+
+# metrics
+check '[ "$(req GET /metrics)" = 200 ] && grep -q "^mlxr_http_requests_total{endpoint=\"/v1/completions\",status=\"200\"}" $tmp/r && grep -q "^mlxr_generated_tokens_total [1-9]" $tmp/r && grep -q "^mlxr_time_to_first_token_seconds_count [1-9]" $tmp/r && grep -q "^mlxr_loaded_models 1" $tmp/r' "/metrics"
+check 'grep -q "POST /v1/completions 200" "$tmp/main.log"' "access log line"
+
+# registry: import a second model; the running server finds it by name
+"$MLXR" import "$DATA/models/stories260K.gguf" --name tiny:v1 --home "$HOME_DIR" > "$tmp/imp" 2>&1
+check 'grep -q "imported tiny:v1" "$tmp/imp"' "mlxr import: $(cat $tmp/imp)"
+check '"$MLXR" list --home "$HOME_DIR" | grep -q "^tiny:v1 "' "mlxr list"
+check '"$MLXR" show tiny:v1 --home "$HOME_DIR" | grep -q "architecture: *llama"' "mlxr show"
+check '[ "$(req POST /v1/completions "{\"model\":\"tiny:v1\",\"prompt\":\"Once upon a time\",\"max_tokens\":5}")" = 200 ] && json $tmp/r "j[\"model\"] == \"tiny:v1\" and j[\"usage\"][\"completion_tokens\"] > 0"' "generate with an imported model: $(cat $tmp/r)"
+check '! "$MLXR" import /nonexistent.gguf --name x --home "$HOME_DIR" 2>/dev/null' "import of a missing file fails"
+check '! "$MLXR" pull https://example.com/x.gguf --home "$HOME_DIR" 2>/dev/null' "pull of a URL says no"
+check '"$MLXR" pull "file://$DATA/models/stories260K.gguf" --name tiny:v2 --home "$HOME_DIR" > /dev/null' "pull of a local file"
+
+# official clients (openai + ollama npm packages)
+if command -v npm > /dev/null && command -v node > /dev/null; then
+    cdir=$HERE/../server/clients
+    if [ ! -d "$cdir/node_modules" ]; then
+        (cd "$cdir" && npm ci --no-audit --no-fund > "$tmp/npm.log" 2>&1) || bad "npm ci failed: $(tail -5 "$tmp/npm.log")"
+    fi
+    if node "$cdir/clients.mjs" "http://127.0.0.1:$PORT" > "$tmp/clients.log" 2>&1; then ok
+    else bad "official clients: $(cat "$tmp/clients.log")"; fi
+else
+    echo "test_server.sh: npm not found, skipping the official client test" >&2
+fi
+
+# SIGTERM: clean exit, socket removed
+kill -TERM "$SPID"
+rc=0
+wait "$SPID" || rc=$?
+check '[ $rc = 0 ] && grep -q "stopped" "$tmp/main.log" && [ ! -e "$SOCK" ]' "SIGTERM shutdown (rc $rc)"
+
+# ---- second server: API keys (flag, environment, config file) and a queue of one ----------------
+printf '# test config\napi-key = "key-d"\nmax-queue = 4\n' > "$tmp/mlxr.conf"
+MLXR_API_KEY="key-b, key-c" start_server auth --home "$HOME_DIR" --config "$tmp/mlxr.conf" \
+    --api-key key-a --max-queue 1 || exit 1
+check '[ "$(req GET /health)" = 200 ]' "/health needs no key"
+check '[ "$(req GET /v1/models)" = 401 ] && err_is authentication_error ""' "401 without a key: $(cat $tmp/r)"
+check '[ "$(req GET /api/tags "" -H "Authorization: Bearer nope")" = 401 ] && json $tmp/r "isinstance(j[\"error\"], str)"' "401 with a wrong key (Ollama shape)"
+check '[ "$(req GET /metrics "" -H "Authorization: Bearer key-a")" = 200 ]' "--api-key key"
+check '[ "$(req GET /v1/models "" -H "Authorization: Bearer key-c")" = 200 ]' "MLXR_API_KEY key"
+check '[ "$(req GET /v1/models "" -H "Authorization: Bearer key-d")" = 200 ]' "config file key"
+check '[ "$(req POST /v1/completions "{\"prompt\":\"x\",\"max_tokens\":1}" -H "Authorization: Bearer key-b")" = 200 ]' "completion with a key"
+# one running + one queued, then a third is refused with 429 + Retry-After
+for want in running queued; do
+    curl -s -o /dev/null -H 'Authorization: Bearer key-a' --data-binary "$long_req" "http://127.0.0.1:$PORT/v1/completions" &
+    pids+=("$!")
+    for _ in $(seq 1 100); do
+        req GET /v1/requests "" -H "Authorization: Bearer key-a" > /dev/null
+        json "$tmp/r" "any(r['state'] == '$want' for r in j['data'])" && break
+        sleep 0.05
+    done
+done
+st=$(curl -s -o "$tmp/r" -D "$tmp/h" -w '%{http_code}' -H 'Authorization: Bearer key-a' --data-binary "$long_req" "http://127.0.0.1:$PORT/v1/completions")
+check '[ "$st" = 429 ] && grep -qi "^retry-after:" "$tmp/h" && json $tmp/r "j[\"error\"][\"code\"] == \"queue_full\""' "queue full: $st $(cat $tmp/r)"
+kill -INT "$SPID"
+rc=0
+wait "$SPID" || rc=$?
+check '[ $rc = 0 ]' "SIGINT with requests in flight (rc $rc)"
+
+# ---- third server: --model preloads an installed model and makes it the default ----------------
+start_server preload --home "$HOME_DIR" --model tiny:v1 || exit 1
+check '[ "$(req GET /api/ps)" = 200 ] && json $tmp/r "[m[\"name\"] for m in j[\"models\"]] == [\"tiny:v1\"]"' "preloaded before any request: $(cat $tmp/r)"
+check '[ "$(req POST /v1/completions "{\"prompt\":\"Once\",\"max_tokens\":3}")" = 200 ] && json $tmp/r "j[\"model\"] == \"tiny:v1\""' "--model is the default: $(cat $tmp/r)"
+kill -TERM "$SPID"
+wait "$SPID"
+
+echo "test_server: $pass passed, $fail failed"
+[ $fail = 0 ]
