@@ -2,7 +2,7 @@
 # The whole test suite: a Release build with every test, the same tests under
 # AddressSanitizer + UndefinedBehaviorSanitizer (clang), and a bounded fuzzing run of every parser.
 # The tests read the shared test data from ../shared/testdata (override: MLXR_TESTDATA=DIR).
-# MLXR_FUZZ_SECONDS (default 60) sets the fuzzing time per harness; 0 skips it.
+# MLXR_FUZZ_SECONDS (default 30) sets the fuzzing time per harness (every fuzz/fuzz_*.c); 0 skips it.
 # The last line is "N passed, M failed" over all ctest tests and fuzzers.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -49,17 +49,22 @@ echo "== ASan + UBSan build + tests"
 if cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DCMAKE_C_COMPILER=clang -DMLXR_SANITIZE=ON \
         -DCMAKE_C_FLAGS="-O1" -DMLXR_WERROR=ON -DMLXR_TESTDATA="$MLXR_TESTDATA" >/dev/null &&
    cmake --build build-asan -j "$jobs"; then
-    ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+    MLXR_TEST_QUICK=1 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+        UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
         ctest --test-dir build-asan --output-on-failure -j "$jobs" 2>&1 | tee "$log"
     count
 else
     failed=$((failed + 1))
 fi
 
-secs=${MLXR_FUZZ_SECONDS:-60}
+secs=${MLXR_FUZZ_SECONDS:-30}
 if [ "$secs" != 0 ]; then
-    echo "== fuzzing (${secs}s per harness)"
-    if scripts/fuzz.sh "$secs"; then passed=$((passed + 1)); else failed=$((failed + 1)); fi
+    for h in fuzz/fuzz_*.c; do
+        target=$(basename "$h" .c)
+        target=${target#fuzz_}
+        echo "== fuzzing $target (${secs}s)"
+        if scripts/fuzz.sh "$secs" "$target"; then passed=$((passed + 1)); else failed=$((failed + 1)); fi
+    done
 fi
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

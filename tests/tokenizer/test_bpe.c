@@ -118,6 +118,10 @@ static void test_pretok(void) {
     CHECK(mlxr_pretok_new("no-such-pre", 11, &p, NULL, &err) == MLXR_ERR_UNSUPPORTED && !p,
           "unknown pre refused");
     CHECK(strstr(err.msg, "no-such-pre") != NULL, "message names it: %s", err.msg);
+    /* an empty name is llama.cpp's "default" (it warns and goes on) */
+    CHECK(mlxr_pretok_new("", 0, &p, NULL, &err) == MLXR_OK && mlxr_pretok_count(p) == 4,
+          "empty pre: default");
+    mlxr_pretok_free(p);
     /* llama3 defaults: add_bos and ignore_merges */
     mlxr_vocab_spec s = mlxr_vocab_spec_kind(MLXR_VOCAB_BPE, 200000);
     CHECK(mlxr_pretok_defaults("llama-bpe", 9, &s, &err) == MLXR_OK && s.add_bos, "llama3 bos");

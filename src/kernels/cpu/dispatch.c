@@ -13,6 +13,7 @@
  * (tests build one per ISA level).
  */
 #include "kernels/kernels.h"
+#include "kernels/quantize.h"
 
 #include <string.h>
 
@@ -95,26 +96,26 @@ void mlxr_kernels_init(mlxr_kernels *k, mlxr_isa isa) {
              mlxr_dequantize_q8_1_ref);
     set_type(k, MLXR_DTYPE_Q8_K, NULL, MLXR_DTYPE_Q8_K, mlxr_quantize_q8_k_ref,
              mlxr_dequantize_q8_k_ref);
-    /* weight types: their encoders (from_float) are the weight quantizers, registered elsewhere */
-    set_type(k, MLXR_DTYPE_Q4_1, mlxr_vec_dot_q4_1_ref, MLXR_DTYPE_Q8_1, NULL,
+    /* weight types: their encoders (from_float) are the weight quantizers of kernels/quantize.h */
+    set_type(k, MLXR_DTYPE_Q4_1, mlxr_vec_dot_q4_1_ref, MLXR_DTYPE_Q8_1, mlxr_quantize_q4_1_ref,
              mlxr_dequantize_q4_1_ref);
-    set_type(k, MLXR_DTYPE_Q5_0, mlxr_vec_dot_q5_0_ref, MLXR_DTYPE_Q8_0, NULL,
+    set_type(k, MLXR_DTYPE_Q5_0, mlxr_vec_dot_q5_0_ref, MLXR_DTYPE_Q8_0, mlxr_quantize_q5_0_ref,
              mlxr_dequantize_q5_0_ref);
-    set_type(k, MLXR_DTYPE_Q5_1, mlxr_vec_dot_q5_1_ref, MLXR_DTYPE_Q8_1, NULL,
+    set_type(k, MLXR_DTYPE_Q5_1, mlxr_vec_dot_q5_1_ref, MLXR_DTYPE_Q8_1, mlxr_quantize_q5_1_ref,
              mlxr_dequantize_q5_1_ref);
-    set_type(k, MLXR_DTYPE_Q2_K, mlxr_vec_dot_q2_k_ref, MLXR_DTYPE_Q8_K, NULL,
+    set_type(k, MLXR_DTYPE_Q2_K, mlxr_vec_dot_q2_k_ref, MLXR_DTYPE_Q8_K, mlxr_quantize_q2_k_ref,
              mlxr_dequantize_q2_k_ref);
-    set_type(k, MLXR_DTYPE_Q3_K, mlxr_vec_dot_q3_k_ref, MLXR_DTYPE_Q8_K, NULL,
+    set_type(k, MLXR_DTYPE_Q3_K, mlxr_vec_dot_q3_k_ref, MLXR_DTYPE_Q8_K, mlxr_quantize_q3_k_ref,
              mlxr_dequantize_q3_k_ref);
-    set_type(k, MLXR_DTYPE_Q4_K, mlxr_vec_dot_q4_k_ref, MLXR_DTYPE_Q8_K, NULL,
+    set_type(k, MLXR_DTYPE_Q4_K, mlxr_vec_dot_q4_k_ref, MLXR_DTYPE_Q8_K, mlxr_quantize_q4_k_ref,
              mlxr_dequantize_q4_k_ref);
-    set_type(k, MLXR_DTYPE_Q5_K, mlxr_vec_dot_q5_k_ref, MLXR_DTYPE_Q8_K, NULL,
+    set_type(k, MLXR_DTYPE_Q5_K, mlxr_vec_dot_q5_k_ref, MLXR_DTYPE_Q8_K, mlxr_quantize_q5_k_ref,
              mlxr_dequantize_q5_k_ref);
-    set_type(k, MLXR_DTYPE_Q6_K, mlxr_vec_dot_q6_k_ref, MLXR_DTYPE_Q8_K, NULL,
+    set_type(k, MLXR_DTYPE_Q6_K, mlxr_vec_dot_q6_k_ref, MLXR_DTYPE_Q8_K, mlxr_quantize_q6_k_ref,
              mlxr_dequantize_q6_k_ref);
-    set_type(k, MLXR_DTYPE_IQ4_NL, mlxr_vec_dot_iq4_nl_ref, MLXR_DTYPE_Q8_0, NULL,
+    set_type(k, MLXR_DTYPE_IQ4_NL, mlxr_vec_dot_iq4_nl_ref, MLXR_DTYPE_Q8_0, mlxr_quantize_iq4_nl_ref,
              mlxr_dequantize_iq4_nl_ref);
-    set_type(k, MLXR_DTYPE_IQ4_XS, mlxr_vec_dot_iq4_xs_ref, MLXR_DTYPE_Q8_K, NULL,
+    set_type(k, MLXR_DTYPE_IQ4_XS, mlxr_vec_dot_iq4_xs_ref, MLXR_DTYPE_Q8_K, mlxr_quantize_iq4_xs_ref,
              mlxr_dequantize_iq4_xs_ref);
     k->type[MLXR_DTYPE_Q4_K].gemm = mlxr_gemm_q4_k_ref;
     k->type[MLXR_DTYPE_Q6_K].gemm = mlxr_gemm_q6_k_ref;
