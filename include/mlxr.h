@@ -416,7 +416,8 @@ MLXR_API mlxr_status mlxr_kv_truncate(mlxr_context *c, int32_t seq, int32_t n, m
  * prompt. When the KV pool runs out mid-generation, the newest running request is preempted: its
  * blocks are freed and it is later recomputed from its prompt and the tokens generated so far
  * (callers see no difference except time). A prompt whose leading 32-token blocks are in the
- * prefix cache shares those blocks and skips their prefill.
+ * prefix cache shares those blocks and skips their prefill; a request whose prompt shares blocks
+ * with one still computing them waits for them instead of computing them twice.
  *
  * Threading: mlxr_engine_submit, _cancel, _get_stats and _wait_idle may be called from any
  * thread at any time. Callbacks run on the engine thread, one at a time, and must not block for

@@ -12,6 +12,8 @@ Writes, from the repository root:
   tests/template/expected/<template>.<conversation>.txt   rendered text, or
   tests/template/expected/<template>.<conversation>.err   the exception message where jinja2 raises
   tests/template/jinja_cases.json                        language snippets -> output / error
+  tests/template/random_cases.json                       random expressions and random statement /
+      whitespace-control structures (fixed seeds) -> output / error, a differential test
   tests/template/expected_cli/<model>.<conversation>.txt  `mlxr template -m MODEL` outputs: the
       GGUF's own tokenizer.chat_template (read here with a small GGUF reader) or, for a model
       without one, the ChatML default, with the GGUF's BOS/EOS token texts
@@ -26,6 +28,7 @@ import datetime
 import glob
 import json
 import os
+import random
 import struct
 import sys
 
@@ -177,6 +180,9 @@ SNIPPETS = [
     ("{% macro m() %}{{ caller(1, 2) }}{% endmacro %}{% call(a, b) m() %}[{{ a + b }}]{% endcall %}", {}),
     ("{{ '%s-%d %.2f %5s|%-4d|%r %%'|format('a', 3, 2.5, 'x', 7, 'q') }} {{ 'v=%s' % 3 }} {{ '%s %s' % ('a', 'b') }} "
      "{{ '%05.1f|%x|%+d|%3.1s|' % (3.14159, 255, 5, 'abc') }}", {}),
+    ("{% if false %}{{ x|nosuch }}{{ x is nosuch }}{{ x|center }}{% endif %}ok", {}),
+    ("{{ [1]|map('nosuch')|list }}", {}),
+    ("{{ [1]|select('nosuch')|list }}", {}),
     ("{% for a, b in [[1, 2], [3, 4]] %}{{ a * b }},{% endfor %}{% for a, b in [(1, 2, 3)] %}{% endfor %}", {}),
 ]
 
@@ -227,6 +233,127 @@ def gguf_kv(path):
         pos += 4
         kv[key] = read(t)
     return kv
+
+
+# ---- random differential cases ---------------------------------------------------------------
+
+RANDOM_VARS = {"s": "Héllo wörld", "n": 7, "f": 2.5, "l": [3, "a", None, True, 1.5],
+               "d": {"k": "v", "n": 2, "l": [1, 2]}, "e": "", "z": 0, "xs": [1, 2, 3], "t": True,
+               "msgs": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": " yo "}]}
+R_FILTERS = ["length", "upper", "lower", "title", "capitalize", "trim", "first", "last", "list",
+             "string", "int", "float", "abs", "tojson", "unique|list", "sort", "reverse|list",
+             "join(',')", "join", "default('D')", "default('D', true)", "items|list", "round",
+             "round(1)", "e", "replace('a', 'Z')", "select|list", "reject('none')|list",
+             "map('string')|list", "tojson(indent=1)", "count", "min", "max", "batch(2)|list",
+             "safe", "indent(2)"]
+R_TESTS = ["defined", "none", "string", "number", "integer", "float", "mapping", "sequence",
+           "iterable", "odd", "even", "divisibleby 2", "equalto 1", "in [1, 'a']", "lower",
+           "upper", "true", "false", "boolean"]
+R_METHODS = ["strip()", "split()", "split(',')", "upper()", "lower()", "startswith('H')",
+             "endswith('d')", "find('l')", "replace('l', 'L')", "title()", "count('l')",
+             "get('k')", "get('zz', 3)", "items()|list", "keys()|list", "values()|list"]
+
+
+def random_expr(R, depth=0):
+    def lit():
+        c = R.randrange(9)
+        if c == 0:
+            return str(R.randrange(-5, 20))
+        if c == 1:
+            return R.choice(["0.5", "1.0", "2.25", "1e3", "-0.1", "3.0"])
+        if c == 2:
+            return repr(R.choice(["a", "ab c", "é", "", "x'y", 'q"', "A-b", " pad ", "1,2,3", "日本"]))
+        if c == 3:
+            return R.choice(["none", "true", "false"])
+        if c == 4:
+            return "[" + ", ".join(lit() for _ in range(R.randrange(4))) + "]"
+        if c == 5:
+            keys = R.sample(["a", "b", "c"], R.randrange(3))
+            return "{" + ", ".join(f"{k!r}: {lit()}" for k in keys) + "}"
+        if c == 6:
+            return "(" + ", ".join(lit() for _ in range(R.randrange(1, 3))) + ",)"
+        return R.choice(list(RANDOM_VARS))
+
+    if depth > 3:
+        return lit()
+    c = R.randrange(12)
+    sub = lambda: random_expr(R, depth + 1)
+    if c < 3:
+        return lit()
+    if c == 3:
+        return f"{sub()}|{R.choice(R_FILTERS)}"
+    if c == 4:
+        return f"{sub()} is {'not ' if R.random() < .3 else ''}{R.choice(R_TESTS)}"
+    if c == 5:
+        return f"({sub()} {R.choice(['+', '-', '*', '/', '//', '%', '**', '~'])} {sub()})"
+    if c == 6:
+        return f"({sub()} {R.choice(['==', '!=', '<', '>=', 'in', 'not in', 'and', 'or'])} {sub()})"
+    if c == 7:
+        return f"(not {sub()})"
+    if c == 8:
+        return f"{R.choice(['s', 'd', 'l', 'msgs[0]'])}.{R.choice(R_METHODS)}"
+    if c == 9:
+        return f"({sub()} if {sub()} else {sub()})"
+    if c == 10:
+        idx = R.choice(["0", "-1", "1:", ":2", "::-1", "1:3:2", "'k'", "n"])
+        return f"{R.choice(['s', 'l', 'msgs', 'd'])}[{idx}]"
+    return f"{R.choice(['l', 'msgs', 's', 'd'])}|{R.choice(['length', 'first', 'last', 'list|length'])}"
+
+
+def random_structure(R, depth=0):
+    ws = ["", " ", "  ", "\n", " \n", "\n  ", "\t", "\n\n", "x", "text ", " \t\n ", "\r\n", "a\n  "]
+    sign = lambda: R.choice(["", "", "", "-", "+"])
+    tag = lambda body: "{%" + sign() + " " + body + " " + sign() + "%}"
+    var = lambda body: "{{" + R.choice(["", "", "-"]) + " " + body + " " + R.choice(["", "", "-"]) + "}}"
+    sub = lambda: random_structure(R, depth + 1)
+    parts = []
+    for _ in range(R.randrange(1, 4)):
+        parts.append(R.choice(ws))
+        c = R.randrange(9)
+        if c == 0 and depth < 3:
+            cond = R.choice(["t", "z", "xs", "s == 'a b'"])
+            els = tag("else") + sub() if R.random() < .5 else ""
+            parts.append(tag("if " + cond) + sub() + els + tag("endif"))
+        elif c == 1 and depth < 3:
+            els = tag("else") + sub() if R.random() < .3 else ""
+            parts.append(tag("for x in " + R.choice(["xs", "msgs", "[]", "e"])) + sub() + els +
+                         tag("endfor"))
+        elif c == 2:
+            parts.append(tag("set y = " + R.choice(["1", "'q'", "xs|length"])))
+        elif c == 3:
+            parts.append("{#" + sign() + " c " + sign() + "#}")
+        elif c == 4:
+            parts.append(var(R.choice(["x", "y", "s", "loop.index", "xs|length", "'lit'"])))
+        elif c == 5:
+            parts.append(tag("raw") + R.choice(ws) + "{{ raw }}" + R.choice(ws) + tag("endraw"))
+        elif c == 6 and depth < 3:
+            parts.append(tag("macro m(a)") + sub() + tag("endmacro") + var("m(1)"))
+        elif c == 7:
+            parts.append(R.choice(ws) + R.choice(ws))
+        else:
+            parts.append(var("1"))
+        parts.append(R.choice(ws))
+    return "".join(parts)
+
+
+def random_cases(env, n_expr=400, n_struct=250):
+    R = random.Random(20261127)
+    cases = []
+    todo = [("{{ " + random_expr(R) + " }}") for _ in range(n_expr)]
+    todo += [random_structure(R) for _ in range(n_struct)]
+    for source in todo:
+        case = {"template": source}
+        try:
+            ok, text = render(env, source, json.loads(json.dumps(RANDOM_VARS)))
+        except jinja2.exceptions.TemplateSyntaxError as e:
+            case["syntax_error"] = str(e)  # mlxr must fail with MLXR_ERR_FORMAT
+            cases.append(case)
+            continue
+        if ok and " object at 0x" in text:
+            continue  # Python prints an address (a generator): not reproducible
+        case["out" if ok else "err"] = text
+        cases.append(case)
+    return cases
 
 
 def main():
@@ -290,6 +417,10 @@ def main():
         cases.append(case)
     with open(os.path.join(tdir, "jinja_cases.json"), "w", encoding="utf-8", newline="") as f:
         json.dump(cases, f, ensure_ascii=False, indent=1)
+        f.write("\n")
+    rcases = random_cases(env)
+    with open(os.path.join(tdir, "random_cases.json"), "w", encoding="utf-8", newline="") as f:
+        json.dump({"vars": RANDOM_VARS, "cases": rcases}, f, ensure_ascii=False, indent=0)
         f.write("\n")
     print(f"templates: {n_ok} rendered, {n_err} raised; snippets: {len(cases)}", file=sys.stderr)
 

@@ -2,16 +2,21 @@
  * kv.h - the paged KV cache: one pool of fixed-size blocks shared by every sequence of a context,
  * a block table per sequence, and a prefix cache of full blocks addressed by their content.
  *
- * Block layout (one block = MLXR_KV_BLOCK consecutive positions of one sequence, all layers):
- *   K: [n_block][n_layer][MLXR_KV_BLOCK][kv_dim]   rows per position, as Q.K wants them
- *   V: [n_block][n_layer][kv_dim][MLXR_KV_BLOCK]   transposed, so P.V runs over contiguous rows
- * Position p of sequence s lives in block table[s][p / MLXR_KV_BLOCK], row p % MLXR_KV_BLOCK.
+ * Layout: the pool holds n_block * 32 positions; block b is pool positions b*32 .. b*32+31.
+ *   K: [n_layer][pool positions][kv_dim]   rows per position, as Q.K wants them
+ *   V: [n_layer][kv_dim][pool positions]   transposed, so P.V runs over contiguous rows
+ * Position p of sequence s is pool position table[s][p / 32] * 32 + p % 32. Blocks that follow
+ * each other in the pool also follow each other in every K column and V row, so attention runs
+ * one product per run of consecutive blocks (attention.c); the free list hands out ascending
+ * blocks, so a sequence decoded alone is one run, exactly like a contiguous cache.
  *
- * Why 32 positions per block: the F16 dot products and tiles run 8/32 elements per step and the
- * Q8_0 block is 32, so a full block's P.V row is a whole number of SIMD steps with no scalar tail;
- * 32 is also the attention query chunk and the GEMM tile width. Smaller blocks (16) waste less of
- * a last, partial block (on average 8 positions instead of 16 per sequence, negligible next to a
- * context of hundreds of tokens) but halve the work per product call and double the table size.
+ * Why 32 positions per block: the F16 dot products and tiles run 8/32 elements per step, so a
+ * run of full blocks is a whole number of SIMD steps with no scalar tail, and block starts are
+ * multiples of the 4-row GEMM tiles (Q.K of a block equals that of a contiguous cache bitwise);
+ * 32 is also the attention query chunk. Smaller blocks (16) waste less of a last, partial block
+ * (8 positions per sequence on average instead of 16, negligible next to contexts of hundreds of
+ * tokens) but give the prefix cache and the product runs a finer grain than they need and double
+ * the hashing and table work; larger ones (64+) make prefix sharing coarser.
  *
  * Invariants:
  *  - ref[b] counts the sequences whose table holds block b; a block with ref 0 is either on the
@@ -40,8 +45,8 @@ typedef struct mlxr_kv_pool {
     int32_t kv_dim;     /* n_head_kv * head_dim */
     size_t elt;         /* bytes per element: 2 (F16) or 4 (F32) */
     size_t layer_bytes; /* bytes of one block's K (or V) in one layer: BLOCK * kv_dim * elt */
-    uint8_t *k;         /* [n_block][n_layer][BLOCK][kv_dim] */
-    uint8_t *v;         /* [n_block][n_layer][kv_dim][BLOCK] */
+    uint8_t *k;         /* [n_layer][n_block * BLOCK][kv_dim] */
+    uint8_t *v;         /* [n_layer][kv_dim][n_block * BLOCK] */
 
     int32_t *ref;       /* [n_block] sequences holding the block */
     int32_t *free_list; /* [n_block] stack of free blocks */

@@ -231,9 +231,16 @@ void mlxr_kv_seq_clear(mlxr_kv_pool *p, int32_t s) {
 
 /* Copy block `from` (all layers, K and V, and its tokens) into `to`. */
 static void block_copy(mlxr_kv_pool *p, int32_t to, int32_t from) {
-    const size_t bytes = p->layer_bytes * (size_t)p->n_layer;
-    memcpy(p->k + (size_t)to * bytes, p->k + (size_t)from * bytes, bytes);
-    memcpy(p->v + (size_t)to * bytes, p->v + (size_t)from * bytes, bytes);
+    const size_t pos = (size_t)p->n_block * BS, row = (size_t)BS * p->elt;
+    for (int32_t il = 0; il < p->n_layer; il++) {
+        const size_t k0 = (size_t)il * pos * (size_t)p->kv_dim * p->elt;
+        memcpy(p->k + k0 + (size_t)to * p->layer_bytes, p->k + k0 + (size_t)from * p->layer_bytes,
+               p->layer_bytes);
+        for (int32_t d = 0; d < p->kv_dim; d++) {
+            uint8_t *v = p->v + ((size_t)il * (size_t)p->kv_dim + (size_t)d) * pos * p->elt;
+            memcpy(v + (size_t)to * row, v + (size_t)from * row, row);
+        }
+    }
     memcpy(&p->tokens[(size_t)to * BS], &p->tokens[(size_t)from * BS], BS * sizeof *p->tokens);
 }
 

@@ -1,15 +1,17 @@
 /*
  * attention.c - causal multi-head / grouped-query attention over the paged KV cache.
  *
- * Cache layout (kv/kv.h): per block of 32 positions and layer, K as [32][kv_dim] rows and V
- * transposed as [kv_dim][32] rows, so that both products below run over contiguous rows:
+ * Cache layout (kv/kv.h): per layer, K as rows [pool positions][kv_dim] and V transposed as rows
+ * [kv_dim][pool positions], block b holding pool positions b*32 .. b*32+31. Both products run
+ * over contiguous rows:
  *   scores[q][p] = K[p] . Q[q]          (then softmax over p <= pos[q], scaled by 1/sqrt(hd))
- *   out[q][d]    = sum over blocks of Vt_block[d] . P[q][block]
+ *   out[q][d]    = Vt[d] . P[q]
  * With an F16 cache, Q and P are rounded to F16 for these products, as llama.cpp does. The
- * products read each block where it lies, through the sequence's block table; nothing is copied
- * into a contiguous buffer. Q.K is bitwise what one product over all positions gives (blocks
- * start at multiples of the kernels' 4-row tiles); P.V sums per-block partial dot products, which
- * reorders that sum's float additions only.
+ * products read the blocks where they lie, through the sequence's block table, one product per
+ * run of physically consecutive blocks (nothing is copied into a contiguous buffer). A sequence
+ * whose blocks are consecutive (the usual case: the free list hands out ascending blocks) is one
+ * run, and its numbers are bitwise those of a contiguous cache; otherwise the P.V sum is split
+ * at run boundaries (float reordering only).
  *
  * The batch is cut into segments: runs of up to ATT_QCHUNK entries of one sequence at
  * consecutive positions (a prompt is a few long segments; interleaved sequences give segments of
@@ -41,21 +43,38 @@ size_t mlxr_attention_scratch(int32_t n_ctx, int32_t head_dim) {
     return (n + 63) / 64 * 64;
 }
 
-/* K rows of block `blk` in layer il: [MLXR_KV_BLOCK][kv_dim]. */
-static uint8_t *k_block(const mlxr_context *c, int32_t blk, int32_t il) {
-    const mlxr_kv_pool *p = &c->kv;
-    return p->k + ((size_t)blk * (size_t)p->n_layer + (size_t)il) * p->layer_bytes;
+/* Positions the pool holds: the length of one layer's K column and V row. */
+static size_t pool_positions(const mlxr_context *c) {
+    return (size_t)c->kv.n_block * MLXR_KV_BLOCK;
 }
 
-/* V rows (transposed) of block `blk` in layer il: [kv_dim][MLXR_KV_BLOCK]. */
-static uint8_t *v_block(const mlxr_context *c, int32_t blk, int32_t il) {
-    const mlxr_kv_pool *p = &c->kv;
-    return p->v + ((size_t)blk * (size_t)p->n_layer + (size_t)il) * p->layer_bytes;
+/* K row of pool position pp in layer il: [kv_dim]. */
+static uint8_t *k_row(const mlxr_context *c, int32_t il, size_t pp) {
+    return c->kv.k + ((size_t)il * pool_positions(c) + pp) * (size_t)c->kv_dim * c->kv_elt;
 }
 
-/* Block holding position pos of sequence s. */
-static int32_t block_of(const mlxr_context *c, int32_t s, int32_t pos) {
-    return c->kv.table[(size_t)s * (size_t)c->kv.max_blocks + (size_t)(pos / MLXR_KV_BLOCK)];
+/* V row of dimension d in layer il: [pool positions]; element pp is pool position pp. */
+static uint8_t *v_row(const mlxr_context *c, int32_t il, int32_t d) {
+    return c->kv.v + ((size_t)il * (size_t)c->kv_dim + (size_t)d) * pool_positions(c) * c->kv_elt;
+}
+
+/* Pool position of position pos of sequence s. */
+static size_t pool_pos(const mlxr_context *c, int32_t s, int32_t pos) {
+    const int32_t blk =
+        c->kv.table[(size_t)s * (size_t)c->kv.max_blocks + (size_t)(pos / MLXR_KV_BLOCK)];
+    return (size_t)blk * MLXR_KV_BLOCK + (size_t)(pos % MLXR_KV_BLOCK);
+}
+
+/* The run of sequence s's positions from p0 (a block start) that lie consecutively in the pool,
+ * limited to n positions (and to one block if one_block): returns its length; *pp0 receives its
+ * first pool position. */
+static int32_t run_of(const mlxr_context *c, int32_t s, int32_t p0, int32_t n, bool one_block,
+                      size_t *pp0) {
+    *pp0 = pool_pos(c, s, p0);
+    int32_t p = p0 + MLXR_KV_BLOCK;
+    while (!one_block && p < n && pool_pos(c, s, p) == *pp0 + (size_t)(p - p0))
+        p += MLXR_KV_BLOCK;
+    return (p < n ? p : n) - p0;
 }
 
 /* Store the batch's K (after RoPE) and V of layer il (the blocks were allocated by mlxr_decode). */
@@ -66,11 +85,10 @@ static void kv_store(mlxr_context *c, const mlxr_batch *b, int32_t il) {
         c->kern.type[c->kv_type == MLXR_KV_F16 ? MLXR_DTYPE_F16 : MLXR_DTYPE_F32].from_float;
     for (int32_t t = 0; t < b->n; t++) {
         const float *k = c->k + (size_t)t * KV, *v = c->v + (size_t)t * KV;
-        const int32_t blk = block_of(c, b->seq[t], b->pos[t]), row = b->pos[t] % MLXR_KV_BLOCK;
-        enc(k, k_block(c, blk, il) + (size_t)row * KV * elt, KV);
-        uint8_t *vb = v_block(c, blk, il) + (size_t)row * elt;
+        const size_t pp = pool_pos(c, b->seq[t], b->pos[t]);
+        enc(k, k_row(c, il, pp), KV);
         for (int32_t d = 0; d < KV; d++)
-            enc(&v[d], vb + (size_t)d * MLXR_KV_BLOCK * elt, 1);
+            enc(&v[d], v_row(c, il, d) + pp * elt, 1);
     }
 }
 
@@ -94,6 +112,44 @@ typedef struct attn_job {
     int32_t n_seg;
 } attn_job;
 
+/* scores[j][p] = K[p] . Q[j] for positions p < n of sequence s, head group kvh, nq queries.
+ * Runs start at block starts, multiples of the GEMM tile height, so every score is bitwise the
+ * same however the positions are split into runs. */
+static void qk(const mlxr_context *c, const mlxr_type_kernels *tk, int32_t il, int32_t s,
+               int32_t kvh, int32_t n, int32_t nq, const uint8_t *q16, float *scores, size_t lds) {
+    const int32_t hd = c->m->info.head_dim;
+    const size_t elt = c->kv_elt;
+    for (int32_t p0 = 0; p0 < n;) {
+        size_t pp;
+        const int32_t rows = run_of(c, s, p0, n, false, &pp);
+        products(tk, hd, rows, nq, k_row(c, il, pp) + (size_t)kvh * hd * elt,
+                 (size_t)c->kv_dim * elt, q16, (size_t)hd * elt, scores + p0, lds);
+        p0 += rows;
+    }
+}
+
+/* out[j][d] = P[j] . Vt[d] over positions p < n: one product per run (per block if per_block),
+ * later ones added through part [nq][hd]. P rows are ps bytes apart, out rows ldo floats.
+ * per_block makes the sum's order independent of where the blocks lie (see attn_task). */
+static void pv(const mlxr_context *c, const mlxr_type_kernels *tk, int32_t il, int32_t s,
+               int32_t kvh, int32_t n, int32_t nq, const uint8_t *p16, size_t ps, bool per_block,
+               float *out, size_t ldo, float *part) {
+    const int32_t hd = c->m->info.head_dim;
+    const size_t elt = c->kv_elt, vs = pool_positions(c) * elt;
+    for (int32_t p0 = 0; p0 < n;) {
+        size_t pp;
+        const int32_t rows = run_of(c, s, p0, n, per_block, &pp);
+        const bool first = p0 == 0;
+        products(tk, rows, hd, nq, v_row(c, il, kvh * hd) + pp * elt, vs, p16 + (size_t)p0 * elt,
+                 ps, first ? out : part, first ? ldo : (size_t)hd);
+        if (!first)
+            for (int32_t q = 0; q < nq; q++)
+                for (int32_t d = 0; d < hd; d++)
+                    out[(size_t)q * ldo + d] += part[(size_t)q * hd + d];
+        p0 += rows;
+    }
+}
+
 /*
  * Batch-invariant attention of one query (batch entry t, sequence s, position pos) and one head:
  * the products run over exactly the positions the query sees, through the same kernels a
@@ -104,33 +160,20 @@ static void attn_query(mlxr_context *c, int32_t il, int32_t t, int32_t s, int32_
                        uint8_t *scratch) {
     const mlxr_model_info *h = &c->m->info;
     const int32_t hd = h->head_dim, E = h->n_embd, kvh = head / (h->n_head / h->n_head_kv);
-    const int32_t BS = MLXR_KV_BLOCK, valid = pos + 1, n_blk = mlxr_kv_blocks_for(valid);
+    const int32_t valid = pos + 1;
     const mlxr_type_kernels *tk =
         &c->kern.type[c->kv_type == MLXR_KV_F16 ? MLXR_DTYPE_F16 : MLXR_DTYPE_F32];
-    const size_t elt = c->kv_elt, kvs = (size_t)c->kv_dim * elt;
     float *row = (float *)scratch;                          /* [valid] */
     uint8_t *q16 = scratch + off_q(c->n_ctx);               /* [hd] */
     uint8_t *p16 = scratch + off_p(c->n_ctx, hd);           /* [valid] */
     float *part = (float *)(scratch + off_o(c->n_ctx, hd)); /* [hd] */
-    float *out = c->xb2 + (size_t)t * E + (size_t)head * hd;
 
     tk->from_float(c->q + (size_t)t * E + (size_t)head * hd, q16, hd);
-    for (int32_t ib = 0; ib < n_blk; ib++) {
-        const int32_t rows = valid - ib * BS < BS ? valid - ib * BS : BS;
-        const uint8_t *kb = k_block(c, block_of(c, s, ib * BS), il) + (size_t)kvh * hd * elt;
-        products(tk, hd, rows, 1, kb, kvs, q16, (size_t)hd * elt, row + (size_t)ib * BS, 0);
-    }
+    qk(c, tk, il, s, kvh, valid, 1, q16, row, 0);
     mlxr_softmax_f32_ref(row, valid, 1.0f / sqrtf((float)hd));
     tk->from_float(row, p16, valid);
-    for (int32_t ib = 0; ib < n_blk; ib++) {
-        const int32_t rows = valid - ib * BS < BS ? valid - ib * BS : BS;
-        const uint8_t *vb = v_block(c, block_of(c, s, ib * BS), il) + (size_t)kvh * hd * BS * elt;
-        products(tk, rows, hd, 1, vb, (size_t)BS * elt, p16 + (size_t)ib * BS * elt, 0,
-                 ib == 0 ? out : part, (size_t)hd);
-        if (ib > 0)
-            for (int32_t d = 0; d < hd; d++)
-                out[d] += part[d];
-    }
+    pv(c, tk, il, s, kvh, valid, 1, p16, 0, true, c->xb2 + (size_t)t * E + (size_t)head * hd,
+       (size_t)E, part);
 }
 
 static void attn_task(const attn_job *j, int32_t seg, int32_t head, uint8_t *scratch) {
@@ -144,24 +187,18 @@ static void attn_task(const attn_job *j, int32_t seg, int32_t head, uint8_t *scr
             attn_query(c, j->il, t0 + q, s, p0 + q, head, scratch);
         return;
     }
-    const int32_t BS = MLXR_KV_BLOCK, n_blk = mlxr_kv_blocks_for(n_kv);
     const mlxr_type_kernels *tk =
         &c->kern.type[c->kv_type == MLXR_KV_F16 ? MLXR_DTYPE_F16 : MLXR_DTYPE_F32];
     const size_t elt = c->kv_elt, ctx = (size_t)c->n_ctx;
     float *scores = (float *)scratch;                       /* [nq][n_ctx] */
     uint8_t *q16 = scratch + off_q(c->n_ctx);               /* [nq][hd] in the KV type */
     uint8_t *p16 = scratch + off_p(c->n_ctx, hd);           /* [nq][n_ctx] in the KV type */
-    float *part = (float *)(scratch + off_o(c->n_ctx, hd)); /* [nq][hd] one block's P.V */
+    float *part = (float *)(scratch + off_o(c->n_ctx, hd)); /* [nq][hd] one run's P.V */
 
     for (int32_t q = 0; q < nq; q++)
         tk->from_float(c->q + (size_t)(t0 + q) * E + (size_t)head * hd, q16 + (size_t)q * hd * elt,
                        hd);
-    for (int32_t ib = 0; ib < n_blk; ib++) {
-        const int32_t rows = n_kv - ib * BS < BS ? n_kv - ib * BS : BS;
-        products(tk, hd, rows, nq,
-                 k_block(c, block_of(c, s, ib * BS), j->il) + (size_t)kvh * hd * elt,
-                 (size_t)c->kv_dim * elt, q16, (size_t)hd * elt, scores + (size_t)ib * BS, ctx);
-    }
+    qk(c, tk, j->il, s, kvh, n_kv, nq, q16, scores, ctx);
     const float scale = 1.0f / sqrtf((float)hd);
     for (int32_t q = 0; q < nq; q++) {
         float *row = scores + (size_t)q * ctx;
@@ -171,20 +208,12 @@ static void attn_task(const attn_job *j, int32_t seg, int32_t head, uint8_t *scr
             row[p] = 0.0f;
         tk->from_float(row, p16 + (size_t)q * ctx * elt, n_kv);
     }
-    float *out = c->xb2 + (size_t)t0 * E + (size_t)head * hd; /* [nq] rows, stride E */
-    for (int32_t ib = 0; ib < n_blk; ib++) {
-        const int32_t rows = n_kv - ib * BS < BS ? n_kv - ib * BS : BS;
-        const uint8_t *vb =
-            v_block(c, block_of(c, s, ib * BS), j->il) + (size_t)kvh * hd * BS * elt;
-        float *y = ib == 0 ? out : part;
-        const size_t ldy = ib == 0 ? (size_t)E : (size_t)hd;
-        products(tk, rows, hd, nq, vb, (size_t)BS * elt, p16 + (size_t)ib * BS * elt, ctx * elt, y,
-                 ldy);
-        if (ib == 0) continue;
-        for (int32_t q = 0; q < nq; q++)
-            for (int32_t d = 0; d < hd; d++)
-                out[(size_t)q * E + d] += part[(size_t)q * hd + d];
-    }
+    /* one query (a decode step) sums per block, as attn_query does: its result then does not
+     * depend on the pool layout nor on batch_invariant (speculative verification relies on it);
+     * a prompt segment sums per run, bitwise a contiguous cache when its blocks follow each
+     * other */
+    pv(c, tk, j->il, s, kvh, n_kv, nq, p16, ctx * elt, nq == 1,
+       c->xb2 + (size_t)t0 * E + (size_t)head * hd, (size_t)E, part);
 }
 
 static void attn_worker(void *arg, int ith, int nth) {

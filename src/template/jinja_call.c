@@ -4,9 +4,9 @@
  *
  * Scoping follows jinja2: the render variables and top-level {% set %}s live in the globals frame;
  * every for-loop iteration gets a fresh scope (assignments inside do not survive the iteration,
- * as jinja2 behaves); a macro call gets a frame whose parent is the scope the macro was defined in. Frames captured
- * by a {% call %} block's `caller` stay allocated until the end of the render (rt->dead), so a
- * caller that escapes its block never sees freed memory.
+ * as jinja2 behaves); a macro call gets a frame whose parent is the scope the macro was defined in.
+ * Frames captured by a {% call %} block's `caller` stay allocated until the end of the render
+ * (rt->dead), so a caller that escapes its block never sees freed memory.
  */
 #include "template/template.h"
 

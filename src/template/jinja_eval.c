@@ -216,7 +216,7 @@ static mlxr_status type_fail(jrt *rt, int op, jv a, jv b) {
         return jfail(rt, MLXR_ERR_INVALID, "can only concatenate list (not \"%s\") to list",
                      jv_type_name(b));
     return jfail(rt, MLXR_ERR_INVALID, "unsupported operand type(s) for %s: '%s' and '%s'",
-                 OPSYM[op], jv_type_name(a), jv_type_name(b));
+                 op == JOP_POW ? "** or pow()" : OPSYM[op], jv_type_name(a), jv_type_name(b));
 }
 
 static mlxr_status repeat(jrt *rt, jv seq, int64_t k, jv *out) {
@@ -259,7 +259,7 @@ static mlxr_status int_result(jrt *rt, bool overflow, int64_t r, jv *out) {
     return MLXR_OK;
 }
 
-static mlxr_status arith(jrt *rt, int op, jv a, jv b, jv *out) {
+mlxr_status jarith(jrt *rt, int op, jv a, jv b, jv *out) {
     int64_t x, y, r;
     bool ints = (a.t == JV_INT || a.t == JV_BOOL) && (b.t == JV_INT || b.t == JV_BOOL);
     if (ints) {
@@ -329,6 +329,7 @@ static mlxr_status arith(jrt *rt, int op, jv a, jv b, jv *out) {
             if (q == 0) return jfail(rt, MLXR_ERR_INVALID, "float modulo");
             double m = fmod(p, q);
             if (m != 0 && ((m < 0) != (q < 0))) m += q;
+            if (m == 0) m = copysign(0.0, q); /* Python: a zero result takes the divisor's sign */
             *out = jv_float(m);
             return MLXR_OK;
         }
@@ -499,10 +500,18 @@ mlxr_status jfilter_chain(jrt *rt, jframe *f, const jnode *n, jv in, jv *out) {
         *out = jv_retain(in);
         return MLXR_OK;
     }
+    if (++rt->depth > rt->lim.max_depth) {
+        rt->depth--;
+        return jfail(rt, MLXR_ERR_RANGE, "template evaluation nested deeper than %d",
+                     rt->lim.max_depth);
+    }
     jv inner;
-    TRY(jfilter_chain(rt, f, n->a, in, &inner));
-    mlxr_status st = eval_filter(rt, f, n, inner, out);
-    jv_release(rt, inner);
+    mlxr_status st = jfilter_chain(rt, f, n->a, in, &inner);
+    if (!st) {
+        st = eval_filter(rt, f, n, inner, out);
+        jv_release(rt, inner);
+    }
+    rt->depth--;
     return st;
 }
 
@@ -599,7 +608,7 @@ static mlxr_status eval_binop(jrt *rt, jframe *f, const jnode *n, jv *out) {
         if (!st) st = jv_str(rt, buf.p ? buf.p : "", buf.n, out);
         jbuf_free(rt, &buf);
     } else {
-        st = arith(rt, n->op, a, b, out);
+        st = jarith(rt, n->op, a, b, out);
     }
     jv_release(rt, a);
     jv_release(rt, b);

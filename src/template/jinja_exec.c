@@ -193,7 +193,8 @@ static mlxr_status exec_stmt(jrt *rt, jframe *f, const jnode *n) {
         TRY(jv_func(rt, JFN_MACRO, 0, n->val.u.s->s, &v));
         v.u.fn->macro = n;
         v.u.fn->closure = f;
-        for (jframe *g = f; g && g != rt->globals; g = g->parent) g->captured = true;
+        for (jframe *g = f; g && g != rt->globals; g = g->parent)
+            g->captured = true;
         st = jframe_set(rt, f, n->val, v);
         v = jv_undef();
         break;

@@ -324,7 +324,8 @@ static mlxr_status do_indent(jrt *rt, jv in, const jargs *a, jv *out) {
     /* jinja2 appends "\n" to the value and calls splitlines(): only strings survive that */
     if (in.t == JV_UNDEF) return undef_fail(rt, in);
     if (in.t == JV_LIST && !in.u.l->iter_type)
-        return jfail(rt, MLXR_ERR_INVALID, "'%s' object has no attribute 'splitlines'", jv_type_name(in));
+        return jfail(rt, MLXR_ERR_INVALID, "'%s' object has no attribute 'splitlines'",
+                     jv_type_name(in));
     if (in.t != JV_STR)
         return jfail(rt, MLXR_ERR_INVALID, "unsupported operand type(s) for +=: '%s' and 'str'",
                      jv_type_name(in));
@@ -613,6 +614,10 @@ static mlxr_status case_filter(jrt *rt, jv in, int which, jv *out) {
 }
 
 static mlxr_status first_last(jrt *rt, jv in, bool last, jv *out) {
+    /* jinja2: next(iter(value)) / next(iter(reversed(value))) */
+    if (last && ((in.t == JV_LIST && in.u.l->lazy) ||
+                 (in.t != JV_LIST && in.t != JV_STR && in.t != JV_DICT && in.t != JV_UNDEF)))
+        return jfail(rt, MLXR_ERR_INVALID, "'%s' object is not reversible", jv_type_name(in));
     jv items;
     TRY(jiter_list(rt, in, &items));
     if (items.u.l->n == 0) {
@@ -749,6 +754,38 @@ static mlxr_status do_dictsort(jrt *rt, jv in, const jargs *a, jv *out) {
     return st;
 }
 
+static bool in_list(const char *const *names, const char *name) {
+    for (; *names; names++)
+        if (!strcmp(*names, name)) return true;
+    return false;
+}
+
+bool jfilter_is_jinja(const char *name) {
+    static const char *const F[] = {
+        "abs",    "attr",       "batch",       "capitalize", "center",   "count",
+        "d",      "default",    "dictsort",    "e",          "escape",   "filesizeformat",
+        "first",  "float",      "forceescape", "format",     "groupby",  "indent",
+        "int",    "items",      "join",        "last",       "length",   "list",
+        "lower",  "map",        "max",         "min",        "pprint",   "random",
+        "reject", "rejectattr", "replace",     "reverse",    "round",    "safe",
+        "select", "selectattr", "slice",       "sort",       "string",   "striptags",
+        "sum",    "title",      "tojson",      "trim",       "truncate", "unique",
+        "upper",  "urlencode",  "urlize",      "wordcount",  "wordwrap", "xmlattr",
+        NULL};
+    return in_list(F, name);
+}
+
+bool jtest_is_jinja(const char *name) {
+    static const char *const T[] = {
+        "boolean", "callable", "defined",  "divisibleby", "eq",    "equalto", "escaped",
+        "even",    "false",    "filter",   "float",       "ge",    "gt",      "greaterthan",
+        "in",      "integer",  "iterable", "le",          "lower", "lt",      "lessthan",
+        "mapping", "ne",       "none",     "number",      "odd",   "sameas",  "sequence",
+        "string",  "test",     "true",     "undefined",   "upper", "==",      "!=",
+        ">",       ">=",       "<",        "<=",          NULL};
+    return in_list(T, name);
+}
+
 mlxr_status jfilter_apply(jrt *rt, jframe *f, const char *name, jv in, const jargs *a, jv *out) {
     *out = jv_undef();
     TRY(jstep(rt));
@@ -816,6 +853,8 @@ mlxr_status jfilter_apply(jrt *rt, jframe *f, const char *name, jv in, const jar
             out->u.l->v[out->u.l->n++] = jv_retain(in.u.l->v[i]);
         return MLXR_OK;
     }
+    if ((!strcmp(name, "int") || !strcmp(name, "float")) && in.t == JV_UNDEF)
+        return undef_fail(rt, in); /* int(Undefined) raises */
     if (!strcmp(name, "int")) return do_int(rt, in, a, out);
     if (!strcmp(name, "float")) return do_float(rt, in, a, out);
     if (!strcmp(name, "abs")) {
@@ -888,6 +927,8 @@ mlxr_status jfilter_apply(jrt *rt, jframe *f, const char *name, jv in, const jar
             }
             return buf_to_str(rt, &b, st, out);
         }
+        if (in.t != JV_LIST && in.t != JV_DICT && in.t != JV_UNDEF)
+            return jfail(rt, MLXR_ERR_INVALID, "argument must be iterable");
         jv items;
         TRY(jiter_list(rt, in, &items));
         mlxr_status st = jv_list(rt, items.u.l->n, out);
@@ -934,5 +975,8 @@ mlxr_status jfilter_apply(jrt *rt, jframe *f, const char *name, jv in, const jar
         jv_release(rt, tmp);
         return st;
     }
-    return jfail(rt, MLXR_ERR_UNSUPPORTED, "No filter named '%s'.", name);
+    if (jfilter_is_jinja(name))
+        return jfail(rt, MLXR_ERR_UNSUPPORTED, "the jinja2 filter '%s' is not supported by mlxr",
+                     name);
+    return jfail(rt, MLXR_ERR_INVALID, "No filter named '%s'.", name);
 }

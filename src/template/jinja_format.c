@@ -148,7 +148,11 @@ mlxr_status jstr_percent_format(jrt *rt, const jstr *fmt, const jv *args, size_t
             st = jfail(rt, MLXR_ERR_INVALID, "unsupported format character '%c'", conv);
         }
     }
-    if (!st && k < n_args)
+    /* Python treats a lone argument with __getitem__ (dict, list, Undefined) as a %(key) mapping,
+     * which may go unused */
+    bool mapping = n_args == 1 && (args[0].t == JV_DICT || args[0].t == JV_UNDEF ||
+                                   (args[0].t == JV_LIST && !args[0].u.l->tuple));
+    if (!st && k < n_args && !mapping)
         st = jfail(rt, MLXR_ERR_INVALID, "not all arguments converted during string formatting");
     if (!st) st = jv_str(rt, b.p ? b.p : "", b.n, out);
     jbuf_free(rt, &b);

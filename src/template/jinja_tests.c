@@ -85,9 +85,9 @@ mlxr_status jtest_apply(jrt *rt, jframe *f, const char *name, jv in, const jargs
         *out = in.t == JV_BOOL && !in.u.b;
     else if (!strcmp(name, "mapping"))
         *out = in.t == JV_DICT && in.u.d->kind == JDICT_PLAIN;
-    else if (!strcmp(name, "sequence"))
-        *out =
-            in.t == JV_STR || in.t == JV_LIST || (in.t == JV_DICT && in.u.d->kind == JDICT_PLAIN);
+    else if (!strcmp(name, "sequence")) /* Undefined has __len__ and __getitem__ */
+        *out = in.t == JV_STR || in.t == JV_LIST || in.t == JV_UNDEF ||
+               (in.t == JV_DICT && in.u.d->kind == JDICT_PLAIN);
     else if (!strcmp(name, "iterable"))
         *out = in.t == JV_STR || in.t == JV_LIST || in.t == JV_UNDEF ||
                (in.t == JV_DICT && in.u.d->kind == JDICT_PLAIN);
@@ -106,17 +106,12 @@ mlxr_status jtest_apply(jrt *rt, jframe *f, const char *name, jv in, const jargs
             return jfail(rt, MLXR_ERR_INVALID, "unsupported operand type(s) for %%: '%s' and 'int'",
                          jv_type_name(in));
         *out = (v % 2 == 0) == (name[0] == 'e');
-    } else if (!strcmp(name, "divisibleby")) {
-        if (!x || !jv_is_num(*x) || !jv_is_num(in))
-            return jfail(rt, MLXR_ERR_INVALID, "divisibleby expects numbers");
-        if (in.t != JV_FLOAT && x->t != JV_FLOAT) {
-            int64_t p = in.t == JV_INT ? in.u.i : in.u.b, q = x->t == JV_INT ? x->u.i : x->u.b;
-            if (q == 0) return jfail(rt, MLXR_ERR_INVALID, "integer division or modulo by zero");
-            *out = q == -1 || p % q == 0;
-        } else {
-            if (jv_num(*x) == 0) return jfail(rt, MLXR_ERR_INVALID, "float modulo");
-            *out = fmod(jv_num(in), jv_num(*x)) == 0;
-        }
+    } else if (!strcmp(name, "divisibleby")) { /* value % num == 0, with Python's errors */
+        if (!x) return jfail(rt, MLXR_ERR_INVALID, "divisibleby expects an argument");
+        jv r;
+        TRY(jarith(rt, JOP_MOD, in, *x, &r));
+        *out = jv_eq(r, jv_int(0));
+        jv_release(rt, r);
     } else if (!strcmp(name, "sameas")) {
         if (!x) return jfail(rt, MLXR_ERR_INVALID, "sameas expects an argument");
         if (in.t != x->t)
@@ -135,7 +130,10 @@ mlxr_status jtest_apply(jrt *rt, jframe *f, const char *name, jv in, const jargs
         if (!x) return jfail(rt, MLXR_ERR_INVALID, "test '%s' expects an argument", name);
         return jtest_compare(rt, cmp_op(name), in, *x, out);
     } else {
-        return jfail(rt, MLXR_ERR_UNSUPPORTED, "No test named '%s'.", name);
+        if (jtest_is_jinja(name))
+            return jfail(rt, MLXR_ERR_UNSUPPORTED, "the jinja2 test '%s' is not supported by mlxr",
+                         name);
+        return jfail(rt, MLXR_ERR_INVALID, "No test named '%s'.", name);
     }
     return MLXR_OK;
 }

@@ -298,52 +298,89 @@ jv jv_retain(jv v) {
     return v;
 }
 
-void jv_release(jrt *rt, jv v) {
+/* Free a container whose count reached zero, queueing children that reach zero too: values can
+ * nest arbitrarily deep ({% set ns.x = [ns.x] %} in a loop), so release must not recurse. */
+typedef struct release_stack {
+    jv small[64];
+    jv *v;
+    size_t n, cap;
+} release_stack;
+
+static void drop(jrt *rt, release_stack *s, jv v);
+
+static void free_container(jrt *rt, release_stack *s, jv v) {
+    if (v.t == JV_LIST) {
+        jlist *l = v.u.l;
+        for (size_t i = 0; i < l->n; i++)
+            drop(rt, s, l->v[i]);
+        jmem_free(rt, l->v, l->cap * sizeof(jv));
+        jmem_free(rt, l, sizeof *l);
+    } else if (v.t == JV_DICT) {
+        jdict *d = v.u.d;
+        for (size_t i = 0; i < d->n; i++) {
+            drop(rt, s, d->k[i]);
+            drop(rt, s, d->v[i]);
+        }
+        if (d->loop_items) {
+            jv items = {JV_LIST, {0}};
+            items.u.l = d->loop_items;
+            drop(rt, s, items);
+        }
+        jmem_free(rt, d->k, d->cap * sizeof(jv));
+        jmem_free(rt, d->v, d->cap * sizeof(jv));
+        jmem_free(rt, d, sizeof *d);
+    } else if (v.t == JV_FUNC) {
+        drop(rt, s, v.u.fn->self);
+        jmem_free(rt, v.u.fn, sizeof *v.u.fn);
+    }
+}
+
+/* Decrement; a string is freed at once, a container whose count reaches zero is queued. */
+static void drop(jrt *rt, release_stack *s, jv v) {
+    int32_t *rc = NULL;
     switch (v.t) {
     case JV_UNDEF:
     case JV_STR:
         if (v.u.s && v.u.s->rc > 0 && --v.u.s->rc == 0)
             jmem_free(rt, v.u.s, sizeof(jstr) + v.u.s->len + 1);
+        return;
+    case JV_LIST:
+        rc = &v.u.l->rc;
         break;
-    case JV_LIST: {
-        jlist *l = v.u.l;
-        if (l->rc > 0 && --l->rc == 0) {
-            for (size_t i = 0; i < l->n; i++)
-                jv_release(rt, l->v[i]);
-            jmem_free(rt, l->v, l->cap * sizeof(jv));
-            jmem_free(rt, l, sizeof *l);
-        }
+    case JV_DICT:
+        rc = &v.u.d->rc;
         break;
-    }
-    case JV_DICT: {
-        jdict *d = v.u.d;
-        if (d->rc > 0 && --d->rc == 0) {
-            if (d->loop_items) {
-                jv items = {JV_LIST, {0}};
-                items.u.l = d->loop_items;
-                jv_release(rt, items);
-            }
-            for (size_t i = 0; i < d->n; i++) {
-                jv_release(rt, d->k[i]);
-                jv_release(rt, d->v[i]);
-            }
-            jmem_free(rt, d->k, d->cap * sizeof(jv));
-            jmem_free(rt, d->v, d->cap * sizeof(jv));
-            jmem_free(rt, d, sizeof *d);
-        }
+    case JV_FUNC:
+        rc = &v.u.fn->rc;
         break;
-    }
-    case JV_FUNC: {
-        jfunc *fn = v.u.fn;
-        if (fn->rc > 0 && --fn->rc == 0) {
-            jv_release(rt, fn->self);
-            jmem_free(rt, fn, sizeof *fn);
-        }
-        break;
-    }
     default:
-        break;
+        return;
     }
+    if (*rc <= 0 || --*rc > 0) return;
+    if (s->n == s->cap) {
+        size_t cap = s->cap * 2;
+        jv *nv = malloc(cap * sizeof *nv);
+        if (!nv) { /* no room to queue: free it right here (recursion, bounded by memory) */
+            free_container(rt, s, v);
+            return;
+        }
+        memcpy(nv, s->v, s->n * sizeof *nv);
+        if (s->v != s->small) free(s->v);
+        s->v = nv;
+        s->cap = cap;
+    }
+    s->v[s->n++] = v;
+}
+
+void jv_release(jrt *rt, jv v) {
+    release_stack s;
+    s.v = s.small;
+    s.n = 0;
+    s.cap = sizeof s.small / sizeof *s.small;
+    drop(rt, &s, v);
+    while (s.n)
+        free_container(rt, &s, s.v[--s.n]);
+    if (s.v != s.small) free(s.v);
 }
 
 /* ---- Python semantics --------------------------------------------------------------------- */
@@ -422,7 +459,15 @@ static bool intlike(jv v, int64_t *i) {
     return true;
 }
 
+#define EQ_DEPTH 512 /* Python raises RecursionError near 1000; deeper values compare unequal */
+
+static bool eq_depth(jv a, jv b, int depth);
+
 bool jv_eq(jv a, jv b) {
+    return eq_depth(a, b, 0);
+}
+
+static bool eq_depth(jv a, jv b, int depth) {
     if (jv_is_num(a) && jv_is_num(b)) {
         int64_t x, y;
         if (intlike(a, &x) && intlike(b, &y)) return x == y;
@@ -436,18 +481,21 @@ bool jv_eq(jv a, jv b) {
     case JV_STR:
         return a.u.s->len == b.u.s->len && !memcmp(a.u.s->s, b.u.s->s, a.u.s->len);
     case JV_LIST:
+        if (a.u.l == b.u.l) return true; /* identity first, as Python's list compare */
+        if (depth > EQ_DEPTH) return false;
         if (a.u.l->iter_type || b.u.l->iter_type) return a.u.l == b.u.l;
         if (a.u.l->tuple != b.u.l->tuple || a.u.l->n != b.u.l->n) return false;
         for (size_t i = 0; i < a.u.l->n; i++)
-            if (!jv_eq(a.u.l->v[i], b.u.l->v[i])) return false;
+            if (!eq_depth(a.u.l->v[i], b.u.l->v[i], depth + 1)) return false;
         return true;
     case JV_DICT:
         if (a.u.d == b.u.d) return true;
+        if (depth > EQ_DEPTH) return false;
         if (a.u.d->kind != JDICT_PLAIN || b.u.d->kind != JDICT_PLAIN) return false;
         if (a.u.d->n != b.u.d->n) return false;
         for (size_t i = 0; i < a.u.d->n; i++) {
             jv *o = jdict_get(b.u.d, a.u.d->k[i]);
-            if (!o || !jv_eq(a.u.d->v[i], *o)) return false;
+            if (!o || !eq_depth(a.u.d->v[i], *o, depth + 1)) return false;
         }
         return true;
     case JV_FUNC:
@@ -483,7 +531,15 @@ const char *jv_type_name(jv v) {
     return "object";
 }
 
+static mlxr_status cmp_depth(jrt *rt, jv a, jv b, int *cmp, int depth);
+
 mlxr_status jv_cmp(jrt *rt, jv a, jv b, int *cmp) {
+    return cmp_depth(rt, a, b, cmp, 0);
+}
+
+static mlxr_status cmp_depth(jrt *rt, jv a, jv b, int *cmp, int depth) {
+    if (depth > EQ_DEPTH)
+        return jfail(rt, MLXR_ERR_RANGE, "maximum recursion depth exceeded in comparison");
     if (jv_is_num(a) && jv_is_num(b)) {
         int64_t x, y;
         if (intlike(a, &x) && intlike(b, &y))
@@ -505,7 +561,7 @@ mlxr_status jv_cmp(jrt *rt, jv a, jv b, int *cmp) {
         size_t n = a.u.l->n < b.u.l->n ? a.u.l->n : b.u.l->n;
         for (size_t i = 0; i < n; i++) {
             if (jv_eq(a.u.l->v[i], b.u.l->v[i])) continue;
-            return jv_cmp(rt, a.u.l->v[i], b.u.l->v[i], cmp);
+            return cmp_depth(rt, a.u.l->v[i], b.u.l->v[i], cmp, depth + 1);
         }
         *cmp = (a.u.l->n > b.u.l->n) - (a.u.l->n < b.u.l->n);
         return MLXR_OK;

@@ -421,6 +421,11 @@ mlxr_status jfilter_chain(jrt *rt, jframe *f, const jnode *n, jv in, jv *out);
 /* Filters and tests (jinja_filters.c). `f` is the calling frame (map/select call filters). */
 mlxr_status jfilter_apply(jrt *rt, jframe *f, const char *name, jv in, const jargs *args, jv *out);
 mlxr_status jtest_apply(jrt *rt, jframe *f, const char *name, jv in, const jargs *args, bool *out);
+/* Is `name` one of jinja2's builtin filters / tests (or transformers' tojson)? Unknown names fail
+ * when reached with jinja2's message ("No filter named 'x'."), known ones that mlxr lacks with
+ * MLXR_ERR_UNSUPPORTED. */
+bool jfilter_is_jinja(const char *name);
+bool jtest_is_jinja(const char *name);
 /* Methods of str/dict/list values (and loop.cycle): jv_func JFN_METHOD with self. Returns the
  * method id, -1 when there is no such method, or an id >= JMETHOD_UNSAFE for a mutating
  * method that the immutable sandbox refuses. */
@@ -431,6 +436,8 @@ mlxr_status jmethod_call(jrt *rt, const jfunc *fn, const jargs *args, jv *out);
 /* Items of an iterable as a list (new reference): list/tuple as is, dict keys, string code
  * points, undefined as empty. Other types fail with Python's message. */
 mlxr_status jiter_list(jrt *rt, jv v, jv *out);
+/* An arithmetic operator (JOP_ADD .. JOP_POW) with Python semantics. */
+mlxr_status jarith(jrt *rt, int op, jv a, jv b, jv *out);
 /* A comparison operator (JOP_EQ .. JOP_NOTIN) with Python semantics. */
 mlxr_status jtest_compare(jrt *rt, int op, jv a, jv b, bool *out);
 

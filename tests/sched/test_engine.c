@@ -65,7 +65,7 @@ static void run_alone(mlxr_model *m, job *j) {
     j->n_ref = 0;
     for (;;) {
         int32_t tok = mlxr_sampler_sample(s, mlxr_get_logits(c, last));
-        if (mlxr_token_is_eog(m, tok)) break;
+        if (!j->ignore_eog && mlxr_token_is_eog(m, tok)) break;
         j->ref[j->n_ref++] = tok;
         if (j->n_ref == j->max_tokens || p >= N_CTX) break;
         mlxr_batch one = {1, &tok, &pos[p], seq, NULL};
@@ -227,11 +227,15 @@ int main(void) {
           (unsigned long long)ps.n_tokens_prefilled, (unsigned long long)ps.n_tokens_generated);
     mlxr_engine_free(e);
 
-    /* 3. a pool of 10 blocks (320 positions) for 16 requests of up to 168 positions */
+    /* 3. a pool of 10 blocks (320 positions) for 16 requests of 62 + 32 positions: five are
+     * admitted (2 blocks each), and all need a third block at position 64, so preemption must
+     * happen (EOG ignored so that every request runs to its length) */
     mlxr_model_info const *h = mlxr_model_get_info(m);
     const int64_t block_bytes = 2LL * 32 * h->n_head_kv * h->head_dim * 2 * h->n_layer;
     for (int i = 0; i < 16; i++) {
-        random_prompt(&rng, &jobs[i], V, 40, 120);
+        random_prompt(&rng, &jobs[i], V, 62, 62);
+        jobs[i].max_tokens = MAX_GEN;
+        jobs[i].ignore_eog = true;
         run_alone(m, &jobs[i]);
     }
     e = engine(m, 16, 128, 10 * block_bytes, true);
@@ -249,6 +253,8 @@ int main(void) {
             (unsigned long long)es.n_preempt, (unsigned long long)es.n_steps);
     check_pool_empty(e, "small pool");
     mlxr_engine_free(e);
+    for (int i = 0; i < 16; i++)
+        jobs[i].ignore_eog = false;
     /* a request that outgrows the whole pool alone ends with an error, not a hang */
     e = engine(m, 2, 64, 2 * block_bytes, true);
     random_prompt(&rng, &jobs[0], V, 40, 40);

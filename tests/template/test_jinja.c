@@ -53,6 +53,43 @@ static void check_cases(void) {
     json_decref(cases);
 }
 
+/* tests/template/random_cases.json: random expressions and statement/whitespace structures,
+ * rendered by jinja2 with one set of variables (a differential test). */
+static void check_random_cases(void) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/tests/template/random_cases.json", MLXR_SOURCE_DIR);
+    json_error_t je;
+    json_t *root = json_load_file(path, 0, &je);
+    CHECK(root != NULL, "cannot read %s: %s", path, je.text);
+    if (!root) return;
+    char *vars = json_dumps(json_object_get(root, "vars"), JSON_COMPACT);
+    size_t i;
+    json_t *c;
+    json_array_foreach(json_object_get(root, "cases"), i, c) {
+        const char *t = json_string_value(json_object_get(c, "template"));
+        json_t *want = json_object_get(c, "out"), *want_err = json_object_get(c, "err");
+        char *out;
+        mlxr_err err = {0};
+        mlxr_status st = render(t, vars, &out, &err);
+        bool good;
+        const char *w;
+        if (want) {
+            w = json_string_value(want);
+            good = st == MLXR_OK && !strcmp(out, w);
+        } else if (want_err) {
+            w = json_string_value(want_err);
+            good = st != MLXR_OK && !strcmp(err.msg, w);
+        } else {
+            w = json_string_value(json_object_get(c, "syntax_error"));
+            good = st == MLXR_ERR_FORMAT;
+        }
+        CHECK(good, "random case %zu: %s\n  want: [%s]\n  got:  [%s]", i, t, w, st ? err.msg : out);
+        mlxr_free(out);
+    }
+    free(vars);
+    json_decref(root);
+}
+
 static void check_syntax_errors(void) {
     static const struct {
         const char *t, *where;
@@ -140,6 +177,35 @@ static void check_hostile(void) {
         mlxr_free(out);
     }
     free(deep);
+    /* values nested 100000 deep: compared, sorted, printed and freed without recursion trouble */
+    {
+        const char *t = "{% set ns = namespace(x=1, y=1) %}{% for i in range(100000) %}"
+                        "{% set ns.x = [ns.x] %}{% set ns.y = [ns.y] %}{% endfor %}"
+                        "{{ ns.x == ns.x }}{{ ns.x == ns.y }}{{ ns.x|length }}";
+        char *o;
+        mlxr_err e = {0};
+        CHECK(render(t, NULL, &o, &e) == MLXR_OK && !strcmp(o, "TrueFalse1"), "deep values: %s",
+              o ? o : e.msg);
+        mlxr_free(o);
+        t = "{% set ns = namespace(x=1) %}{% for i in range(100000) %}{% set ns.x = [ns.x] %}"
+            "{% endfor %}{{ ns.x }}";
+        CHECK(render(t, NULL, &o, &e) == MLXR_ERR_RANGE, "printing deep values: %s", e.msg);
+        mlxr_free(o);
+    }
+    /* a long filter-block chain */
+    {
+        size_t k = 0, nf = 50000;
+        char *t = malloc(nf * 4 + 64);
+        k += (size_t)sprintf(t, "{%% filter upper");
+        for (size_t i = 0; i < nf; i++)
+            k += (size_t)sprintf(t + k, "|e");
+        sprintf(t + k, " %%}x{%% endfilter %%}");
+        char *o;
+        mlxr_err e = {0};
+        CHECK(render(t, NULL, &o, &e) == MLXR_ERR_RANGE, "long filter chain: %s", e.msg);
+        mlxr_free(o);
+        free(t);
+    }
     /* a huge literal list is bounded by the template size limit */
     size_t big = (size_t)2 << 20;
     char *lit = malloc(big + 16);
@@ -183,6 +249,7 @@ static void check_api(void) {
 int main(void) {
     setenv("MLXR_TEMPLATE_NOW", NOW, 1);
     check_cases();
+    check_random_cases();
     check_syntax_errors();
     check_hostile();
     check_api();
