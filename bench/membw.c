@@ -8,7 +8,9 @@
  * one JSON line: {"threads", "mib", "best_gb_s", "median_gb_s"} (GB = 1e9 bytes). The buffer is
  * written first so every page is backed by memory, not the shared zero page.
  */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
