@@ -1,6 +1,6 @@
 /*
  * fuzz_http_json.c - libFuzzer harness for the daemon's request layer: the JSON body parsers and
- * validators of every endpoint (src/server/request.c), the built-in chat layout, and the
+ * validators of every endpoint (src/server/request.c; tools kept as JSON must parse back), and the
  * stop-string / UTF-8 matcher fed with the parsed prompt (src/server/stopmatch.c). No sockets.
  *
  * Input: byte 0 picks the parser (mod 7: completions, chat, Ollama generate, Ollama chat,
@@ -11,12 +11,6 @@
 #include "../src/server/stopmatch.c"
 
 #include <stdint.h>
-
-static bool count_seg(void *user, const char *s, size_t len, bool special) {
-    size_t *n = user;
-    *n += len + (s && special);
-    return true;
-}
 
 /* Push text through a matcher in pieces of 1..5 bytes; the output must be a prefix of it. */
 static void run_matcher(const mlxr_api_req *r, const char *text) {
@@ -55,8 +49,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (which < 4) {
         mlxr_api_req r;
         if (mlxr_api_parse((mlxr_api_kind)which, body, len, &r, &e)) {
-            size_t n = 0;
-            mlxr_chat_render_builtin(r.msgs, r.n_msgs, count_seg, &n);
+            if (r.tools_json) { /* kept for the chat template: must be a JSON array again */
+                json_t *t = json_loads(r.tools_json, 0, NULL);
+                if (!json_is_array(t)) __builtin_trap();
+                json_decref(t);
+            }
             if (r.prompt) run_matcher(&r, r.prompt);
             for (size_t i = 0; i < r.n_msgs; i++) run_matcher(&r, r.msgs[i].content);
             mlxr_api_req_free(&r);

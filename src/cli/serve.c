@@ -26,6 +26,13 @@ static void serve_usage(void) {
            "  -t, --threads N        threads per model (default: number of CPUs)\n"
            "  -c, --ctx-size N       context per request (default: the model's, at most 4096)\n"
            "  --max-queue N          waiting requests per model before 429 (default 16)\n"
+           "  -np, --parallel N      sequences generated at once per model, batched (default 16)\n"
+           "  --kv-mem MIB           KV cache pool per model (default: parallel x ctx-size)\n"
+           "  --no-batch-invariant   faster prompts, but outputs may then depend on the load\n"
+           "  --keep-alive DURATION  unload a model idle this long (default 5m; 0 = at once,\n"
+           "                         -1 = never); requests may set their own (keep_alive)\n"
+           "  --max-loaded N         models loaded at once; the least recently used idle one\n"
+           "                         is unloaded to make room (default: no limit)\n"
            "  --max-body BYTES       request body limit (default 8388608)\n"
            "  --timeout S            idle connection timeout in seconds (default 300)\n"
            "  --max-connections N    (default 64)\n"
@@ -62,6 +69,21 @@ static int apply(serve_cfg *c, const char *key, const char *v) {
     } else if (!strcmp(key, "max-queue")) {
         if (!cli_int("--max-queue", v, 1, 1 << 16, &l)) return 1;
         c->o.max_queue = (int32_t)l;
+    } else if (!strcmp(key, "parallel")) {
+        if (!cli_int("--parallel", v, 1, 1024, &l)) return 1;
+        c->o.n_seq_max = (int32_t)l;
+    } else if (!strcmp(key, "kv-mem")) {
+        if (!cli_int("--kv-mem", v, 1, 1L << 24, &l)) return 1;
+        c->o.kv_mem_bytes = (int64_t)l << 20;
+    } else if (!strcmp(key, "no-batch-invariant")) {
+        c->o.no_batch_invariant = !strcmp(v, "true") || !strcmp(v, "1") || !strcmp(v, "yes");
+    } else if (!strcmp(key, "keep-alive")) {
+        if (!mlxr_api_parse_duration(v, &c->o.keep_alive_s))
+            return cli_error("--keep-alive: '%s' is not a duration (5m, 30s, 1h, -1)", v);
+        c->o.keep_alive_set = true;
+    } else if (!strcmp(key, "max-loaded")) {
+        if (!cli_int("--max-loaded", v, 1, 1024, &l)) return 1;
+        c->o.max_loaded = (int32_t)l;
     } else if (!strcmp(key, "max-body")) {
         if (!cli_int("--max-body", v, 1024, 1L << 30, &l)) return 1;
         c->o.max_body = (size_t)l;
@@ -88,13 +110,14 @@ static int apply(serve_cfg *c, const char *key, const char *v) {
 
 /* Long flags that take no value. */
 static bool is_switch(const char *a) {
-    return !strcmp(a, "--quiet") || !strcmp(a, "--no-tcp");
+    return !strcmp(a, "--quiet") || !strcmp(a, "--no-tcp") || !strcmp(a, "--no-batch-invariant");
 }
 
 static const char *flag_key(const char *a) {
     if (!strcmp(a, "-m")) return "model";
     if (!strcmp(a, "-t")) return "threads";
     if (!strcmp(a, "-c")) return "ctx-size";
+    if (!strcmp(a, "-np")) return "parallel";
     if (!strncmp(a, "--", 2)) return a + 2;
     return NULL;
 }
@@ -143,6 +166,10 @@ int cli_serve(int argc, char **argv) {
         }
         if (!strcmp(a, "--no-tcp")) {
             no_tcp = true;
+            continue;
+        }
+        if (!strcmp(a, "--no-batch-invariant")) {
+            c.o.no_batch_invariant = true;
             continue;
         }
         if (!key) {

@@ -13,9 +13,8 @@
  *  - A mlxr_gen is reference-counted: the engine holds one reference until the generation is
  *    finished, the submitter one until mlxr_gen_release; others may retain it (request table).
  *
- * The first implementation (gen_simple.c) runs one worker thread per model and serves the FIFO
- * queue one request at a time with mlxr_decode + mlxr_sampler. The batching engine replaces it
- * behind these same declarations.
+ * The implementation (gen_engine.c) runs every request of a model on one continuous-batching
+ * mlxr_engine: up to n_seq_max sequences decode together, max_queue more may wait.
  */
 #ifndef MLXR_SERVER_GEN_H
 #define MLXR_SERVER_GEN_H
@@ -33,8 +32,12 @@ typedef struct mlxr_gen mlxr_gen;
 typedef struct mlxr_gen_engine_opts {
     int32_t n_ctx;      /* tokens per sequence; 0 = the model's training context, at most 4096 */
     int32_t n_threads;  /* 0 = all online CPUs */
-    int32_t max_queue;  /* requests waiting (not counting the running one); 0 = 16 */
+    int32_t max_queue;  /* requests waiting (not counting the running ones); 0 = 16 */
     mlxr_metrics *metrics; /* may be NULL; borrowed until mlxr_gen_engine_free */
+    int32_t n_seq_max;  /* sequences generated at once (batched); 0 = 16 */
+    int64_t kv_mem_bytes; /* KV pool; 0 = n_seq_max x n_ctx positions */
+    bool no_batch_invariant; /* allow batch-dependent float rounding (faster prompts; outputs
+                                may then differ with the load) */
 } mlxr_gen_engine_opts;
 
 /* Sampling and stopping settings of one request. Strings are copied by mlxr_gen_submit. */
@@ -95,6 +98,9 @@ const mlxr_model *mlxr_gen_engine_model(const mlxr_gen_engine *e);
 int32_t mlxr_gen_engine_n_ctx(const mlxr_gen_engine *e);
 /* Requests waiting and running right now. */
 void mlxr_gen_engine_load(mlxr_gen_engine *e, int32_t *n_queued, int32_t *n_running);
+/* The engine's counters and KV pool (as of its last step), for /metrics. */
+void mlxr_gen_engine_stats(mlxr_gen_engine *e, mlxr_engine_stats *out);
+int32_t mlxr_gen_engine_n_seq_max(const mlxr_gen_engine *e);
 
 /*
  * Queue a generation. prompt: n_prompt >= 1 token ids, copied. Errors: MLXR_ERR_INVALID (empty

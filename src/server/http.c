@@ -144,6 +144,10 @@ static const route routes[] = {
     {"GET", "/api/ps", mlxr_ollama_ps, "/api/ps"},
     {"POST", "/api/generate", mlxr_ollama_generate, "/api/generate"},
     {"POST", "/api/chat", mlxr_ollama_chat, "/api/chat"},
+    {"POST", "/api/copy", mlxr_ollama_copy, "/api/copy"},
+    {"DELETE", "/api/delete", mlxr_ollama_delete, "/api/delete"},
+    {"POST", "/api/pull", mlxr_ollama_pull, "/api/pull"},
+    {"POST", "/api/create", mlxr_ollama_create, "/api/create"},
     {"POST", "/api/embed", mlxr_native_embeddings, "/api/embed"},
     {"POST", "/api/embeddings", mlxr_native_embeddings, "/api/embeddings"},
 };
@@ -171,7 +175,7 @@ static enum MHD_Result dispatch(conn_state *cs) {
         r->route = "OPTIONS";
         struct MHD_Response *resp = MHD_create_response_from_buffer(0, "", MHD_RESPMEM_PERSISTENT);
         if (resp) {
-            MHD_add_response_header(resp, "Access-Control-Allow-Methods", "GET, POST, OPTIONS");
+            MHD_add_response_header(resp, "Access-Control-Allow-Methods", "GET, POST, DELETE, OPTIONS");
             MHD_add_response_header(resp, "Access-Control-Allow-Headers",
                                     "Authorization, Content-Type");
             MHD_add_response_header(resp, "Access-Control-Max-Age", "600");

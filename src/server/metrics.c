@@ -112,6 +112,8 @@ void mlxr_metrics_token_latency(mlxr_metrics *m, double s) {
 GAUGE_FN(mlxr_metrics_queue_add, queue, +=)
 GAUGE_FN(mlxr_metrics_running_add, running, +=)
 GAUGE_FN(mlxr_metrics_models_set, models, =)
+GAUGE_FN(mlxr_metrics_queue_set, queue, =)
+GAUGE_FN(mlxr_metrics_running_set, running, =)
 
 typedef struct sbuf {
     char *p;

@@ -26,6 +26,8 @@ void mlxr_metrics_token_latency(mlxr_metrics *m, double s);
 void mlxr_metrics_queue_add(mlxr_metrics *m, int delta);
 void mlxr_metrics_running_add(mlxr_metrics *m, int delta);
 void mlxr_metrics_models_set(mlxr_metrics *m, int n);
+void mlxr_metrics_queue_set(mlxr_metrics *m, int n);
+void mlxr_metrics_running_set(mlxr_metrics *m, int n);
 
 /* The exposition text (malloc'ed, NUL-terminated; free()); NULL when out of memory. */
 char *mlxr_metrics_render(mlxr_metrics *m, size_t *len);

@@ -7,6 +7,7 @@
 
 #include "server/stopmatch.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,10 +21,99 @@ enum MHD_Result mlxr_native_root(mlxr_http_req *r) {
     return mlxr_http_text(r, 200, "text/plain; charset=utf-8", msg, sizeof msg - 1);
 }
 
+/* Append printf output to a malloc'ed text (*p, *len); false when out of memory. */
+static bool text_appendf(char **p, size_t *len, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static bool text_appendf(char **p, size_t *len, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    char *q = n < 0 ? NULL : realloc(*p, *len + (size_t)n + 1);
+    if (!q) return false;
+    va_start(ap, fmt);
+    vsnprintf(q + *len, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    *p = q;
+    *len += (size_t)n;
+    return true;
+}
+
+/* Per-model engine series: sequences, queue, KV pool blocks, prefix cache. The engine's counts
+ * are as of the end of its last step. Also sets the global queue / running gauges. */
+static bool engine_metrics(mlxr_server *s, char **text, size_t *len) {
+    static const char head[] =
+        "# HELP mlxr_engine_running Sequences in the model's batch.\n"
+        "# TYPE mlxr_engine_running gauge\n"
+        "# HELP mlxr_engine_waiting Requests waiting for a sequence slot or KV blocks.\n"
+        "# TYPE mlxr_engine_waiting gauge\n"
+        "# HELP mlxr_kv_blocks KV pool blocks by state (used: held by a sequence; cached: "
+        "kept for the prefix cache, evictable; free).\n"
+        "# TYPE mlxr_kv_blocks gauge\n"
+        "# HELP mlxr_kv_block_tokens Positions per KV block.\n"
+        "# TYPE mlxr_kv_block_tokens gauge\n"
+        "# HELP mlxr_prefix_cache_tokens_total Prompt tokens served from the prefix cache.\n"
+        "# TYPE mlxr_prefix_cache_tokens_total counter\n"
+        "# HELP mlxr_prefill_tokens_total Prompt tokens run through the model.\n"
+        "# TYPE mlxr_prefill_tokens_total counter\n"
+        "# HELP mlxr_prefix_cache_hit_ratio Cached / (cached + prefilled) prompt tokens.\n"
+        "# TYPE mlxr_prefix_cache_hit_ratio gauge\n"
+        "# HELP mlxr_engine_preemptions_total Sequences preempted for KV space.\n"
+        "# TYPE mlxr_engine_preemptions_total counter\n"
+        "# HELP mlxr_engine_steps_total Batches run.\n"
+        "# TYPE mlxr_engine_steps_total counter\n";
+    if (!text_appendf(text, len, "%s", head)) return false;
+    int running = 0, waiting = 0;
+    pthread_mutex_lock(&s->models_mu);
+    for (size_t i = 0; i < s->n_models; i++) {
+        mlxr_served_model *m = s->models[i];
+        if (!m->engine) continue;
+        mlxr_engine_stats es;
+        mlxr_gen_engine_stats(m->engine, &es);
+        int32_t q = 0, run = 0;
+        mlxr_gen_engine_load(m->engine, &q, &run);
+        running += run;
+        waiting += q;
+        uint64_t hit = es.n_tokens_cached, all = es.n_tokens_cached + es.n_tokens_prefilled;
+        const char *k = m->key; /* "name:tag": registry names hold no quotes or backslashes */
+        if (!text_appendf(text, len,
+                          "mlxr_engine_running{model=\"%s\"} %d\n"
+                          "mlxr_engine_waiting{model=\"%s\"} %d\n"
+                          "mlxr_kv_blocks{model=\"%s\",state=\"used\"} %d\n"
+                          "mlxr_kv_blocks{model=\"%s\",state=\"cached\"} %d\n"
+                          "mlxr_kv_blocks{model=\"%s\",state=\"free\"} %d\n"
+                          "mlxr_kv_block_tokens{model=\"%s\"} %d\n"
+                          "mlxr_prefix_cache_tokens_total{model=\"%s\"} %llu\n"
+                          "mlxr_prefill_tokens_total{model=\"%s\"} %llu\n"
+                          "mlxr_prefix_cache_hit_ratio{model=\"%s\"} %.6f\n"
+                          "mlxr_engine_preemptions_total{model=\"%s\"} %llu\n"
+                          "mlxr_engine_steps_total{model=\"%s\"} %llu\n",
+                          k, es.n_running, k, es.n_waiting, k, es.kv.n_used, k, es.kv.n_cached, k,
+                          es.kv.n_free, k, es.kv.block_tokens, k, (unsigned long long)hit, k,
+                          (unsigned long long)es.n_tokens_prefilled, k,
+                          all ? (double)hit / (double)all : 0.0, k,
+                          (unsigned long long)es.n_preempt, k, (unsigned long long)es.n_steps)) {
+            pthread_mutex_unlock(&s->models_mu);
+            return false;
+        }
+    }
+    pthread_mutex_unlock(&s->models_mu);
+    mlxr_metrics_queue_set(s->metrics, waiting);
+    mlxr_metrics_running_set(s->metrics, running);
+    return true;
+}
+
 enum MHD_Result mlxr_native_metrics(mlxr_http_req *r) {
-    size_t len = 0;
-    char *text = mlxr_metrics_render(r->srv->metrics, &len);
-    if (!text) return mlxr_http_errorf(r, 500, "server_error", NULL, "out of memory");
+    size_t len = 0, elen = 0;
+    char *etext = NULL, *text = NULL;
+    bool ok = engine_metrics(r->srv, &etext, &elen) &&
+              (text = mlxr_metrics_render(r->srv->metrics, &len)) &&
+              text_appendf(&text, &len, "%s", etext);
+    free(etext);
+    if (!ok) {
+        free(text);
+        return mlxr_http_errorf(r, 500, "server_error", NULL, "out of memory");
+    }
     enum MHD_Result ret = mlxr_http_text(r, 200, "text/plain; version=0.0.4; charset=utf-8", text, len);
     free(text);
     return ret;
@@ -36,9 +126,12 @@ enum MHD_Result mlxr_native_tokenize(mlxr_http_req *r) {
     mlxr_served_model *m;
     size_t n = 0;
     int32_t *ids = NULL;
-    bool ok = mlxr_server_model(r->srv, t.model, &m, &e) &&
-              (ids = mlxr_server_tokenize(mlxr_gen_engine_model(m->engine), t.content,
-                                          t.content_len, t.add_special, t.parse_special, &n, &e));
+    bool ok = mlxr_server_model(r->srv, t.model, &m, &e);
+    if (ok) {
+        ok = (ids = mlxr_server_tokenize(mlxr_gen_engine_model(m->engine), t.content,
+                                         t.content_len, t.add_special, t.parse_special, &n, &e));
+        mlxr_server_model_done(r->srv, m, -2);
+    }
     mlxr_api_tokenize_free(&t);
     if (!ok) return mlxr_http_error(r, &e);
     json_t *arr = json_array();
@@ -84,6 +177,7 @@ enum MHD_Result mlxr_native_detokenize(mlxr_http_req *r) {
         memcpy(out + len, piece, pl);
         len += pl;
     }
+    mlxr_server_model_done(r->srv, m, -2);
     mlxr_api_detokenize_free(&t);
     if (!ok) {
         free(out);

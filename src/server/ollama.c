@@ -129,16 +129,26 @@ enum MHD_Result mlxr_ollama_ps(mlxr_http_req *r) {
     json_t *arr = json_array();
     char **keys = NULL;
     size_t n = 0;
+    int64_t *expires = calloc(s->n_models ? s->n_models : 1, sizeof *expires);
+    int64_t now_ns = mlxr_gen_now_ns(), now_s = (int64_t)time(NULL);
     pthread_mutex_lock(&s->models_mu);
-    keys = calloc(s->n_models ? s->n_models : 1, sizeof *keys);
-    for (size_t i = 0; keys && i < s->n_models; i++)
-        if (s->models[i]->engine) keys[n++] = strdup(s->models[i]->key);
+    keys = expires ? calloc(s->n_models ? s->n_models : 1, sizeof *keys) : NULL;
+    for (size_t i = 0; keys && i < s->n_models; i++) {
+        mlxr_served_model *m = s->models[i];
+        if (!m->engine) continue;
+        /* unix seconds when an idle model unloads; 0: never (keep_alive < 0) */
+        expires[n] = m->keep_alive_s < 0 ? 0
+                     : now_s + (m->last_used_ns + m->keep_alive_s * 1000000000 - now_ns) / 1000000000;
+        keys[n++] = strdup(m->key);
+    }
     pthread_mutex_unlock(&s->models_mu);
     for (size_t i = 0; i < n; i++) {
         mlxr_model_entry e;
         if (keys[i] && describe(s, keys[i], &e)) {
             json_t *m = model_json(&e, keys[i]);
-            json_object_set_new(m, "expires_at", json_string("2999-01-01T00:00:00Z"));
+            char when[48] = "2999-01-01T00:00:00Z";
+            if (expires[i]) rfc3339(expires[i], 0, when, sizeof when);
+            json_object_set_new(m, "expires_at", json_string(when));
             json_object_set_new(m, "size_vram", json_integer(0));
             json_array_append_new(arr, m);
         }
@@ -146,6 +156,7 @@ enum MHD_Result mlxr_ollama_ps(mlxr_http_req *r) {
         free(keys[i]);
     }
     free(keys);
+    free(expires);
     return mlxr_http_json(r, 200, json_pack("{s:o}", "models", arr));
 }
 
@@ -194,13 +205,16 @@ static enum MHD_Result generate(mlxr_http_req *r, mlxr_api_kind kind) {
     mlxr_api_error e;
     if (!mlxr_api_parse(kind, r->body, r->body_len, &req, &e)) return mlxr_http_error(r, &e);
     bool empty = kind == MLXR_API_OLLAMA_CHAT ? req.n_msgs == 0 : !req.prompt || !*req.prompt;
-    if (empty) { /* Ollama's way to load a model: answer done with reason "load" */
+    if (empty) { /* Ollama's way to load a model ("load"), or with keep_alive 0 unload it */
         mlxr_served_model *m;
         bool ok = mlxr_server_model(r->srv, req.model, &m, &e);
+        int64_t keep = req.keep_alive_s;
         mlxr_api_req_free(&req);
         if (!ok) return mlxr_http_error(r, &e);
+        mlxr_server_model_done(r->srv, m, keep);
+        if (keep == 0) mlxr_server_unload_idle(r->srv, false);
         json_t *j = record(m->key, kind, "", 0, true);
-        json_object_set_new(j, "done_reason", json_string("load"));
+        json_object_set_new(j, "done_reason", json_string(keep == 0 ? "unload" : "load"));
         return mlxr_http_json(r, 200, j);
     }
     mlxr_served_model *m;

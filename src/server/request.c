@@ -226,6 +226,14 @@ static bool parse_messages(json_t *o, mlxr_api_req *r, mlxr_api_error *e) {
         r->n_msgs = i + 1;
         if (!parse_content(member(msg, "content"), i, &r->msgs[i].content, e)) return false;
     }
+    /* tools: passed to the chat template as they are (templates that know tools render them) */
+    json_t *tools = member(o, "tools");
+    if (tools && !json_is_null(tools)) {
+        if (!json_is_array(tools)) return BAD("tools", "'tools' must be an array");
+        if (json_array_size(tools) > 0 &&
+            !(r->tools_json = json_dumps(tools, JSON_COMPACT | JSON_ENSURE_ASCII)))
+            return mlxr_api_error_set(e, 500, "server_error", NULL, NULL, "out of memory");
+    }
     return true;
 }
 
@@ -262,9 +270,56 @@ static bool parse_openai(json_t *o, mlxr_api_req *r, mlxr_api_error *e) {
     return dup_string(p, "prompt", &r->prompt, e);
 }
 
+bool mlxr_api_parse_duration(const char *s, int64_t *out_s) {
+    /* Go's time.ParseDuration subset Ollama clients send: "-1", "0", "300", "5m", "1h30m",
+     * "10s", "1.5h", "500ms" (rounded up to a second); a plain number is seconds */
+    char *end;
+    double v = strtod(s, &end);
+    if (end == s) return false;
+    if (!*end) {
+        *out_s = v < 0 ? -1 : (int64_t)(v + 0.999);
+        return true;
+    }
+    double total = 0;
+    bool neg = v < 0;
+    for (;;) {
+        double unit;
+        if (!strncmp(end, "ms", 2)) unit = 1e-3, end += 2;
+        else if (*end == 'h') unit = 3600, end++;
+        else if (*end == 'm') unit = 60, end++;
+        else if (*end == 's') unit = 1, end++;
+        else return false;
+        total += (v < 0 ? -v : v) * unit;
+        if (!*end) break;
+        const char *at = end;
+        v = strtod(at, &end);
+        if (end == at || v < 0) return false;
+    }
+    if (total > 1e12) total = 1e12;
+    *out_s = neg ? -1 : (int64_t)(total + 0.999);
+    return true;
+}
+
+/* Ollama's keep_alive: a duration string or a number of seconds; negative = forever. */
+static bool parse_keep_alive(json_t *o, mlxr_api_req *r, mlxr_api_error *e) {
+    json_t *k = member(o, "keep_alive");
+    if (!k || json_is_null(k)) return true;
+    if (json_is_number(k)) {
+        double v = json_number_value(k);
+        r->keep_alive_s = v < 0 ? -1 : v > 1e12 ? (int64_t)1e12 : (int64_t)(v + 0.999);
+        return true;
+    }
+    if (json_is_string(k) && mlxr_api_parse_duration(json_string_value(k), &r->keep_alive_s))
+        return true;
+    return BAD("keep_alive", "'keep_alive' must be a number of seconds or a duration such as "
+               "\"5m\" (negative: keep loaded)");
+}
+
 static bool parse_ollama(json_t *o, mlxr_api_req *r, mlxr_api_error *e) {
     r->stream = true; /* Ollama streams unless told not to */
-    if (!opt_string(o, "model", &r->model, e) || !opt_bool(o, "stream", &r->stream, e)) return false;
+    if (!opt_string(o, "model", &r->model, e) || !opt_bool(o, "stream", &r->stream, e) ||
+        !parse_keep_alive(o, r, e))
+        return false;
     json_t *opt = member(o, "options");
     if (opt && !json_is_object(opt)) return BAD("options", "'options' must be an object");
     if (opt) {
@@ -301,6 +356,7 @@ bool mlxr_api_parse(mlxr_api_kind kind, const char *body, size_t len, mlxr_api_r
                     mlxr_api_error *e) {
     memset(out, 0, sizeof *out);
     out->kind = kind;
+    out->keep_alive_s = -2;
     out->params = mlxr_gen_default_params();
     json_t *o = load_object(body, len, e);
     if (!o) return false;
@@ -324,6 +380,7 @@ void mlxr_api_req_free(mlxr_api_req *r) {
         free(r->msgs[i].content);
     }
     free(r->msgs);
+    free(r->tools_json);
     for (size_t i = 0; i < r->n_stops; i++) free(r->stops[i]);
     free(r->stops);
     memset(r, 0, sizeof *r);
@@ -397,17 +454,4 @@ bool mlxr_api_parse_model_only(const char *body, size_t len, char **model, mlxr_
     if (ok && !*model) ok = opt_string(o, "name", model, e);
     json_decref(o);
     return ok;
-}
-
-bool mlxr_chat_render_builtin(const mlxr_chat_msg *msgs, size_t n, mlxr_chat_seg_fn seg,
-                              void *user) {
-    for (size_t i = 0; i < n; i++) {
-        const char *role = !strcmp(msgs[i].role, "developer") ? "system" : msgs[i].role;
-        if (!seg(user, "<|im_start|>", 12, true) || !seg(user, role, strlen(role), false) ||
-            !seg(user, "\n", 1, false) ||
-            !seg(user, msgs[i].content, strlen(msgs[i].content), false) ||
-            !seg(user, "<|im_end|>", 10, true) || !seg(user, "\n", 1, false))
-            return false;
-    }
-    return seg(user, "<|im_start|>", 12, true) && seg(user, "assistant\n", 10, false);
 }

@@ -7,7 +7,8 @@
  * (fuzz/fuzz_http_json.c) and unit-testable. Checks: the body is one JSON object; every known
  * field has the right type and range; strings hold no NUL; n == 1; at most 4 stop strings for
  * OpenAI (16 for Ollama), none empty; messages is a non-empty array of {role, content} with a
- * known role and string (or text-part array) content. Unknown fields are ignored, as OpenAI does.
+ * known role and string (or text-part array) content; tools, if given, an array (kept as JSON for
+ * the chat template). Unknown fields are ignored, as OpenAI does.
  */
 #ifndef MLXR_SERVER_REQUEST_H
 #define MLXR_SERVER_REQUEST_H
@@ -39,11 +40,13 @@ typedef struct mlxr_api_req {
     bool raw;               /* Ollama generate: no template */
     mlxr_chat_msg *msgs;    /* chat */
     size_t n_msgs;
+    char *tools_json;       /* chat: the request's "tools" array as compact JSON, or NULL */
     bool stream;
     bool include_usage;     /* OpenAI stream_options.include_usage */
     bool seed_set;
     bool max_tokens_set;    /* else: 16 for completions, the rest of the context otherwise */
     int32_t num_ctx;        /* Ollama options.num_ctx; 0 = unset */
+    int64_t keep_alive_s;   /* Ollama keep_alive in seconds; -1 = forever; -2 = unset */
     char **stops;
     size_t n_stops;
     mlxr_gen_params params; /* params.stop points at `stops` */
@@ -69,6 +72,10 @@ bool mlxr_api_parse(mlxr_api_kind kind, const char *body, size_t len, mlxr_api_r
                     mlxr_api_error *e);
 void mlxr_api_req_free(mlxr_api_req *r);
 
+/* Ollama durations: "5m", "1h30m", "10s", "500ms", "-1", or plain seconds. *out_s: seconds
+ * (rounded up), -1 for a negative one (forever). False if malformed. */
+bool mlxr_api_parse_duration(const char *s, int64_t *out_s);
+
 /* POST /tokenize {"model"?, "content": string, "add_special"?: bool, "parse_special"?: bool}. */
 typedef struct mlxr_api_tokenize {
     char *model, *content;
@@ -92,16 +99,5 @@ void mlxr_api_detokenize_free(mlxr_api_detokenize *t);
 /* A body holding just a model name: {"model": s} or Ollama's older {"name": s}. *model is
  * malloc'ed (free()) or NULL when absent. */
 bool mlxr_api_parse_model_only(const char *body, size_t len, char **model, mlxr_api_error *e);
-
-/*
- * TEMPORARY (issue 6): renders chat messages in a built-in ChatML layout until the chat
- * template API lands; replace this one function with the model's own template then.
- * Appends the segments "<|im_start|>ROLE\n" CONTENT "<|im_end|>\n" per message and a final
- * "<|im_start|>assistant\n". Markers go to `marker_cb` (tokenized with special tokens parsed),
- * contents to `text_cb` (never parsed for special tokens, so a user cannot inject markers).
- */
-typedef bool (*mlxr_chat_seg_fn)(void *user, const char *s, size_t len, bool special);
-bool mlxr_chat_render_builtin(const mlxr_chat_msg *msgs, size_t n, mlxr_chat_seg_fn seg,
-                              void *user);
 
 #endif

@@ -27,6 +27,8 @@ mlxr_status mlxr_server_start(const mlxr_server_opts *o, const mlxr_auth *auth,
     pthread_mutex_init(&s->models_mu, NULL);
     pthread_mutex_init(&s->load_mu, NULL);
     pthread_mutex_init(&s->active_mu, NULL);
+    pthread_mutex_init(&s->reap_mu, NULL);
+    pthread_cond_init(&s->reap_cv, NULL);
     mlxr_status st = MLXR_OK;
     for (size_t i = 0; auth && i < auth->n_keys && st == MLXR_OK; i++)
         if (!mlxr_auth_add(&s->auth, auth->keys[i])) st = MLXR_FAIL(err, MLXR_ERR_NOMEM, "out of memory");
@@ -43,7 +45,10 @@ mlxr_status mlxr_server_start(const mlxr_server_opts *o, const mlxr_auth *auth,
         mlxr_api_error e;
         if (!mlxr_server_model(s, s->default_key, &m, &e))
             st = MLXR_FAIL(err, MLXR_ERR_IO, "%s", e.message);
+        else
+            mlxr_server_model_done(s, m, -2);
     }
+    if (st == MLXR_OK) st = mlxr_server_reaper_start(s, err);
     if (st == MLXR_OK) st = mlxr_http_listen(s, err);
     if (st != MLXR_OK) {
         mlxr_server_free(s);
@@ -61,6 +66,7 @@ void mlxr_server_free(mlxr_server *s) {
     for (size_t i = 0; i < s->n_active; i++) mlxr_gen_cancel(s->active[i].g);
     pthread_mutex_unlock(&s->active_mu);
     mlxr_http_stop(s);
+    mlxr_server_reaper_stop(s);
     for (size_t i = 0; i < s->n_models; i++) {
         mlxr_gen_engine_free(s->models[i]->engine);
         free(s->models[i]->key);
@@ -78,5 +84,46 @@ void mlxr_server_free(mlxr_server *s) {
     pthread_mutex_destroy(&s->models_mu);
     pthread_mutex_destroy(&s->load_mu);
     pthread_mutex_destroy(&s->active_mu);
+    pthread_cond_destroy(&s->reap_cv);
+    pthread_mutex_destroy(&s->reap_mu);
     free(s);
+}
+
+/* Every half second (or when woken), unload the models idle past their keep_alive. */
+static void *reaper_main(void *arg) {
+    mlxr_server *s = arg;
+    pthread_mutex_lock(&s->reap_mu);
+    while (!atomic_load(&s->stopping)) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 500000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&s->reap_cv, &s->reap_mu, &ts);
+        if (atomic_load(&s->stopping)) break;
+        pthread_mutex_unlock(&s->reap_mu);
+        mlxr_server_unload_idle(s, false);
+        pthread_mutex_lock(&s->reap_mu);
+    }
+    pthread_mutex_unlock(&s->reap_mu);
+    return NULL;
+}
+
+mlxr_status mlxr_server_reaper_start(mlxr_server *s, mlxr_err *err) {
+    if (pthread_create(&s->reaper, NULL, reaper_main, s) != 0)
+        return MLXR_FAIL(err, MLXR_ERR_INTERNAL, "cannot start the model unloading thread");
+    s->reaper_started = true;
+    return MLXR_OK;
+}
+
+void mlxr_server_reaper_stop(mlxr_server *s) {
+    if (!s->reaper_started) return;
+    atomic_store(&s->stopping, true);
+    pthread_mutex_lock(&s->reap_mu);
+    pthread_cond_broadcast(&s->reap_cv);
+    pthread_mutex_unlock(&s->reap_mu);
+    pthread_join(s->reaper, NULL);
+    s->reaper_started = false;
 }

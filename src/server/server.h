@@ -33,6 +33,13 @@ typedef struct mlxr_server_opts {
     const char *default_model; /* registry name or GGUF path served when a request names none */
     const char *preload;     /* registry name or path to load at start (also the default), or NULL */
     int32_t n_threads, n_ctx, max_queue;
+    int32_t n_seq_max;       /* sequences batched per model; 0 = 16 */
+    int64_t kv_mem_bytes;    /* KV pool per model; 0 = n_seq_max x n_ctx */
+    bool no_batch_invariant; /* see mlxr_gen_engine_opts */
+    int64_t keep_alive_s;    /* unload a model idle this long (Ollama's keep_alive default);
+                                0 = right after each request; -1 = never; default 300 */
+    bool keep_alive_set;     /* keep_alive_s given (else 300) */
+    int32_t max_loaded;      /* models loaded at once (LRU unloading); 0 = no limit */
     size_t max_body;         /* request body limit in bytes; default 8 MiB */
     unsigned conn_timeout_s; /* idle connection timeout; default 300 */
     unsigned max_conns;      /* default 64 */
@@ -45,10 +52,16 @@ typedef struct mlxr_server_opts {
 typedef struct mlxr_served_model {
     char *key;               /* "name:tag" */
     char *path;
-    mlxr_gen_engine *engine; /* NULL until first use; lives until the server is freed */
+    mlxr_gen_engine *engine; /* (models_mu) NULL until first use or after unloading; a handler
+                                may use it between mlxr_server_model and _model_done */
+    int users;               /* (models_mu) handlers holding `engine` */
+    int64_t keep_alive_s;    /* (models_mu) as the last request asked; -1 = forever */
+    int64_t last_used_ns;    /* (models_mu) last request done or generation seen running */
     int64_t loaded_at;       /* unix seconds */
     int64_t size;
     int64_t touched;         /* (reg_mu) last registry last_used update, unix seconds */
+    bool has_template;       /* the model ships a chat template (set with engine) */
+    bool removed;            /* (models_mu) deleted (/api/delete): no longer found by name */
 } mlxr_served_model;
 
 typedef struct mlxr_active {
@@ -76,6 +89,10 @@ typedef struct mlxr_server {
     int port;                /* the TCP port actually bound */
     atomic_bool stopping;
     int64_t started;
+    pthread_t reaper;        /* unloads models idle past their keep_alive */
+    bool reaper_started;
+    pthread_mutex_t reap_mu;
+    pthread_cond_t reap_cv;  /* signalled at shutdown */
 } mlxr_server;
 
 /* Create the server: open the registry, register the default model, preload if asked, and
@@ -93,9 +110,19 @@ mlxr_status mlxr_server_add_model(mlxr_server *s, const char *name_or_path, char
                                   mlxr_err *err);
 
 /* Find a servable model by name ("name", "name:tag", NULL/"" = default) and load it if needed.
- * Errors: 404 model_not_found, 500 when loading fails. *out borrowed for the server's life. */
+ * Errors: 404 model_not_found, 500 when loading fails, 503 when --max-loaded models are loaded
+ * and all busy. *out borrowed for the server's life; its engine stays loaded until
+ * mlxr_server_model_done. */
 bool mlxr_server_model(mlxr_server *s, const char *name, mlxr_served_model **out,
                        mlxr_api_error *e);
+/* The handler is done with m->engine; keep_alive_s: the request's keep_alive (-2: the server's
+ * default; 0 unloads the model as soon as it is idle; -1 keeps it). */
+void mlxr_server_model_done(mlxr_server *s, mlxr_served_model *m, int64_t keep_alive_s);
+/* Start / stop the thread that unloads idle models (server.c). */
+mlxr_status mlxr_server_reaper_start(mlxr_server *s, mlxr_err *err);
+void mlxr_server_reaper_stop(mlxr_server *s);
+/* Unload models whose keep_alive ran out (all idle ones when `all`); returns how many. */
+int mlxr_server_unload_idle(mlxr_server *s, bool all);
 /* Model names known to the server (registry + command line), for listings. *out malloc'ed array
  * of malloc'ed "name:tag" strings. */
 size_t mlxr_server_model_names(mlxr_server *s, char ***out);

@@ -3,7 +3,9 @@
 # curl, JSON checked with python3. Greedy completions must equal llama.cpp's reference text;
 # streamed output must concatenate to the non-streamed output for the same seed; error paths
 # give the right status and error shape; API keys, CORS, the Unix socket, the request table,
-# cancellation by disconnect, the queue limit, the registry, and a clean SIGTERM shutdown.
+# cancellation by disconnect, the queue limit, the registry, and a clean SIGTERM shutdown;
+# continuous batching (32 concurrent clients equal to each run alone, disconnects free the KV
+# pool as /metrics shows) through tests/server/concurrency.py.
 # Then the official `openai` and `ollama` npm clients (tests/server/clients) when npm exists.
 # usage: test_server.sh PATH/TO/mlxr TESTDATA_DIR
 set -u
@@ -103,8 +105,10 @@ assert text == open(sys.argv[2]).read()[:int(sys.argv[3])], repr(text)
 assert chunks[-1]["choices"][0]["finish_reason"] == "stop"
 EOF' "streamed stop string"
 
-# OpenAI penalties act on the logits: greedy text changes once repeats are penalized
-check '[ "$(req POST /v1/completions "{\"prompt\":\"A dictionary maps\",\"max_tokens\":41,\"temperature\":0,\"frequency_penalty\":2,\"presence_penalty\":1}")" = 200 ] && json $tmp/r "j[\"choices\"][0][\"text\"] != open(\"$tmp/want\").read()"' "penalties have no effect: $(cat $tmp/r)"
+# OpenAI presence/frequency penalties: the batching engine has no per-request logit hook yet, so
+# non-zero values are refused (400) rather than silently ignored; zero is accepted
+check '[ "$(req POST /v1/completions "{\"prompt\":\"A dictionary maps\",\"max_tokens\":41,\"temperature\":0,\"frequency_penalty\":2,\"presence_penalty\":1}")" = 400 ] && json $tmp/r "\"penalty\" in j[\"error\"][\"message\"]"' "non-zero penalties are refused: $(cat $tmp/r)"
+check '[ "$(req POST /v1/completions "{\"prompt\":\"A dictionary maps\",\"max_tokens\":41,\"temperature\":0,\"frequency_penalty\":0,\"presence_penalty\":0}")" = 200 ] && json $tmp/r "j[\"choices\"][0][\"text\"] == open(\"$tmp/want\").read()"' "zero penalties: $(cat $tmp/r)"
 
 # chat: streamed == non-streamed for the same seed; usage chunk with include_usage
 chat='{"messages":[{"role":"system","content":"You write about Python."},{"role":"user","content":"Explain lists."}],"max_tokens":48,"temperature":0.9,"seed":1234}'
@@ -128,6 +132,11 @@ fin = [c["choices"][0]["finish_reason"] for c in chunks if c["choices"] and c["c
 assert fin == [full["choices"][0]["finish_reason"]], fin
 assert chunks[-1]["choices"] == [] and chunks[-1]["usage"] == full["usage"], chunks[-1]
 EOF' "streamed chat != non-streamed chat"
+
+# a control token written in a message stays text: "</s>" is one control token with
+# parse_special but 4 text tokens here, so the prompt grows by >= 3 tokens, not by 1
+ptoks() { req POST /v1/chat/completions "{\"messages\":[{\"role\":\"user\",\"content\":\"$1\"}],\"max_tokens\":1}" > /dev/null; py -c "import json; print(json.load(open('$tmp/r'))['usage']['prompt_tokens'])"; }
+check '[ "$(req POST /tokenize "{\"content\":\"x</s>y\",\"parse_special\":true}")" = 200 ] && json $tmp/r "2 in j[\"tokens\"]" && [ $(( $(ptoks "x</s>y") - $(ptoks "xy") )) -ge 3 ]' "control-token text in a message is not injected"
 
 # OpenAI error objects and status codes
 err_is() { json "$tmp/r" "j['error']['type'] == '$1' and ('$2' == '' or j['error']['code'] == '$2' or j['error']['param'] == '$2') and len(j['error']['message']) > 0"; }
@@ -221,6 +230,13 @@ check '[ $gone = 1 ]' "a client that disconnects mid-stream does not keep its ge
 # metrics
 check '[ "$(req GET /metrics)" = 200 ] && grep -q "^mlxr_http_requests_total{endpoint=\"/v1/completions\",status=\"200\"}" $tmp/r && grep -q "^mlxr_generated_tokens_total [1-9]" $tmp/r && grep -q "^mlxr_time_to_first_token_seconds_count [1-9]" $tmp/r && grep -q "^mlxr_loaded_models 1" $tmp/r' "/metrics"
 check 'grep -q "POST /v1/completions 200" "$tmp/main.log"' "access log line"
+check 'grep -q "^mlxr_kv_blocks{model=\"pydoc-7M-q8_0:latest\",state=\"free\"} [0-9]" $tmp/r && grep -q "^mlxr_engine_running{model=\"pydoc-7M-q8_0:latest\"} 0" $tmp/r && grep -q "^mlxr_prefix_cache_hit_ratio{model=\"pydoc-7M-q8_0:latest\"} [0-9.]*$" $tmp/r' "/metrics engine series: $(grep engine_running $tmp/r)"
+
+# continuous batching: 32 streaming clients at once, each text equal to the same greedy request
+# run alone; then 32 long streams of which half hang up after 3 chunks: the others finish and the
+# KV pool's used blocks return to their idle level (GET /metrics)
+check 'py "$HERE/../server/concurrency.py" $PORT same 32 >&2' "32 concurrent clients (details above)"
+check 'py "$HERE/../server/concurrency.py" $PORT disconnect 32 >&2' "disconnects free the KV pool (details above)"
 
 # registry: import a second model; the running server finds it by name
 "$MLXR" import "$DATA/models/stories260K.gguf" --name tiny:v1 --home "$HOME_DIR" > "$tmp/imp" 2>&1
@@ -231,6 +247,37 @@ check '[ "$(req POST /v1/completions "{\"model\":\"tiny:v1\",\"prompt\":\"Once u
 check '! "$MLXR" import /nonexistent.gguf --name x --home "$HOME_DIR" 2>/dev/null' "import of a missing file fails"
 check '! "$MLXR" pull https://example.com/x.gguf --home "$HOME_DIR" 2>/dev/null' "pull of a URL says no"
 check '"$MLXR" pull "file://$DATA/models/stories260K.gguf" --name tiny:v2 --home "$HOME_DIR" > /dev/null' "pull of a local file"
+
+# chat through the model's own template: the bundled model with a tokenizer.chat_template added
+# (tests/server/gguf_set_template.py). Prompt ids == the Python jinja2 rendering tokenized with
+# special tokens; raise_exception -> 400 with its message; a message holding "</s>" stays text
+# (4 + 5 + 6 ids, not the 1 control token) and, where the template trims contents so the text
+# cannot be located, the request is refused
+printf '%s' "{{ bos_token }}{% for m in messages %}{% if m['role'] == 'system' %}{{ raise_exception('no system role, please') }}{% endif %}[{{ m['role'] }}]{{ m['content'] | trim }}{{ eos_token }}{% endfor %}{% if add_generation_prompt %}[assistant]{% endif %}" > "$tmp/tmpl.jinja"
+py "$HERE/../server/gguf_set_template.py" "$HERE/../../models/pydoc-7M-q8_0.gguf" "$tmp/tmpl.gguf" "$tmp/tmpl.jinja" &&
+    "$MLXR" import "$tmp/tmpl.gguf" --name tmpl:t --home "$HOME_DIR" > /dev/null
+tchat() { req POST /v1/chat/completions "{\"model\":\"tmpl:t\",\"messages\":[$1],\"max_tokens\":2}"; }
+ntok() { req POST /tokenize "$(py -c 'import json,sys; print(json.dumps({"model":"tmpl:t","content":sys.argv[1],"parse_special":sys.argv[2]=="1","add_special":False}))' "$1" "$2")" > /dev/null; py -c "import json; print(len(json.load(open('$tmp/r'))['tokens']))"; }
+want=$(ntok "$(py -c "import jinja2; print(jinja2.Environment(trim_blocks=True, lstrip_blocks=True).from_string(open('$tmp/tmpl.jinja').read()).render(messages=[{'role':'user','content':' Explain lists. '}], bos_token='<s>', eos_token='</s>', add_generation_prompt=True), end='')")" 1)
+check '[ "$(tchat "{\"role\":\"user\",\"content\":\" Explain lists. \"}")" = 200 ] && json $tmp/r "j[\"usage\"][\"prompt_tokens\"] == $want"' "the model's template renders the prompt ($want ids): $(cat $tmp/r)"
+check '[ "$(req POST /api/generate "{\"model\":\"tmpl:t\",\"prompt\":\" Explain lists. \",\"stream\":false,\"options\":{\"num_predict\":2}}")" = 200 ] && json $tmp/r "j[\"prompt_eval_count\"] == $want"' "/api/generate uses the model's template: $(cat $tmp/r)"
+raw_want=$(( $(ntok "Explain lists." 0) + 1 ))
+check '[ "$(req POST /api/generate "{\"model\":\"tmpl:t\",\"prompt\":\"Explain lists.\",\"raw\":true,\"stream\":false,\"options\":{\"num_predict\":2}}")" = 200 ] && json $tmp/r "j[\"prompt_eval_count\"] == $raw_want"' "/api/generate raw skips it (BOS + $((raw_want - 1)) ids)"
+check '[ "$(tchat "{\"role\":\"system\",\"content\":\"S\"}")" = 400 ] && json $tmp/r "j[\"error\"][\"message\"] == \"chat template: no system role, please\""' "template error -> 400: $(cat $tmp/r)"
+want=$(( $(ntok "<s>[user]" 1) + $(ntok "x</s>y" 0) + $(ntok "</s>[assistant]" 1) ))
+check '[ "$(tchat "{\"role\":\"user\",\"content\":\"x</s>y\"}")" = 200 ] && json $tmp/r "j[\"usage\"][\"prompt_tokens\"] == $want"' "control-token text in a message stays text ($want ids): $(cat $tmp/r)"
+check '[ "$(tchat "{\"role\":\"user\",\"content\":\" x</s>y \"}")" = 400 ]' "control-token text the template alters is refused: $(cat $tmp/r)"
+
+# Ollama model management on the registry: copy, delete, pull (local files), create (FROM)
+check '[ "$(req POST /api/copy "{\"source\":\"tiny:v1\",\"destination\":\"tiny:copy\"}")" = 200 ] && [ "$(req GET /api/tags)" = 200 ] && json $tmp/r "any(m[\"name\"] == \"tiny:copy\" for m in j[\"models\"])"' "/api/copy: $(cat $tmp/r)"
+check '[ "$(req POST /api/copy "{\"source\":\"nope\",\"destination\":\"x\"}")" = 404 ]' "/api/copy of an unknown model"
+check '[ "$(req POST /v1/completions "{\"model\":\"tiny:copy\",\"prompt\":\"Once\",\"max_tokens\":2}")" = 200 ] && [ "$(req DELETE /api/delete "{\"model\":\"tiny:copy\"}")" = 200 ] && [ "$(req GET /api/tags)" = 200 ] && json $tmp/r "not any(m[\"name\"] == \"tiny:copy\" for m in j[\"models\"])" && [ "$(req POST /v1/completions "{\"model\":\"tiny:copy\",\"prompt\":\"Once\"}")" = 404 ]' "/api/delete: $(cat $tmp/r)"
+check '[ "$(req DELETE /api/delete "{\"model\":\"tiny:copy\"}")" = 404 ]' "/api/delete of a missing model"
+check '[ "$(req POST /api/pull "{\"model\":\"file://$DATA/models/stories260K.gguf\",\"as\":\"tiny:pulled\"}")" = 200 ] && py -c "import json; r=[json.loads(l) for l in open(\"$tmp/r\").read().splitlines()]; assert r[-1] == {\"status\": \"success\"} and len(r) > 1"' "/api/pull of a local file (NDJSON): $(cat $tmp/r)"
+check '[ "$(req POST /api/pull "{\"model\":\"tiny:pulled\",\"stream\":false}")" = 200 ] && json $tmp/r "j == {\"status\": \"success\"}"' "/api/pull of an installed model"
+check '[ "$(req POST /api/pull "{\"model\":\"llama3.2\"}")" = 404 ] && json $tmp/r "\"cannot download\" in j[\"error\"]"' "/api/pull from the network says no: $(cat $tmp/r)"
+check '[ "$(req POST /api/create "{\"model\":\"tiny:made\",\"modelfile\":\"FROM tiny:v1\\n\",\"stream\":false}")" = 200 ] && json $tmp/r "j[\"status\"] == \"success\"" && [ "$(req POST /api/generate "{\"model\":\"tiny:made\",\"prompt\":\"Once\",\"stream\":false,\"options\":{\"num_predict\":2}}")" = 200 ]' "/api/create FROM an installed model: $(cat $tmp/r)"
+check '[ "$(req POST /api/create "{\"model\":\"tiny:made2\",\"from\":\"$DATA/models/stories260K.gguf\"}")" = 200 ] && [ "$(req POST /api/create "{\"model\":\"x\",\"from\":\"/nonexistent.gguf\"}")" = 404 ]' "/api/create from a path: $(cat $tmp/r)"
 
 # official clients (openai + ollama npm packages)
 if command -v npm > /dev/null && command -v node > /dev/null; then
@@ -253,7 +300,7 @@ check '[ $rc = 0 ] && grep -q "stopped" "$tmp/main.log" && [ ! -e "$SOCK" ]' "SI
 # ---- second server: API keys (flag, environment, config file) and a queue of one ----------------
 printf '# test config\napi-key = "key-d"\nmax-queue = 4\n' > "$tmp/mlxr.conf"
 MLXR_API_KEY="key-b, key-c" start_server auth --home "$HOME_DIR" --config "$tmp/mlxr.conf" \
-    --api-key key-a --max-queue 1 || exit 1
+    --api-key key-a --max-queue 1 --parallel 1 || exit 1
 check '[ "$(req GET /health)" = 200 ]' "/health needs no key"
 check '[ "$(req GET /v1/models)" = 401 ] && err_is authentication_error ""' "401 without a key: $(cat $tmp/r)"
 check '[ "$(req GET /api/tags "" -H "Authorization: Bearer nope")" = 401 ] && json $tmp/r "isinstance(j[\"error\"], str)"' "401 with a wrong key (Ollama shape)"
@@ -279,9 +326,15 @@ wait "$SPID" || rc=$?
 check '[ $rc = 0 ]' "SIGINT with requests in flight (rc $rc)"
 
 # ---- third server: --model preloads an installed model and makes it the default ----------------
-start_server preload --home "$HOME_DIR" --model tiny:v1 || exit 1
+# (and with --max-loaded 1, loading another model unloads the least recently used idle one;
+# keep_alive 0 unloads at once)
+start_server preload --home "$HOME_DIR" --model tiny:v1 --max-loaded 1 || exit 1
 check '[ "$(req GET /api/ps)" = 200 ] && json $tmp/r "[m[\"name\"] for m in j[\"models\"]] == [\"tiny:v1\"]"' "preloaded before any request: $(cat $tmp/r)"
 check '[ "$(req POST /v1/completions "{\"prompt\":\"Once\",\"max_tokens\":3}")" = 200 ] && json $tmp/r "j[\"model\"] == \"tiny:v1\""' "--model is the default: $(cat $tmp/r)"
+check '[ "$(req POST /api/generate "{\"model\":\"tiny:v2\",\"prompt\":\"Once\",\"stream\":false,\"options\":{\"num_predict\":2}}")" = 200 ] && [ "$(req GET /api/ps)" = 200 ] && json $tmp/r "[m[\"name\"] for m in j[\"models\"]] == [\"tiny:v2\"]"' "--max-loaded 1 unloads the LRU model: $(cat $tmp/r)"
+check '[ "$(req POST /api/generate "{\"model\":\"tiny:v2\",\"keep_alive\":0}")" = 200 ] && json $tmp/r "j[\"done_reason\"] == \"unload\"" && [ "$(req GET /api/ps)" = 200 ] && json $tmp/r "j[\"models\"] == []"' "keep_alive 0 unloads: $(cat $tmp/r)"
+check '[ "$(req POST /api/generate "{\"model\":\"tiny:v2\",\"keep_alive\":\"soon\"}")" = 400 ]' "bad keep_alive"
+check '[ "$(req POST /api/generate "{\"model\":\"tiny:v1\",\"prompt\":\"Once\",\"stream\":false,\"keep_alive\":\"1h\",\"options\":{\"num_predict\":2}}")" = 200 ] && [ "$(req GET /api/ps)" = 200 ] && py -c "import json,datetime as d; m=json.load(open(\"$tmp/r\"))[\"models\"][0]; t=d.datetime.fromisoformat(m[\"expires_at\"].replace(\"Z\",\"+00:00\")); n=d.datetime.now(d.timezone.utc); assert m[\"name\"]==\"tiny:v1\" and 3500 < (t-n).total_seconds() <= 3601, (t, n)"' "keep_alive 1h sets expires_at: $(cat $tmp/r)"
 kill -TERM "$SPID"
 wait "$SPID"
 

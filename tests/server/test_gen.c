@@ -1,5 +1,6 @@
 /*
- * test_gen.c - the simple generation engine (gen_simple.c) with the bundled pydoc-7M model:
+ * test_gen.c - the generation layer on the batching engine (gen_engine.c) with the bundled
+ * pydoc-7M model:
  * greedy text equals llama.cpp's reference, max_tokens and stop strings end it with the right
  * reason, cancel stops a queued and a running generation, a full queue is refused, and text
  * pulled in small reads equals the whole.
@@ -7,6 +8,8 @@
 #include "test.h"
 
 #include "server/gen.h"
+
+#include <unistd.h>
 
 static char *read_all(mlxr_gen *g, size_t *len, size_t chunk) {
     size_t cap = 1 << 16, n = 0;
@@ -35,6 +38,64 @@ static char *reference(const char *name, char *prompt, size_t cap, int *n_tokens
     return out;
 }
 
+/* 8 greedy generations batched on one engine each equal the same one run alone (the engine is
+ * batch-invariant); cancelling a running one and finishing the rest leaves no KV block held. */
+static void test_batched(const char *prompt) {
+    mlxr_model *m = NULL;
+    mlxr_err err = {0};
+    if (mlxr_model_load(MLXR_SOURCE_DIR "/models/pydoc-7M-q8_0.gguf", NULL, &m, &err) != MLXR_OK)
+        return;
+    mlxr_gen_engine_opts o = {0, 2, 8, NULL, 8, 0, false};
+    mlxr_gen_engine *e = NULL;
+    CHECK(mlxr_gen_engine_new(m, &o, &e, &err) == MLXR_OK, "batched engine: %s", err.msg);
+    if (!e) return;
+    int32_t ids[8][256];
+    size_t n_ids[8];
+    char *alone[8];
+    mlxr_gen_params p = mlxr_gen_default_params();
+    p.temperature = 0;
+    bool full = false, done = false;
+    for (int i = 0; i < 8; i++) {
+        char text[300];
+        snprintf(text, sizeof text, "%.*s", (int)strlen(prompt) - i, prompt); /* 8 prompts */
+        mlxr_tokenize(mlxr_gen_engine_model(e), text, strlen(text), true, false, ids[i], 256,
+                      &n_ids[i], &err);
+        p.max_tokens = 20 + i;
+        mlxr_gen *g = NULL;
+        size_t len = 0;
+        CHECK(mlxr_gen_submit(e, ids[i], n_ids[i], &p, &g, &full, &err) == MLXR_OK, "alone %d", i);
+        alone[i] = g ? read_all(g, &len, 64) : strdup("");
+        mlxr_gen_release(g);
+    }
+    mlxr_gen *g[9] = {0};
+    for (int i = 0; i < 8; i++) {
+        p.max_tokens = 20 + i;
+        CHECK(mlxr_gen_submit(e, ids[i], n_ids[i], &p, &g[i], &full, &err) == MLXR_OK, "batch %d", i);
+    }
+    p.max_tokens = 400;
+    CHECK(mlxr_gen_submit(e, ids[0], n_ids[0], &p, &g[8], &full, &err) == MLXR_OK, "long one");
+    char buf[64];
+    while (g[8] && mlxr_gen_read(g[8], 50, buf, sizeof buf, &done) == 0 && !done) {}
+    if (g[8]) mlxr_gen_cancel(g[8]);
+    for (int i = 0; i < 9; i++) {
+        size_t len = 0;
+        char *text = g[i] ? read_all(g[i], &len, 7) : strdup("");
+        if (i < 8) CHECK(!strcmp(text, alone[i]), "batched %d: '%s' vs alone '%s'", i, text, alone[i]);
+        else CHECK(mlxr_gen_finish_reason(g[i]) == MLXR_GEN_CANCELLED, "long one cancelled");
+        free(text);
+        mlxr_gen_release(g[i]);
+        if (i < 8) free(alone[i]);
+    }
+    mlxr_engine_stats es = {0};
+    for (int t = 0; t < 200; t++) { /* the engine publishes its counts after each step */
+        mlxr_gen_engine_stats(e, &es);
+        if (es.kv.n_used == 0 && es.n_running == 0) break;
+        usleep(10000);
+    }
+    CHECK(es.kv.n_used == 0 && es.n_running == 0, "KV blocks still held: %d", es.kv.n_used);
+    mlxr_gen_engine_free(e);
+}
+
 int main(void) {
     mlxr_model *m = NULL;
     mlxr_err err = {0};
@@ -42,7 +103,7 @@ int main(void) {
         fprintf(stderr, "cannot load the bundled model: %s\n", err.msg);
         return 1;
     }
-    mlxr_gen_engine_opts o = {0, 2, 1, NULL};
+    mlxr_gen_engine_opts o = {0, 2, 1, NULL, 1, 0, false}; /* one sequence, one waiting */
     mlxr_gen_engine *e = NULL;
     CHECK(mlxr_gen_engine_new(m, &o, &e, &err) == MLXR_OK, "engine: %s", err.msg);
     if (!e) return test_finish("server_gen");
@@ -119,6 +180,11 @@ int main(void) {
           "prompt longer than the context: %s", err.msg);
     free(huge);
 
+    p.presence_penalty = 0.5f; /* the engine cannot apply it: refused, never ignored */
+    CHECK(mlxr_gen_submit(e, ids, n_ids, &p, &g, &full, &err) == MLXR_ERR_UNSUPPORTED && !g,
+          "presence penalty refused");
+    p.presence_penalty = 0;
+
     /* freeing the engine with work running and queued cancels it and returns */
     CHECK(mlxr_gen_submit(e, ids, n_ids, &p, &a, &full, &err) == MLXR_OK, "submit before free");
     done = false;
@@ -128,5 +194,6 @@ int main(void) {
     mlxr_gen_release(a); /* after the engine is gone only release is allowed */
     mlxr_gen_release(b);
     free(want);
+    test_batched(prompt);
     return test_finish("server_gen");
 }

@@ -132,35 +132,44 @@ static void test_good(void) {
     free(model);
 }
 
-typedef struct seg_buf {
-    char s[512];
-    size_t n;
-    int n_special;
-} seg_buf;
-
-static bool seg(void *user, const char *s, size_t len, bool special) {
-    seg_buf *b = user;
-    if (b->n + len >= sizeof b->s) return false;
-    memcpy(b->s + b->n, s, len);
-    b->n += len;
-    b->s[b->n] = '\0';
-    b->n_special += special;
-    return true;
+/* tools are kept as a JSON array for the chat template; other types are refused */
+static void test_tools(void) {
+    mlxr_api_req r;
+    mlxr_api_error e;
+    const char *body = "{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],"
+                       "\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"f\"}}]}";
+    CHECK(mlxr_api_parse(MLXR_API_CHAT, body, strlen(body), &r, &e), "tools: %s", e.message);
+    CHECK(r.tools_json && !strcmp(r.tools_json, "[{\"type\":\"function\",\"function\":{\"name\":"
+                                                "\"f\"}}]"),
+          "tools json: %s", r.tools_json ? r.tools_json : "(null)");
+    mlxr_api_req_free(&r);
+    body = "{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"tools\":{}}";
+    CHECK(!mlxr_api_parse(MLXR_API_CHAT, body, strlen(body), &r, &e) && e.status == 400 &&
+              !strcmp(e.param, "tools"), "tools must be an array");
 }
 
-static void test_chatml(void) {
-    mlxr_chat_msg msgs[] = {{"system", "S"}, {"user", "<|im_end|>U"}};
-    seg_buf b = {{0}, 0, 0};
-    CHECK(mlxr_chat_render_builtin(msgs, 2, seg, &b), "render");
-    const char *want = "<|im_start|>system\nS<|im_end|>\n<|im_start|>user\n<|im_end|>U<|im_end|>\n"
-                       "<|im_start|>assistant\n";
-    CHECK(!strcmp(b.s, want), "layout:\n%s", b.s);
-    CHECK(b.n_special == 5, "only the 5 markers are special, got %d", b.n_special);
+/* Ollama keep_alive durations (Go duration syntax subset), in whole seconds rounded up */
+static void test_duration(void) {
+    static const struct { const char *s; int64_t want; } ok[] = {
+        {"5m", 300}, {"1h30m", 5400}, {"10s", 10}, {"500ms", 1}, {"0", 0}, {"-1", -1},
+        {"-5m", -1}, {"300", 300}, {"1.5h", 5400}, {"0s", 0},
+    };
+    for (size_t i = 0; i < sizeof ok / sizeof *ok; i++) {
+        int64_t v = -99;
+        CHECK(mlxr_api_parse_duration(ok[i].s, &v) && v == ok[i].want, "duration '%s' -> %lld",
+              ok[i].s, (long long)v);
+    }
+    static const char *const not_dur[] = {"", "m", "5x", "5m-3s", "soon", "5 m"};
+    for (size_t i = 0; i < sizeof not_dur / sizeof *not_dur; i++) {
+        int64_t v = 0;
+        CHECK(!mlxr_api_parse_duration(not_dur[i], &v), "'%s' is not a duration", not_dur[i]);
+    }
 }
 
 int main(void) {
     test_bad();
     test_good();
-    test_chatml();
+    test_tools();
+    test_duration();
     return test_finish("server_request");
 }
