@@ -138,6 +138,7 @@ static const route routes[] = {
     {"POST", "/v1/requests/{}/cancel", mlxr_native_cancel, "/v1/requests/{id}/cancel"},
     {"POST", "/tokenize", mlxr_native_tokenize, "/tokenize"},
     {"POST", "/detokenize", mlxr_native_detokenize, "/detokenize"},
+    {"POST", "/apply-template", mlxr_native_apply_template, "/apply-template"},
     {"GET", "/api/version", mlxr_ollama_version, "/api/version"},
     {"GET", "/api/tags", mlxr_ollama_tags, "/api/tags"},
     {"POST", "/api/show", mlxr_ollama_show, "/api/show"},

@@ -104,6 +104,7 @@ enum MHD_Result mlxr_native_root(mlxr_http_req *r);
 enum MHD_Result mlxr_native_metrics(mlxr_http_req *r);
 enum MHD_Result mlxr_native_tokenize(mlxr_http_req *r);
 enum MHD_Result mlxr_native_detokenize(mlxr_http_req *r);
+enum MHD_Result mlxr_native_apply_template(mlxr_http_req *r);
 enum MHD_Result mlxr_native_requests(mlxr_http_req *r);
 enum MHD_Result mlxr_native_cancel(mlxr_http_req *r);
 enum MHD_Result mlxr_native_embeddings(mlxr_http_req *r);

@@ -372,6 +372,11 @@ static bool render(const mlxr_model *m, const mlxr_api_req *r, char *const *mark
                               "chat template: %s", err.msg[0] ? err.msg : mlxr_status_str(st));
 }
 
+bool mlxr_server_render_chat(const mlxr_model *m, const mlxr_api_req *r, char **out,
+                             size_t *out_len, mlxr_api_error *e) {
+    return render(m, r, NULL, out, out_len, e);
+}
+
 /* Growable token list. */
 typedef struct toks {
     int32_t *ids;

@@ -1,7 +1,7 @@
 /*
- * native.c - mlxr's own endpoints: /health, /, /metrics, /tokenize, /detokenize, the table of
- * running requests (GET /v1/requests, POST /v1/requests/{id}/cancel), and embeddings (501 for
- * now: the public API does not expose hidden states).
+ * native.c - mlxr's own endpoints: /health, /, /metrics, /tokenize, /detokenize, /apply-template,
+ * the table of running requests (GET /v1/requests, POST /v1/requests/{id}/cancel), and
+ * embeddings (501 for now: the public API does not expose hidden states).
  */
 #include "server/http.h"
 
@@ -138,6 +138,28 @@ enum MHD_Result mlxr_native_tokenize(mlxr_http_req *r) {
     for (size_t i = 0; i < n; i++) json_array_append_new(arr, json_integer(ids[i]));
     free(ids);
     return mlxr_http_json(r, 200, json_pack("{s:o}", "tokens", arr));
+}
+
+/* POST /apply-template: the body of a chat request ({"model"?, "messages", "tools"?}); answers
+ * {"prompt": the text the model's template renders, generation prompt included}, exactly what
+ * a chat request would tokenize (llama.cpp's server has the same endpoint). */
+enum MHD_Result mlxr_native_apply_template(mlxr_http_req *r) {
+    mlxr_api_req q;
+    mlxr_api_error e;
+    if (!mlxr_api_parse(MLXR_API_CHAT, r->body, r->body_len, &q, &e)) return mlxr_http_error(r, &e);
+    mlxr_served_model *m;
+    char *text = NULL;
+    size_t len = 0;
+    bool ok = mlxr_server_model(r->srv, q.model, &m, &e);
+    if (ok) {
+        ok = mlxr_server_render_chat(mlxr_gen_engine_model(m->engine), &q, &text, &len, &e);
+        mlxr_server_model_done(r->srv, m, -2);
+    }
+    mlxr_api_req_free(&q);
+    if (!ok) return mlxr_http_error(r, &e);
+    json_t *j = json_pack("{s:s%}", "prompt", text, len);
+    mlxr_free(text);
+    return mlxr_http_json(r, 200, j);
 }
 
 enum MHD_Result mlxr_native_detokenize(mlxr_http_req *r) {

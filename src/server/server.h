@@ -135,6 +135,10 @@ bool mlxr_server_submit(mlxr_server *s, const mlxr_api_req *r, const char *endpo
 void mlxr_server_retire(mlxr_server *s, mlxr_gen *g);
 
 /* Tokenize text with a model (malloc'ed ids; NULL with *e on failure). */
+/* The chat prompt of request r (its messages and tools) rendered with m's chat template, as
+ * /v1/chat/completions would see it; *out is malloc'd. Template errors give a 400. */
+bool mlxr_server_render_chat(const mlxr_model *m, const mlxr_api_req *r, char **out,
+                             size_t *out_len, mlxr_api_error *e);
 int32_t *mlxr_server_tokenize(const mlxr_model *m, const char *text, size_t len, bool add_bos,
                               bool special, size_t *n, mlxr_api_error *e);
 

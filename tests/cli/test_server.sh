@@ -190,6 +190,9 @@ check '[ "$(req POST /api/generate "{\"model\":\"pydoc-7M-q8_0\"}")" = 200 ] && 
 check '[ "$(req POST /tokenize "{\"content\":\"In Python 3.11, the\"}")" = 200 ] && json $tmp/r "j[\"tokens\"] == [1, 728, 436, 3894, 3949, 3912, 3936, 3936, 3917, 269]"' "/tokenize: $(cat $tmp/r)"
 check '[ "$(req POST /detokenize "{\"tokens\":[728, 436, 3894, 3949, 3912, 3936, 3936, 3917, 269]}")" = 200 ] && json $tmp/r "j[\"content\"] == \" In Python 3.11, the\""' "/detokenize: $(cat $tmp/r)"
 check '[ "$(req POST /detokenize "{\"tokens\":[99999999]}")" = 400 ]' "/detokenize out of range"
+# /apply-template: pydoc-7M has no template, so the library's ChatML default applies (spelled out)
+check '[ "$(req POST /apply-template "{\"messages\":[{\"role\":\"system\",\"content\":\"Be brief.\"},{\"role\":\"user\",\"content\":\"Hi \u00e9\"}]}")" = 200 ] && json $tmp/r "j[\"prompt\"] == \"<|im_start|>system\\nBe brief.<|im_end|>\\n<|im_start|>user\\nHi \u00e9<|im_end|>\\n<|im_start|>assistant\\n\""' "/apply-template: $(cat $tmp/r)"
+check '[ "$(req POST /apply-template "{\"messages\":3}")" = 400 ]' "/apply-template bad body"
 
 # CORS
 st=$(curl -s -o /dev/null -D "$tmp/h" -w '%{http_code}' -X OPTIONS -H 'Origin: http://allowed.example' \
