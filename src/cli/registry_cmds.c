@@ -1,16 +1,18 @@
 /*
  * registry_cmds.c - the model registry from the command line: `mlxr list`, `show NAME`,
- * `rm NAME`, `import PATH --name NAME[:TAG]`, and `pull PATH|file://PATH` (local files only:
- * this build has no HTTP client). Every command takes --home DIR (default: see registry.h).
+ * `rm NAME`, `import PATH --name NAME[:TAG]`, and `pull URL|PATH|file://PATH` (http and https
+ * through libcurl, see server/fetch.h). Every command takes --home DIR (default: see registry.h).
  */
 #include "cli.h"
 
+#include "server/fetch.h"
 #include "server/registry.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 /* Parse --home and up to `max_pos` positional arguments (and --name for import). */
 static int reg_args(int argc, char **argv, const char **home, const char **pos, int max_pos,
@@ -130,9 +132,7 @@ int cli_rm(int argc, char **argv) {
     return rc;
 }
 
-static int import_file(const char *home, const char *path, const char *name) {
-    mlxr_registry *r = open_reg(home);
-    if (!r) return 1;
+static int import_into(mlxr_registry *r, const char *path, const char *name) {
     mlxr_model_entry e;
     mlxr_err err = {0};
     int rc = 0;
@@ -143,6 +143,13 @@ static int import_file(const char *home, const char *path, const char *name) {
                e.quant, (long long)e.n_params, e.sha256);
         mlxr_model_entry_clear(&e);
     }
+    return rc;
+}
+
+static int import_file(const char *home, const char *path, const char *name) {
+    mlxr_registry *r = open_reg(home);
+    if (!r) return 1;
+    int rc = import_into(r, path, name);
     mlxr_registry_close(r);
     return rc;
 }
@@ -171,22 +178,64 @@ int cli_import(int argc, char **argv) {
     return import_file(home, pos[0], name);
 }
 
+/* Download progress on stderr, at most every 1 % (or every 16 MiB when the size is unknown). */
+typedef struct pull_progress {
+    uint64_t shown;
+} pull_progress;
+
+static bool show_progress(void *user, uint64_t done, uint64_t total) {
+    pull_progress *p = user;
+    uint64_t step = total ? total / 100 : (uint64_t)16 << 20;
+    if (done >= p->shown + (step ? step : 1) || (total && done == total && p->shown != done)) {
+        p->shown = done;
+        if (total)
+            fprintf(stderr, "\rpulling: %.1f / %.1f MiB (%d %%)", (double)done / 1048576.0,
+                    (double)total / 1048576.0, (int)(100.0 * (double)done / (double)total));
+        else
+            fprintf(stderr, "\rpulling: %.1f MiB", (double)done / 1048576.0);
+    }
+    return true;
+}
+
+/* http(s): download into the registry's tmp folder (swept when a registry is opened, so an
+ * interrupted pull leaves nothing behind), import from there (a hard link) with the same open
+ * registry, then remove the download. */
+static int pull_url(const char *home, const char *url, const char *name) {
+    mlxr_registry *r = open_reg(home);
+    if (!r) return 1;
+    char part[4096];
+    snprintf(part, sizeof part, "%s/models/tmp/pull-%ld-%ld.part", mlxr_registry_home(r),
+             (long)getpid(), (long)time(NULL));
+    pull_progress pp = {0};
+    mlxr_err err = {0};
+    mlxr_status st = mlxr_fetch_url(url, part, show_progress, &pp, &err);
+    if (pp.shown) fputc('\n', stderr);
+    int rc = st != MLXR_OK ? cli_error("%s", err.msg) : import_into(r, part, name);
+    unlink(part);
+    mlxr_registry_close(r);
+    return rc;
+}
+
 int cli_pull(int argc, char **argv) {
     const char *home, *pos[1], *name = NULL;
     int n_pos, rc = reg_args(argc, argv, &home, pos, 1, &n_pos, &name,
-                             "usage: mlxr pull PATH|file://PATH [--name NAME[:TAG]] [--home DIR]\n"
-                             "  only local files for now: this build has no HTTP client\n");
+                             "usage: mlxr pull URL|PATH|file://PATH [--name NAME[:TAG]] [--home DIR]\n"
+                             "  download (http/https) or copy a GGUF file into the registry, verified\n");
     if (rc) return rc < 0 ? 0 : rc;
-    if (n_pos != 1) return cli_error("pull needs a path");
+    if (n_pos != 1) return cli_error("pull needs a URL or a path");
     const char *src = pos[0];
-    if (!strncmp(src, "file://", 7)) src += 7;
-    else if (strstr(src, "://"))
-        return cli_error("cannot pull '%s': only local paths and file:// URLs are supported (no "
-                         "HTTP client in this build); download the file and 'mlxr import' it", src);
     char def[256];
     if (!name) {
-        stem(src, def, sizeof def);
+        /* the URL's last path segment, without a query string */
+        char buf[256];
+        snprintf(buf, sizeof buf, "%s", src);
+        buf[strcspn(buf, "?#")] = '\0';
+        stem(buf, def, sizeof def);
         name = def;
     }
+    if (mlxr_fetch_is_url(src)) return pull_url(home, src, name);
+    if (!strncmp(src, "file://", 7)) src += 7;
+    else if (strstr(src, "://"))
+        return cli_error("cannot pull '%s': only http://, https://, file:// and local paths", src);
     return import_file(home, src, name);
 }

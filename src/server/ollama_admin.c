@@ -1,6 +1,7 @@
 /*
  * ollama_admin.c - Ollama's model management endpoints on the local registry: POST /api/copy,
- * DELETE /api/delete, POST /api/pull (local files only: mlxr has no network registry) and
+ * DELETE /api/delete, POST /api/pull (a GGUF file by http(s) URL or local path: mlxr has no
+ * library of model names) and
  * POST /api/create (from a GGUF path or an installed model, as `from` or a Modelfile's FROM).
  *
  * pull and create read a path on the server's file system: anyone who may call the API can make
@@ -8,6 +9,7 @@
  * handler's thread (hashing a large file takes a while); the NDJSON status lines are written
  * when the import is done, so they report the steps, not live progress.
  */
+#include "server/fetch.h"
 #include "server/http.h"
 
 #include "util/err.h"
@@ -198,11 +200,45 @@ enum MHD_Result mlxr_ollama_pull(mlxr_http_req *r) {
                                             "verifying sha256 digest", "writing manifest",
                                             "success"};
         ret = st == MLXR_OK ? statuses(r, stream, lines, 5) : reg_error(r, st, &err);
+    } else if (mlxr_fetch_is_url(model)) {
+        /* a GGUF file at an http(s) URL: downloaded into the registry's tmp folder (swept at
+         * the next start if we die), imported (hard link), then the download is removed. The
+         * status lines are written once the import is done, like the local case. */
+        char name[160], part[4096];
+        const char *as = str_member(o, "as");
+        if (as) {
+            snprintf(name, sizeof name, "%s", as);
+        } else {
+            char buf[512];
+            snprintf(buf, sizeof buf, "%s", model);
+            buf[strcspn(buf, "?#")] = '\0';
+            stem_name(buf, name, sizeof name);
+        }
+        pthread_mutex_lock(&r->srv->reg_mu);
+        const char *home = r->srv->reg ? mlxr_registry_home(r->srv->reg) : NULL;
+        if (home)
+            snprintf(part, sizeof part, "%s/models/tmp/pull-%ld-%p.part", home, (long)getpid(),
+                     (void *)r);
+        pthread_mutex_unlock(&r->srv->reg_mu);
+        mlxr_err err = {0};
+        mlxr_status st = !home ? MLXR_FAIL(&err, MLXR_ERR_INVALID, "the server has no registry")
+                               : mlxr_fetch_url(model, part, NULL, NULL, &err);
+        if (st == MLXR_OK) {
+            st = import(r->srv, part, name, &err);
+            unlink(part);
+        }
+        static const char *const lines[] = {"pulling manifest", "downloading model",
+                                            "verifying sha256 digest", "writing manifest",
+                                            "success"};
+        ret = st == MLXR_OK ? statuses(r, stream, lines, 5)
+              : st == MLXR_ERR_IO ? mlxr_http_errorf(r, 502, "server_error", NULL, "%s", err.msg)
+                                  : reg_error(r, st, &err);
     } else {
         ret = mlxr_http_errorf(r, 404, "invalid_request_error", "model_not_found",
-                               "model '%s' is not installed and mlxr cannot download models: pull "
-                               "a local GGUF file (\"file:///path/model.gguf\", optional \"as\": "
-                               "name)", model);
+                               "model '%s' is not installed; mlxr has no model library to pull "
+                               "names from: pull a GGUF file by URL (\"https://.../model.gguf\") "
+                               "or path (\"file:///path/model.gguf\"), optional \"as\": name",
+                               model);
     }
     free(have);
     json_decref(o);

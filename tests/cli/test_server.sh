@@ -248,7 +248,20 @@ check '"$MLXR" list --home "$HOME_DIR" | grep -q "^tiny:v1 "' "mlxr list"
 check '"$MLXR" show tiny:v1 --home "$HOME_DIR" | grep -q "architecture: *llama"' "mlxr show"
 check '[ "$(req POST /v1/completions "{\"model\":\"tiny:v1\",\"prompt\":\"Once upon a time\",\"max_tokens\":5}")" = 200 ] && json $tmp/r "j[\"model\"] == \"tiny:v1\" and j[\"usage\"][\"completion_tokens\"] > 0"' "generate with an imported model: $(cat $tmp/r)"
 check '! "$MLXR" import /nonexistent.gguf --name x --home "$HOME_DIR" 2>/dev/null' "import of a missing file fails"
-check '! "$MLXR" pull https://example.com/x.gguf --home "$HOME_DIR" 2>/dev/null' "pull of a URL says no"
+# pull by URL (libcurl) from a local HTTP server (python3 -m http.server on a free port)
+mkdir -p "$tmp/www" && cp "$DATA/models/stories260K.gguf" "$tmp/www/"
+py -m http.server 0 --bind 127.0.0.1 --directory "$tmp/www" > "$tmp/www.log" 2>&1 &
+pids+=($!)
+WWW=""
+for _ in $(seq 100); do
+    WWW=$(sed -n 's/.*port \([0-9][0-9]*\).*/\1/p' "$tmp/www.log" | head -n 1)
+    [ -n "$WWW" ] && break
+    sleep 0.1
+done
+check '"$MLXR" pull "http://127.0.0.1:$WWW/stories260K.gguf?x=1" --home "$HOME_DIR" > "$tmp/pull" 2>&1 && grep -q "imported stories260K:latest" "$tmp/pull"' "pull of an http URL: $(cat $tmp/pull)"
+check '[ -z "$(ls "$HOME_DIR/models/tmp")" ]' "pull leaves no temporary file"
+check '! "$MLXR" pull "http://127.0.0.1:$WWW/missing.gguf" --home "$HOME_DIR" 2> "$tmp/pull" && grep -q "HTTP 404" "$tmp/pull" && ! "$MLXR" list --home "$HOME_DIR" | grep -q "^missing"' "pull of a missing URL: $(cat $tmp/pull)"
+check '! "$MLXR" pull "ftp://127.0.0.1/x.gguf" --home "$HOME_DIR" 2>/dev/null' "pull of an ftp URL says no"
 check '"$MLXR" pull "file://$DATA/models/stories260K.gguf" --name tiny:v2 --home "$HOME_DIR" > /dev/null' "pull of a local file"
 
 # chat through the model's own template: the bundled model with a tokenizer.chat_template added
@@ -278,7 +291,9 @@ check '[ "$(req POST /v1/completions "{\"model\":\"tiny:copy\",\"prompt\":\"Once
 check '[ "$(req DELETE /api/delete "{\"model\":\"tiny:copy\"}")" = 404 ]' "/api/delete of a missing model"
 check '[ "$(req POST /api/pull "{\"model\":\"file://$DATA/models/stories260K.gguf\",\"as\":\"tiny:pulled\"}")" = 200 ] && py -c "import json; r=[json.loads(l) for l in open(\"$tmp/r\").read().splitlines()]; assert r[-1] == {\"status\": \"success\"} and len(r) > 1"' "/api/pull of a local file (NDJSON): $(cat $tmp/r)"
 check '[ "$(req POST /api/pull "{\"model\":\"tiny:pulled\",\"stream\":false}")" = 200 ] && json $tmp/r "j == {\"status\": \"success\"}"' "/api/pull of an installed model"
-check '[ "$(req POST /api/pull "{\"model\":\"llama3.2\"}")" = 404 ] && json $tmp/r "\"cannot download\" in j[\"error\"]"' "/api/pull from the network says no: $(cat $tmp/r)"
+check '[ "$(req POST /api/pull "{\"model\":\"llama3.2\"}")" = 404 ] && json $tmp/r "\"no model library\" in j[\"error\"]"' "/api/pull of a bare name says no: $(cat $tmp/r)"
+check '[ "$(req POST /api/pull "{\"model\":\"http://127.0.0.1:$WWW/stories260K.gguf\",\"as\":\"tiny:http\",\"stream\":false}")" = 200 ] && json $tmp/r "j == {\"status\": \"success\"}" && "$MLXR" list --home "$HOME_DIR" | grep -q "^tiny:http "' "/api/pull of an http URL: $(cat $tmp/r)"
+check '[ "$(req POST /api/pull "{\"model\":\"http://127.0.0.1:$WWW/nope.gguf\"}")" = 502 ] && json $tmp/r "\"HTTP 404\" in j[\"error\"]"' "/api/pull of a missing URL: $(cat $tmp/r)"
 check '[ "$(req POST /api/create "{\"model\":\"tiny:made\",\"modelfile\":\"FROM tiny:v1\\n\",\"stream\":false}")" = 200 ] && json $tmp/r "j[\"status\"] == \"success\"" && [ "$(req POST /api/generate "{\"model\":\"tiny:made\",\"prompt\":\"Once\",\"stream\":false,\"options\":{\"num_predict\":2}}")" = 200 ]' "/api/create FROM an installed model: $(cat $tmp/r)"
 check '[ "$(req POST /api/create "{\"model\":\"tiny:made2\",\"from\":\"$DATA/models/stories260K.gguf\"}")" = 200 ] && [ "$(req POST /api/create "{\"model\":\"x\",\"from\":\"/nonexistent.gguf\"}")" = 404 ]' "/api/create from a path: $(cat $tmp/r)"
 
