@@ -33,7 +33,7 @@ static void usage(FILE *f) {
             "  perplexity  score a text: mlxr perplexity -m MODEL -f TEXT [-c N_CTX] [--base MODEL] [--json]\n"
             "  serve     run the HTTP daemon (OpenAI + Ollama API): mlxr serve [--port N] [--socket P]\n"
             "  list      installed models; show NAME, rm NAME, import PATH [--name NAME[:TAG]],\n"
-            "            pull PATH (local files only) manage them (all take --home DIR)\n"
+            "            pull URL|PATH manage them (all take --home DIR)\n"
             "\n"
             "Run 'mlxr <command> --help' for the options of a command.\n"
             "Without -m, the bundled demonstration model is used (%s).\n",
