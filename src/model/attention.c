@@ -23,6 +23,7 @@
 #include "model/model.h"
 
 #include <math.h>
+#include <stdatomic.h>
 #include <string.h>
 
 /* Byte offsets inside one thread's scratch (see mlxr_attention_scratch). */
@@ -110,6 +111,7 @@ typedef struct attn_job {
     const mlxr_batch *b;
     int32_t il;
     int32_t n_seg;
+    atomic_int next; /* next task to hand out */
 } attn_job;
 
 /* scores[j][p] = K[p] . Q[j] for positions p < n of sequence s, head group kvh, nq queries.
@@ -216,12 +218,18 @@ static void attn_task(const attn_job *j, int32_t seg, int32_t head, uint8_t *scr
        c->xb2 + (size_t)t0 * E + (size_t)head * hd, (size_t)E, part);
 }
 
+/* Tasks are handed out from a shared counter, so a thread the OS descheduled does not hold the
+ * others up; a task's numbers do not depend on the thread that runs it. */
 static void attn_worker(void *arg, int ith, int nth) {
-    const attn_job *j = arg;
+    (void)nth;
+    attn_job *j = arg;
     uint8_t *scratch = (uint8_t *)j->c->att + (size_t)ith * j->c->att_stride;
     const int32_t n_head = j->c->m->info.n_head, n_tasks = j->n_seg * n_head;
-    for (int32_t task = ith; task < n_tasks; task += nth)
+    for (;;) {
+        const int32_t task = atomic_fetch_add_explicit(&j->next, 1, memory_order_relaxed);
+        if (task >= n_tasks) return;
         attn_task(j, task / n_head, task % n_head, scratch);
+    }
 }
 
 void mlxr_attention(mlxr_context *c, const mlxr_batch *b, int32_t il) {
@@ -235,6 +243,7 @@ void mlxr_attention(mlxr_context *c, const mlxr_batch *b, int32_t il) {
             t - start == ATT_QCHUNK)
             c->att_seg[++n_seg] = t;
     }
-    attn_job j = {c, b, il, n_seg};
+    attn_job j = {.c = c, .b = b, .il = il, .n_seg = n_seg};
+    atomic_init(&j.next, 0);
     mlxr_tp_run(c->tp, attn_worker, &j);
 }

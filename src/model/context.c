@@ -49,6 +49,7 @@ static mlxr_status alloc_scratch(mlxr_context *c, mlxr_err *err) {
     c->hb2 = alloc3(B, F, 4);
     c->xq_row = xq_row_bytes(E > F ? (int64_t)E : (int64_t)F);
     c->xq = alloc3(B, c->xq_row, 1);
+    c->xq2 = alloc3(B, c->xq_row, 1);
     c->att_stride = mlxr_attention_scratch(c->n_ctx, h->head_dim);
     c->att = alloc3(nth, c->att_stride, 1);
     c->rope_cs = alloc3((size_t)h->n_rot, 4, 1);
@@ -56,7 +57,8 @@ static mlxr_status alloc_scratch(mlxr_context *c, mlxr_err *err) {
     c->logits = alloc3(B, V, 4);
     c->logit_row = calloc(B, sizeof *c->logit_row);
     if (!c->seq_next || !c->x || !c->xb || !c->xb2 || !c->q || !c->k ||
-        !c->v || !c->hb || !c->hb2 || !c->xq || !c->att || !c->rope_cs || !c->att_seg || !c->logits || !c->logit_row)
+        !c->v || !c->hb || !c->hb2 || !c->xq || !c->xq2 || !c->att || !c->rope_cs ||
+        !c->att_seg || !c->logits || !c->logit_row)
         return MLXR_FAIL(err, MLXR_ERR_NOMEM,
                          "out of memory for a context of %d tokens x %d sequences (batch %d)",
                          c->n_ctx, c->n_seq, c->n_batch);
@@ -134,6 +136,7 @@ void mlxr_context_free(mlxr_context *c) {
     free(c->hb);
     free(c->hb2);
     free(c->xq);
+    free(c->xq2);
     free(c->att);
     free(c->rope_cs);
     free(c->att_seg);

@@ -72,7 +72,9 @@ struct mlxr_context {
     float *hb;         /* [n_batch][n_ff] */
     float *hb2;        /* [n_batch][n_ff] */
     void *xq;          /* [n_batch][row bytes of max(n_embd, n_ff) in any vec_dot_type] */
-    size_t xq_row;     /* bytes per row of xq */
+    size_t xq_row;     /* bytes per row of xq and xq2 */
+    void *xq2;         /* like xq: the FFN's down-projection input, encoded while xq, the
+                          gate/up input, is still being read (llama.c) */
     void *att;         /* per thread: scores [ATT_QCHUNK][n_ctx] f32, q16 [ATT_QCHUNK][head_dim]
                           and p16 [ATT_QCHUNK][n_ctx] in the KV type, partial outputs
                           [ATT_QCHUNK][head_dim] f32 (attention.c) */
