@@ -12,6 +12,7 @@
  */
 #include "format/gguf.h"
 #include "test.h"
+#include "tokenizer/tok_util.h"
 #include "tokenizer/detok.h"
 #include "tokenizer/vocab.h"
 #include "tokenizer/vocab_impl.h"
@@ -19,25 +20,6 @@
 #include <time.h>
 
 #include "pretok_expect.h"
-
-typedef struct ids {
-    int32_t *a;
-    size_t n;
-} ids;
-
-static mlxr_vocab *load_vocab(const char *name) {
-    char rel[256];
-    snprintf(rel, sizeof rel, "tokenizer/ggml-vocab-%s.gguf", name);
-    char *path = test_data_path(rel);
-    mlxr_gguf *g = NULL;
-    mlxr_vocab *v = NULL;
-    mlxr_err err = {0};
-    if (mlxr_gguf_open(path, &g, &err) || mlxr_vocab_load_gguf(g, &v, &err))
-        fprintf(stderr, "cannot load %s: %s\n", path, err.msg);
-    mlxr_gguf_close(g);
-    free(path);
-    return v;
-}
 
 static ids tokenize(const mlxr_vocab *v, const char *s, size_t len, bool add_special,
                     bool parse_special) {
@@ -282,7 +264,7 @@ static size_t naive_merge(const mlxr_vocab *v, const char *w, size_t n, size_t *
 }
 
 static void test_against_naive(uint64_t seed) {
-    mlxr_vocab *v = load_vocab("gpt-2");
+    mlxr_vocab *v = tok_load_vocab("gpt-2");
     if (!v) return;
     uint64_t rng = seed | 1;
     int bad = 0;
@@ -315,7 +297,7 @@ static void test_against_naive(uint64_t seed) {
  */
 
 static void test_invalid_utf8(void) {
-    mlxr_vocab *v = load_vocab("gpt-2");
+    mlxr_vocab *v = tok_load_vocab("gpt-2");
     if (!v) return;
     /* a lone bad byte is U+FFFD (EF BF BD) */
     ids a = tokenize(v,
@@ -357,7 +339,7 @@ static void test_invalid_utf8(void) {
     free(a.a);
     mlxr_vocab_free(v);
 
-    v = load_vocab("bert-bge");
+    v = tok_load_vocab("bert-bge");
     if (!v) return;
     a = tokenize(v, "\xff\xfe", 2, false, false);
     CHECK(a.n == 0, "bert drops U+FFFD");
@@ -373,7 +355,7 @@ static void test_random_bytes(uint64_t seed) {
     const char *names[] = {"gpt-2", "deepseek-coder", "falcon", "bert-bge", "llama-spm"};
     uint64_t rng = seed | 1;
     for (size_t k = 0; k < 5; k++) {
-        mlxr_vocab *v = load_vocab(names[k]);
+        mlxr_vocab *v = tok_load_vocab(names[k]);
         if (!v) continue;
         int fails = 0;
         for (int iter = 0; iter < 300; iter++) {
@@ -418,7 +400,7 @@ static void test_long_inputs(void) {
     size_t big = 256 << 10; /* enough to show quadratic behaviour, short under sanitizers */
     char *s = malloc(big);
     for (size_t k = 0; k < 3; k++) {
-        mlxr_vocab *v = load_vocab(names[k]);
+        mlxr_vocab *v = tok_load_vocab(names[k]);
         if (!v) continue;
         char label[64];
         memset(s, 'a', big);
@@ -445,7 +427,7 @@ static void test_long_inputs(void) {
  */
 
 static void test_buffers(void) {
-    mlxr_vocab *v = load_vocab("gpt-2");
+    mlxr_vocab *v = tok_load_vocab("gpt-2");
     if (!v) return;
     int32_t out[1] = {-7};
     size_t n = 0;

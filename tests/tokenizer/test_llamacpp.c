@@ -10,33 +10,20 @@
  */
 #include "format/gguf.h"
 #include "test.h"
+#include "tokenizer/tok_util.h"
 #include "tokenizer/vocab.h"
 
 #include <jansson.h>
 
-static mlxr_vocab *load_vocab(const char *name) {
-    char rel[256];
-    snprintf(rel, sizeof rel, "tokenizer/ggml-vocab-%s.gguf", name);
-    char *path = test_data_path(rel);
-    mlxr_gguf *g = NULL;
-    mlxr_vocab *v = NULL;
-    mlxr_err err = {0};
-    if (mlxr_gguf_open(path, &g, &err) || mlxr_vocab_load_gguf(g, &v, &err))
-        fprintf(stderr, "cannot load %s: %s\n", path, err.msg);
-    mlxr_gguf_close(g);
-    free(path);
-    return v;
-}
-
 static bool same(const mlxr_vocab *v, const char *s, size_t len, bool parse_special,
                  const json_t *want) {
-    int32_t ids[4096];
+    int32_t got[4096];
     size_t n = 0;
     mlxr_err err = {0};
-    mlxr_status st = mlxr_vocab_tokenize(v, s, len, false, parse_special, ids, 4096, &n, &err);
+    mlxr_status st = mlxr_vocab_tokenize(v, s, len, false, parse_special, got, 4096, &n, &err);
     if (st != MLXR_OK || n != json_array_size(want)) return false;
     for (size_t i = 0; i < n; i++)
-        if (ids[i] != (int32_t)json_integer_value(json_array_get(want, i))) return false;
+        if (got[i] != (int32_t)json_integer_value(json_array_get(want, i))) return false;
     return true;
 }
 
@@ -75,7 +62,7 @@ int main(void) {
     const char *name;
     json_t *cases;
     json_object_foreach(root, name, cases) {
-        mlxr_vocab *v = load_vocab(name);
+        mlxr_vocab *v = tok_load_vocab(name);
         CHECK(v != NULL, "load %s", name);
         if (!v) continue;
         int n_bad = 0, n = 0;

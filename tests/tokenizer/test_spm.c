@@ -8,6 +8,7 @@
  */
 #include "format/gguf.h"
 #include "test.h"
+#include "tokenizer/tok_util.h"
 #include "tokenizer/vocab.h"
 #include "tokenizer/vocab_impl.h"
 
@@ -17,44 +18,8 @@
 
 /* ---- helpers --------------------------------------------------------------------------------- */
 
-static mlxr_vocab *load_vocab(const char *rel) {
-    char *path = test_data_path(rel);
-    mlxr_gguf *g = NULL;
-    mlxr_vocab *v = NULL;
-    mlxr_err err = {0};
-    if (mlxr_gguf_open(path, &g, &err) || mlxr_vocab_load_gguf(g, &v, &err))
-        fprintf(stderr, "cannot load %s: %s\n", path, err.msg);
-    mlxr_gguf_close(g); /* the vocabulary keeps its own copies */
-    free(path);
-    return v;
-}
-
-/* A list of ids (malloc'ed). */
-typedef struct ids {
-    int32_t *a;
-    size_t n;
-} ids;
-
-static ids tokenize(const mlxr_vocab *v, const char *s, size_t len, bool add_special,
-                    bool parse_special) {
-    ids r = {0};
-    mlxr_err err = {0};
-    mlxr_status st =
-        mlxr_vocab_tokenize(v, s, len, add_special, parse_special, NULL, 0, &r.n, &err);
-    if (st != MLXR_OK && st != MLXR_ERR_RANGE) {
-        fprintf(stderr, "tokenize failed: %s\n", err.msg);
-        r.n = 0;
-        return r;
-    }
-    r.a = malloc((r.n ? r.n : 1) * sizeof *r.a);
-    size_t n2 = 0;
-    st = mlxr_vocab_tokenize(v, s, len, add_special, parse_special, r.a, r.n, &n2, &err);
-    CHECK(st == MLXR_OK && n2 == r.n, "second call: %s", err.msg);
-    return r;
-}
-
 static ids tok_str(const mlxr_vocab *v, const char *s, bool add_special, bool parse_special) {
-    return tokenize(v, s, strlen(s), add_special, parse_special);
+    return tok_ids(v, s, strlen(s), add_special, parse_special);
 }
 
 static bool ids_equal(ids a, const int32_t *b, size_t n) {
@@ -112,7 +77,7 @@ static void unescape_all(char *d, size_t *n) {
  * the same), so only valid UTF-8 round-trips exactly. `s` must not contain U+2581 itself.
  */
 static bool round_trips(const mlxr_vocab *v, const char *s, size_t len, bool loose) {
-    ids t = tokenize(v, s, len, false, false);
+    ids t = tok_ids(v, s, len, false, false);
     size_t n;
     char *d = detokenize(v, t.a, t.n, &n);
     if (loose) unescape_all(d, &n);
@@ -172,7 +137,7 @@ static ids parse_line(const char *line, size_t len) {
 static void test_vectors(const char *name) {
     char rel[128];
     snprintf(rel, sizeof rel, "tokenizer/ggml-vocab-%s.gguf", name);
-    mlxr_vocab *v = load_vocab(rel);
+    mlxr_vocab *v = tok_load_rel(rel);
     CHECK(v != NULL, "load %s", rel);
     if (!v) return;
     size_t in_len, out_len;
@@ -193,7 +158,7 @@ static void test_vectors(const char *name) {
         if (!sep || !nl) break;
         size_t n = (size_t)(sep - p);
         ids want = parse_line(o, (size_t)(nl - o));
-        ids got = tokenize(v, p, n, false, false);
+        ids got = tok_ids(v, p, n, false, false);
         n_case++;
         if (ids_equal(got, want.a, want.n)) {
             n_ok++;
@@ -228,7 +193,7 @@ static void test_vectors(const char *name) {
 /* ---- documented examples --------------------------------------------------------------------- */
 
 static void test_examples(void) {
-    mlxr_vocab *v = load_vocab("tokenizer/ggml-vocab-llama-spm.gguf");
+    mlxr_vocab *v = tok_load_rel("tokenizer/ggml-vocab-llama-spm.gguf");
     CHECK(v != NULL, "load llama-spm");
     if (v) {
         CHECK_IDS(v, "Hello world", false, false, 15043, 3186);
@@ -259,12 +224,12 @@ static void test_examples(void) {
         mlxr_vocab_free(v);
     }
 
-    v = load_vocab("models/stories260K.gguf");
+    v = tok_load_rel("models/stories260K.gguf");
     CHECK(v != NULL, "load stories260K");
     if (v) CHECK_IDS(v, "Once upon a time", true, false, 1, 403, 407, 261, 378);
     mlxr_vocab_free(v);
 
-    v = load_vocab("models/pydoc-7M/pydoc-7M-f16.gguf");
+    v = tok_load_rel("models/pydoc-7M/pydoc-7M-f16.gguf");
     CHECK(v != NULL, "load pydoc-7M");
     if (v) {
         CHECK_IDS(v, "In Python 3.11, the", true, false, 1, 728, 436, 3894, 3949, 3912, 3936, 3936,
@@ -279,7 +244,7 @@ static void test_examples(void) {
 /* Phi-3: "</s>" is USER_DEFINED (matched even without parse_special) and, as in llama.cpp for
  * models named Phi-3, swallows the whitespace after it; "<|end|>" is CONTROL. */
 static void test_phi3_specials(void) {
-    mlxr_vocab *v = load_vocab("tokenizer/ggml-vocab-phi-3.gguf");
+    mlxr_vocab *v = tok_load_rel("tokenizer/ggml-vocab-phi-3.gguf");
     CHECK(v != NULL, "load phi-3");
     if (!v) return;
     CHECK_IDS(v, "Hello</s> world", false, false, 15043, 2, 3186);
@@ -323,7 +288,7 @@ static int check_reference(const char *file) {
     const char *model = json_string_value(json_object_get(j, "model_path"));
     const char *prompt = json_string_value(json_object_get(j, "prompt"));
     const char *hex = json_string_value(json_object_get(j, "text_hex"));
-    mlxr_vocab *v = model ? load_vocab(model) : NULL;
+    mlxr_vocab *v = model ? tok_load_rel(model) : NULL;
     CHECK(v && prompt && hex, "%s: model, prompt, text_hex", file);
     if (v && prompt && hex) {
         ids want = json_ids(json_object_get(j, "prompt_ids"));
@@ -538,7 +503,7 @@ static void test_bad_metadata(void) {
     CHECK(load_synthetic("t5", 4, -1) == MLXR_ERR_UNSUPPORTED, "unsupported model");
     /* gpt2 needs tokenizer.ggml.merges (llama.cpp: "cannot find tokenizer merges") */
     CHECK(load_synthetic("gpt2", 4, -1) == MLXR_ERR_FORMAT, "gpt2 model without merges");
-    mlxr_vocab *v = load_vocab("tokenizer/ggml-vocab-gpt-2.gguf");
+    mlxr_vocab *v = tok_load_rel("tokenizer/ggml-vocab-gpt-2.gguf");
     CHECK(v != NULL, "gpt-2 vocab loads");
     mlxr_vocab_free(v);
 }
@@ -608,7 +573,7 @@ static ids naive_spm(const mlxr_vocab *v, const char *s, size_t len) {
 /* Random word salad (from the tokenizer vectors' alphabet) and random bytes: spm.c and the
  * naive encoder must agree. */
 static void test_against_naive(const char *rel, uint64_t seed) {
-    mlxr_vocab *v = load_vocab(rel);
+    mlxr_vocab *v = tok_load_rel(rel);
     CHECK(v != NULL, "load %s", rel);
     if (!v) return;
     static const char *const words[] = {
@@ -654,7 +619,7 @@ static void test_against_naive(const char *rel, uint64_t seed) {
             memcpy(buf + len, w, strlen(w));
             len += strlen(w);
         }
-        ids a = tokenize(v, buf, len, false, false), b = naive_spm(v, buf, len);
+        ids a = tok_ids(v, buf, len, false, false), b = naive_spm(v, buf, len);
         bool same = ids_equal(a, b.a, b.n);
         n_same += same;
         if (!same) {
@@ -688,7 +653,7 @@ static void test_random_bytes(const mlxr_vocab *v, uint64_t seed) {
         if (memmem(buf, len, "\xe2\x96\x81", 3)) continue; /* a literal U+2581 decodes as ' ' */
         n_tried++;
         n_ok += round_trips(v, buf, len, true);
-        ids t = tokenize(v, buf, len, true, true); /* parse_special on hostile text: no crash */
+        ids t = tok_ids(v, buf, len, true, true); /* parse_special on hostile text: no crash */
         free(t.a);
     }
     CHECK(n_ok == n_tried, "%d of %d random inputs round-trip", n_ok, n_tried);
@@ -774,7 +739,7 @@ int main(void) {
     test_bad_metadata();
     test_against_naive("tokenizer/ggml-vocab-llama-spm.gguf", seed);
     test_against_naive("models/pydoc-7M/pydoc-7M-f16.gguf", seed + 1);
-    mlxr_vocab *v = load_vocab("tokenizer/ggml-vocab-llama-spm.gguf");
+    mlxr_vocab *v = tok_load_rel("tokenizer/ggml-vocab-llama-spm.gguf");
     CHECK(v != NULL, "load llama-spm");
     if (v) {
         test_random_bytes(v, seed);

@@ -12,45 +12,9 @@
 #include "tokenizer/detok.h"
 #include "tokenizer/vocab.h"
 #include "tokenizer/vocab_impl.h"
+#include "tokenizer/tok_util.h"
 
 #include <pthread.h>
-
-static mlxr_vocab *load_vocab(const char *name) {
-    char rel[256];
-    snprintf(rel, sizeof rel, "tokenizer/ggml-vocab-%s.gguf", name);
-    char *path = test_data_path(rel);
-    mlxr_gguf *g = NULL;
-    mlxr_vocab *v = NULL;
-    mlxr_err err = {0};
-    if (mlxr_gguf_open(path, &g, &err) || mlxr_vocab_load_gguf(g, &v, &err))
-        fprintf(stderr, "cannot load %s: %s\n", path, err.msg);
-    mlxr_gguf_close(g);
-    free(path);
-    return v;
-}
-
-typedef struct ids {
-    int32_t *a;
-    size_t n;
-} ids;
-
-static ids tokenize(const mlxr_vocab *v, const char *s, size_t len, bool add_special,
-                    bool parse_special) {
-    ids r = {0};
-    mlxr_err err = {0};
-    mlxr_status st =
-        mlxr_vocab_tokenize(v, s, len, add_special, parse_special, NULL, 0, &r.n, &err);
-    if (st != MLXR_OK && st != MLXR_ERR_RANGE) {
-        fprintf(stderr, "tokenize failed: %s\n", err.msg);
-        r.n = 0;
-        return r;
-    }
-    r.a = malloc((r.n ? r.n : 1) * sizeof *r.a);
-    size_t n2 = 0;
-    st = mlxr_vocab_tokenize(v, s, len, add_special, parse_special, r.a, r.n, &n2, &err);
-    CHECK(st == MLXR_OK && n2 == r.n, "second call: %s", err.msg);
-    return r;
-}
 
 static void print_escaped(const char *s, size_t n) {
     fputc('"', stderr);
@@ -135,7 +99,7 @@ static void test_vectors(const char *name) {
     char *pout = test_data_path(rel);
     size_t nin = 0, nout = 0;
     char *inp = test_read_file(pin, &nin), *out = test_read_file(pout, &nout);
-    mlxr_vocab *v = load_vocab(name);
+    mlxr_vocab *v = tok_load_vocab(name);
     CHECK(inp && out && v, "%s: vector files and vocabulary load", name);
     if (!inp || !out || !v) goto done;
     static const char sep[] = "\n__ggml_vocab_test__\n";
@@ -152,7 +116,7 @@ static void test_vectors(const char *name) {
             break;
         }
         ids want = parse_line(out + op, (size_t)(nl - (out + op)));
-        ids got = tokenize(v, inp + ip, len, false, false);
+        ids got = tok_ids(v, inp + ip, len, false, false);
         bool ok = got.n == want.n && (!got.n || !memcmp(got.a, want.a, got.n * sizeof *got.a));
         cases++;
         if (!ok) {
@@ -211,7 +175,7 @@ static uint32_t random_cp(uint64_t *rng) {
 }
 
 static void test_random_round_trips(const char *name, uint64_t seed) {
-    mlxr_vocab *v = load_vocab(name);
+    mlxr_vocab *v = tok_load_vocab(name);
     CHECK(v != NULL, "load %s", name);
     if (!v) return;
     uint64_t rng = seed | 1;
@@ -221,7 +185,7 @@ static void test_random_round_trips(const char *name, uint64_t seed) {
         size_t n = 0, want = (size_t)(test_rng_u64(&rng) % 200);
         while (n + 4 < sizeof text && want--)
             n += mlxr_utf8_encode(random_cp(&rng), text + n);
-        ids t = tokenize(v, text, n, false, false);
+        ids t = tok_ids(v, text, n, false, false);
         size_t dl = 0;
         char *d = decode(v, t.a, t.n, &dl);
         if (lossless(v) && (dl != n || memcmp(d, text, n))) {
@@ -243,11 +207,11 @@ static void test_random_round_trips(const char *name, uint64_t seed) {
 
 static void test_specials(void) {
     /* gpt-2: <|endoftext|> (50256) is CONTROL: split out only with parse_special */
-    mlxr_vocab *v = load_vocab("gpt-2");
+    mlxr_vocab *v = tok_load_vocab("gpt-2");
     if (v) {
         const char *s = "a<|endoftext|>b";
-        ids plain = tokenize(v, s, strlen(s), false, false);
-        ids parsed = tokenize(v, s, strlen(s), false, true);
+        ids plain = tok_ids(v, s, strlen(s), false, false);
+        ids parsed = tok_ids(v, s, strlen(s), false, true);
         bool has = false;
         for (size_t i = 0; i < plain.n; i++)
             has |= plain.a[i] == 50256;
@@ -257,29 +221,29 @@ static void test_specials(void) {
         free(plain.a);
         free(parsed.a);
         /* add_special: gpt-2 adds no BOS (llama.cpp's BPE default) */
-        ids h = tokenize(v, "Hello", 5, true, false);
+        ids h = tok_ids(v, "Hello", 5, true, false);
         CHECK(h.n == 1 && h.a[0] == 15496, "gpt-2 Hello = 15496, no BOS");
         free(h.a);
         mlxr_vocab_free(v);
     }
     /* deepseek-coder: add_bos_token true -> BOS 32013 with add_special */
-    v = load_vocab("deepseek-coder");
+    v = tok_load_vocab("deepseek-coder");
     if (v) {
-        ids h = tokenize(v, "Hello", 5, true, false);
+        ids h = tok_ids(v, "Hello", 5, true, false);
         CHECK(h.n >= 2 && h.a[0] == 32013, "deepseek-coder BOS");
         free(h.a);
         mlxr_vocab_free(v);
     }
     /* bert-bge: add_special wraps in [CLS] 101 ... [SEP] 102 */
-    v = load_vocab("bert-bge");
+    v = tok_load_vocab("bert-bge");
     if (v) {
-        ids h = tokenize(v, "Hello world", 11, true, false);
+        ids h = tok_ids(v, "Hello world", 11, true, false);
         CHECK(h.n == 4 && h.a[0] == 101 && h.a[1] == 7592 && h.a[2] == 2088 && h.a[3] == 102,
               "bert CLS/SEP");
         free(h.a);
         const char *s = "[CLS] hi [SEP]";
-        ids plain = tokenize(v, s, strlen(s), false, false);
-        ids parsed = tokenize(v, s, strlen(s), false, true);
+        ids plain = tok_ids(v, s, strlen(s), false, false);
+        ids parsed = tok_ids(v, s, strlen(s), false, true);
         CHECK(plain.n > 0 && plain.a[0] != 101, "bert: [CLS] in text is not special by default");
         CHECK(parsed.n >= 3 && parsed.a[0] == 101 && parsed.a[parsed.n - 1] == 102,
               "bert: [CLS] with parse_special");
@@ -317,11 +281,11 @@ static void test_threads(void) {
                        "F\xc3\xbchrer 3333 ------=======\n\n  x";
     const char *names[] = {"gpt-2", "bert-bge", "llama-spm", "deepseek-coder"};
     for (size_t k = 0; k < 4; k++) {
-        mlxr_vocab *v = load_vocab(names[k]);
+        mlxr_vocab *v = tok_load_vocab(names[k]);
         if (!v) continue;
         thread_job jobs[4];
         pthread_t th[4];
-        ids want = tokenize(v, text, strlen(text), true, false);
+        ids want = tok_ids(v, text, strlen(text), true, false);
         for (int i = 0; i < 4; i++) {
             jobs[i] = (thread_job){v, text, strlen(text), want, 0};
             pthread_create(&th[i], NULL, thread_main, &jobs[i]);
