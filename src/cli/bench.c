@@ -166,7 +166,7 @@ static void mean_sd(const double *v, int n, double *mean, double *sd) {
 
 int cli_bench(int argc, char **argv) {
     const char *model = NULL;
-    long P = 512, N = 128, T = 0, R = 5, n_par = 0;
+    long P = 512, N = 128, T = 0, R = 5, n_par = 0, ngl = 0;
     bool json = false, prefix_share = false;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v;
@@ -180,7 +180,8 @@ int cli_bench(int argc, char **argv) {
         }
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
             printf("usage: mlxr bench [-m MODEL] [-p 512] [-n 128] [-t THREADS] [-r 5] [--json]\n"
-                   "                  [--parallel N] [--prefix-share]\n"
+                   "                  [--parallel N] [--prefix-share] [-ngl N]\n"
+                   "  -ngl N           run on CUDA device 0 (N != 0: the whole model)\n"
                    "  --parallel N     N requests at once through the engine (P prompt, N generated\n"
                    "                   tokens each): total and per-sequence generation tokens/s\n"
                    "  --prefix-share   the requests share a P-token prefix: time to first token\n"
@@ -194,12 +195,18 @@ int cli_bench(int argc, char **argv) {
         else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) { if (!cli_int(a, v, 1, 1024, &T)) return 1; }
         else if (!strcmp(a, "-r")) { if (!cli_int(a, v, 1, 1000, &R)) return 1; }
         else if (!strcmp(a, "--parallel")) { if (!cli_int(a, v, 1, 4096, &n_par)) return 1; }
+        else if (!strcmp(a, "-ngl") || !strcmp(a, "--gpu-layers")) { if (!cli_int(a, v, -1, 1 << 20, &ngl)) return 1; }
         else return cli_error("unknown option '%s' for bench", a);
     }
     if (!model) model = cli_default_model();
     if (T == 0) T = sysconf(_SC_NPROCESSORS_ONLN) > 0 ? sysconf(_SC_NPROCESSORS_ONLN) : 1;
     mlxr_model *m = cli_load_model(model, false);
     if (!m) return 1;
+    if ((n_par > 0 || prefix_share) && ngl != 0) {
+        mlxr_model_free(m);
+        return cli_error("-ngl applies to the plain benchmark; the engine (--parallel, "
+                         "--prefix-share) runs on the CPU");
+    }
     if (n_par > 0 || prefix_share) {
         int brc = bench_engine(m, model, P, N, T, n_par > 0 ? n_par : 8, prefix_share, json);
         mlxr_model_free(m);
@@ -212,6 +219,7 @@ int cli_bench(int argc, char **argv) {
     co.n_ctx = n_ctx;
     co.n_threads = (int32_t)T;
     co.n_batch = 512;
+    co.n_gpu_layers = (int32_t)ngl;
     mlxr_context *c = NULL;
     mlxr_err err = {0};
     int rc = 1;

@@ -18,6 +18,8 @@ static void run_usage(void) {
            "  -p, --prompt TEXT       prompt text\n"
            "  -n, --n-predict N       tokens to generate (default 128)\n"
            "  -t, --threads N         threads (default: number of CPUs)\n"
+           "  -ngl, --gpu-layers N    run the model on CUDA device 0 (any N != 0: whole model;\n"
+           "                          needs a build with CUDA and a GPU)\n"
            "  -c, --ctx-size N        context size (default: the model's, at most 4096)\n"
            "  --temp T                temperature; 0 = greedy (default 0.8)\n"
            "  --top-k K               (default 40; 0 = off)\n"
@@ -35,6 +37,7 @@ static void run_usage(void) {
 typedef struct run_opts {
     const char *model, *prompt, *draft;
     long n_predict, threads, n_ctx, n_draft;
+    long n_gpu_layers; /* -ngl: 0 = CPU */
     bool kv_f32, seed_set, lookup;
     mlxr_sampler_opts so;
 } run_opts;
@@ -44,6 +47,7 @@ static int parse(int argc, char **argv, run_opts *o) {
     o->prompt = NULL;
     o->n_predict = 128;
     o->threads = 0;
+    o->n_gpu_layers = 0;
     o->n_ctx = 0;
     o->kv_f32 = false;
     o->draft = NULL;
@@ -78,6 +82,8 @@ static int parse(int argc, char **argv, run_opts *o) {
             if (!cli_int(a, v, 0, 1 << 30, &o->n_predict)) return 1;
         } else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) {
             if (!cli_int(a, v, 1, 1024, &o->threads)) return 1;
+        } else if (!strcmp(a, "-ngl") || !strcmp(a, "--gpu-layers")) {
+            if (!cli_int(a, v, -1, 1 << 20, &o->n_gpu_layers)) return 1;
         } else if (!strcmp(a, "-c") || !strcmp(a, "--ctx-size")) {
             if (!cli_int(a, v, 1, 1 << 20, &o->n_ctx)) return 1;
         } else if (!strcmp(a, "--temp")) {
@@ -215,6 +221,7 @@ int cli_run(int argc, char **argv) {
     mlxr_context_opts co = mlxr_context_default_opts();
     co.n_ctx = n_ctx;
     co.n_threads = (int32_t)o.threads;
+    co.n_gpu_layers = (int32_t)o.n_gpu_layers;
     co.kv_type = o.kv_f32 ? MLXR_KV_F32 : MLXR_KV_F16;
     if (mlxr_context_new(m, &co, &c, &err) != MLXR_OK ||
         mlxr_sampler_new(&o.so, info->n_vocab, &s, &err) != MLXR_OK) {

@@ -84,6 +84,12 @@ expect_error "no prompt" "$MLXR" run -m "$DATA/models/stories260K.gguf"
 expect_error "bad -n" "$MLXR" run -m "$DATA/models/stories260K.gguf" -p hi -n abc
 expect_error "bad --temp" "$MLXR" run -m "$DATA/models/stories260K.gguf" -p hi --temp -1
 expect_error "unknown flag" "$MLXR" run -p hi --bogus 1
+expect_error "bad -ngl" "$MLXR" run -m "$DATA/models/stories260K.gguf" -p hi -ngl x
+expect_error "-ngl with the engine bench" "$MLXR" bench -m "$DATA/models/stories260K.gguf" -ngl 1 --parallel 2
+# -ngl 0 is the CPU path: same greedy text as without the flag
+a=$("$MLXR" run -m "$DATA/models/stories260K.gguf" -p "Once upon a time" -n 8 --temp 0 -t 1 2>/dev/null)
+b=$("$MLXR" run -m "$DATA/models/stories260K.gguf" -p "Once upon a time" -n 8 --temp 0 -t 1 -ngl 0 2>/dev/null)
+[ -n "$a" ] && [ "$a" = "$b" ] && ok || bad "-ngl 0 changes the output"
 expect_error "unknown command" "$MLXR" frobnicate
 # every reference model is readable now: make an unsupported one by retyping toy-f16's F16
 # output.weight as I16 (same size; integer tensors have no matrix product). Its tensor info is
