@@ -719,6 +719,10 @@ const mlxr_gguf_tensor *mlxr_gguf_find_tensor(const mlxr_gguf *g, const char *na
     return i >= 0 ? &g->tensors[i] : NULL;
 }
 
+size_t mlxr_gguf_scalar_size(mlxr_gguf_type t) {
+    return (unsigned)t < MLXR_GGUF_TYPE_COUNT ? SCALAR_SIZE[t] : 0;
+}
+
 const char *mlxr_gguf_type_name(mlxr_gguf_type t) {
     static const char *const NAMES[MLXR_GGUF_TYPE_COUNT] = {
         "uint8", "int8",   "uint16", "int16",  "uint32", "int32",   "float32",

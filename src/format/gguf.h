@@ -105,6 +105,9 @@ const mlxr_gguf_tensor *mlxr_gguf_find_tensor(const mlxr_gguf *g, const char *na
 /* Static name of a value type ("uint32", "string", "array"), or "?" */
 const char *mlxr_gguf_type_name(mlxr_gguf_type t);
 
+/* Encoded size in bytes of one scalar of type t; 0 for STRING, ARRAY and unknown types. */
+size_t mlxr_gguf_scalar_size(mlxr_gguf_type t);
+
 /*
  * Typed getters. Each returns MLXR_ERR_NOT_FOUND if the key is absent, MLXR_ERR_FORMAT if the
  * value has the wrong type, MLXR_ERR_RANGE if it does not fit the output type; the message names

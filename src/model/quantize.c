@@ -231,29 +231,6 @@ static mlxr_status copy_str_array(mlxr_gguf_writer *w, const char *key, const ml
     return st;
 }
 
-/* Element size in bytes of a fixed-size GGUF scalar type (0 for STRING/ARRAY). */
-static size_t scalar_size(mlxr_gguf_type t) {
-    switch (t) {
-    case MLXR_GGUF_UINT8:
-    case MLXR_GGUF_INT8:
-    case MLXR_GGUF_BOOL:
-        return 1;
-    case MLXR_GGUF_UINT16:
-    case MLXR_GGUF_INT16:
-        return 2;
-    case MLXR_GGUF_UINT32:
-    case MLXR_GGUF_INT32:
-    case MLXR_GGUF_FLOAT32:
-        return 4;
-    case MLXR_GGUF_UINT64:
-    case MLXR_GGUF_INT64:
-    case MLXR_GGUF_FLOAT64:
-        return 8;
-    default:
-        return 0;
-    }
-}
-
 static mlxr_status copy_kv(mlxr_gguf_writer *w, const char *key, const mlxr_gguf_value *v,
                            mlxr_err *err) {
     switch (v->type) {
@@ -283,7 +260,7 @@ static mlxr_status copy_kv(mlxr_gguf_writer *w, const char *key, const mlxr_gguf
         return mlxr_gguf_writer_add_str_n(w, key, v->v.str.data, (size_t)v->v.str.len, err);
     case MLXR_GGUF_ARRAY:
         if (v->v.arr.type == MLXR_GGUF_STRING) return copy_str_array(w, key, v, err);
-        if (scalar_size(v->v.arr.type) == 0)
+        if (mlxr_gguf_scalar_size(v->v.arr.type) == 0)
             return MLXR_FAIL(err, MLXR_ERR_UNSUPPORTED,
                              "metadata '%s': nested arrays cannot be copied", key);
         if (v->v.arr.type == MLXR_GGUF_BOOL) { /* the writer reads C bools: normalise the bytes */
