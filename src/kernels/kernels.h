@@ -87,6 +87,9 @@ void mlxr_vec_dot_f16_ref(int64_t n, float *s, const void *x, const void *y);
 void mlxr_vec_dot_bf16_ref(int64_t n, float *s, const void *x, const void *y);
 void mlxr_vec_dot_q8_0_ref(int64_t n, float *s, const void *x, const void *y); /* q8_0 . q8_0 */
 void mlxr_vec_dot_q4_0_ref(int64_t n, float *s, const void *x, const void *y); /* q4_0 . q8_0 */
+/* The definition of every tiled product: y[j * ldy + i] = dot(w row i, x row j), one call each. */
+void mlxr_gemm_by_dots_ref(mlxr_vec_dot_fn dot, int64_t n, int64_t nr, int64_t nc, const void *w,
+                           size_t w_stride, const void *x, size_t x_stride, float *y, size_t ldy);
 void mlxr_gemm_q8_0_ref(int64_t n, int64_t nr, int64_t nc, const void *w, size_t w_stride,
                         const void *x, size_t x_stride, float *y, size_t ldy);
 void mlxr_gemm_q4_0_ref(int64_t n, int64_t nr, int64_t nc, const void *w, size_t w_stride,

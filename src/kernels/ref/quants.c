@@ -537,23 +537,14 @@ void mlxr_vec_dot_iq4_xs_ref(int64_t n, float *s, const void *x, const void *y) 
     *s = sum;
 }
 
-/* ---- tiled products -----------------------------------------------------------------------------
- */
-
-static void gemm_by_dots(mlxr_vec_dot_fn dot, int64_t n, int64_t nr, int64_t nc, const void *w,
-                         size_t w_stride, const void *x, size_t x_stride, float *y, size_t ldy) {
-    for (int64_t j = 0; j < nc; j++)
-        for (int64_t i = 0; i < nr; i++)
-            dot(n, &y[(size_t)j * ldy + (size_t)i], (const uint8_t *)w + (size_t)i * w_stride,
-                (const uint8_t *)x + (size_t)j * x_stride);
-}
+/* ---- tiled products: vec_dot for every (row, column), as in types.c ---------------------------- */
 
 void mlxr_gemm_q4_k_ref(int64_t n, int64_t nr, int64_t nc, const void *w, size_t w_stride,
                         const void *x, size_t x_stride, float *y, size_t ldy) {
-    gemm_by_dots(mlxr_vec_dot_q4_k_ref, n, nr, nc, w, w_stride, x, x_stride, y, ldy);
+    mlxr_gemm_by_dots_ref(mlxr_vec_dot_q4_k_ref, n, nr, nc, w, w_stride, x, x_stride, y, ldy);
 }
 
 void mlxr_gemm_q6_k_ref(int64_t n, int64_t nr, int64_t nc, const void *w, size_t w_stride,
                         const void *x, size_t x_stride, float *y, size_t ldy) {
-    gemm_by_dots(mlxr_vec_dot_q6_k_ref, n, nr, nc, w, w_stride, x, x_stride, y, ldy);
+    mlxr_gemm_by_dots_ref(mlxr_vec_dot_q6_k_ref, n, nr, nc, w, w_stride, x, x_stride, y, ldy);
 }

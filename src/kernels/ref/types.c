@@ -214,8 +214,8 @@ void mlxr_vec_dot_q4_0_ref(int64_t n, float *s, const void *x, const void *y) {
 
 /* ---- tiled products: the definition is "vec_dot for every (row, column)" ------------------- */
 
-static void gemm_by_dots(mlxr_vec_dot_fn dot, int64_t n, int64_t nr, int64_t nc, const void *w,
-                         size_t w_stride, const void *x, size_t x_stride, float *y, size_t ldy) {
+void mlxr_gemm_by_dots_ref(mlxr_vec_dot_fn dot, int64_t n, int64_t nr, int64_t nc, const void *w,
+                           size_t w_stride, const void *x, size_t x_stride, float *y, size_t ldy) {
     for (int64_t j = 0; j < nc; j++)
         for (int64_t i = 0; i < nr; i++)
             dot(n, &y[(size_t)j * ldy + (size_t)i], (const uint8_t *)w + (size_t)i * w_stride,
@@ -224,15 +224,15 @@ static void gemm_by_dots(mlxr_vec_dot_fn dot, int64_t n, int64_t nr, int64_t nc,
 
 void mlxr_gemm_q8_0_ref(int64_t n, int64_t nr, int64_t nc, const void *w, size_t w_stride,
                         const void *x, size_t x_stride, float *y, size_t ldy) {
-    gemm_by_dots(mlxr_vec_dot_q8_0_ref, n, nr, nc, w, w_stride, x, x_stride, y, ldy);
+    mlxr_gemm_by_dots_ref(mlxr_vec_dot_q8_0_ref, n, nr, nc, w, w_stride, x, x_stride, y, ldy);
 }
 
 void mlxr_gemm_q4_0_ref(int64_t n, int64_t nr, int64_t nc, const void *w, size_t w_stride,
                         const void *x, size_t x_stride, float *y, size_t ldy) {
-    gemm_by_dots(mlxr_vec_dot_q4_0_ref, n, nr, nc, w, w_stride, x, x_stride, y, ldy);
+    mlxr_gemm_by_dots_ref(mlxr_vec_dot_q4_0_ref, n, nr, nc, w, w_stride, x, x_stride, y, ldy);
 }
 
 void mlxr_gemm_f16_ref(int64_t n, int64_t nr, int64_t nc, const void *w, size_t w_stride,
                        const void *x, size_t x_stride, float *y, size_t ldy) {
-    gemm_by_dots(mlxr_vec_dot_f16_ref, n, nr, nc, w, w_stride, x, x_stride, y, ldy);
+    mlxr_gemm_by_dots_ref(mlxr_vec_dot_f16_ref, n, nr, nc, w, w_stride, x, x_stride, y, ldy);
 }
