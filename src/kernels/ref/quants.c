@@ -537,7 +537,7 @@ void mlxr_vec_dot_iq4_xs_ref(int64_t n, float *s, const void *x, const void *y) 
     *s = sum;
 }
 
-/* ---- tiled products: vec_dot for every (row, column), as in types.c ---------------------------- */
+/* ---- tiled products: vec_dot for every (row, column), as in types.c -------------------------- */
 
 void mlxr_gemm_q4_k_ref(int64_t n, int64_t nr, int64_t nc, const void *w, size_t w_stride,
                         const void *x, size_t x_stride, float *y, size_t ldy) {
