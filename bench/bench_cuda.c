@@ -3,14 +3,16 @@
  * tests/cuda/).
  *
  *   mlxr-bench-cuda [MODEL.gguf ...]
+ *   mlxr-bench-cuda --quantize IN.gguf OUT.gguf PRESET   (mlxr quantize, for GPU hosts without the CLI)
  *
  * 1. Device-to-device copy bandwidth (cudaMemcpy of 1 GiB, bytes read + written): the roofline.
  * 2. Matrix products of a Llama-7B decode step (Wo 4096 x 4096, Wq|Wk|Wv 12288 x 4096,
- *    Wgate|Wup 22016 x 4096, Wdown 4096 x 11008, Wout 32000 x 4096) for Q8_0, Q4_0 and F16
- *    weights, 1 token (decode), 8 tokens (dp4a batch) and 64 tokens (tensor cores) per launch,
- *    cycling through copies of the matrix
- *    so the weights come from HBM, not L2: effective bandwidth = weight bytes (+ activations) /
- *    kernel time, as a fraction of the copy bandwidth.
+ *    Wgate|Wup 22016 x 4096, Wdown 4096 x 11008, Wout 32000 x 4096) for Q8_0, Q4_0, F16, Q4_K
+ *    and Q6_K weights, 1 token (decode), 8 tokens (dp4a batch) and 64 tokens (tensor-core GEMM)
+ *    per launch, cycling through copies of the matrix so the weights come from HBM, not L2:
+ *    effective bandwidth = weight bytes (+ activations) / kernel time, as a fraction of the copy
+ *    bandwidth.
+ * 2a. The prefill GEMM (T = 512) on the products of a 7B layer, per weight type, in TFLOPS.
  * 2b. The other ops of a decode step, timed alone at 7B shapes.
  * 3. For each MODEL (whole model on the GPU): pp512 (one batch of 512 tokens) and tg128 (128
  *    single-token steps after it, each a CUDA graph replay, logits copied back every step), in
@@ -27,6 +29,7 @@
 #include "kernels/cuda/act.h"
 #include "kernels/cuda/argmax.h"
 #include "kernels/cuda/attention.h"
+#include "kernels/cuda/gemm.h"
 #include "kernels/cuda/matvec.h"
 #include "kernels/cuda/norm.h"
 #include "kernels/cuda/rope.h"
@@ -77,10 +80,18 @@ static double copy_bw(void) {
     return 2.0 * n * reps / (ms * 1e-3) / 1e9;
 }
 
-/* GGUF rows of random content with sane scales. */
+/* GGUF rows of random content with sane scales: block size, bytes, offsets of the f16 scales. */
 static void *random_rows(mlxr_dtype t, int64_t ne0, int64_t ne1, size_t *rb) {
-    const size_t bs = t == MLXR_DTYPE_Q8_0 ? 34 : t == MLXR_DTYPE_Q4_0 ? 18 : 0;
-    *rb = bs ? (size_t)ne0 / 32 * bs : (size_t)ne0 * 2;
+    int qk = 32, bs = 0, s0 = 0, s1 = -1;
+    switch (t) {
+    case MLXR_DTYPE_Q8_0: bs = 34; break;
+    case MLXR_DTYPE_Q4_0: bs = 18; break;
+    case MLXR_DTYPE_Q4_K: qk = 256, bs = 144, s1 = 2; break;
+    case MLXR_DTYPE_Q5_K: qk = 256, bs = 176, s1 = 2; break;
+    case MLXR_DTYPE_Q6_K: qk = 256, bs = 210, s0 = 208; break;
+    default: break;
+    }
+    *rb = bs ? (size_t)(ne0 / qk) * (size_t)bs : (size_t)ne0 * 2;
     uint8_t *p = malloc(*rb * (size_t)ne1);
     uint16_t *h = (uint16_t *)p;
     if (!bs) {
@@ -88,7 +99,10 @@ static void *random_rows(mlxr_dtype t, int64_t ne0, int64_t ne1, size_t *rb) {
         return p;
     }
     for (size_t i = 0; i < *rb * (size_t)ne1; i++) p[i] = (uint8_t)rnd();
-    for (size_t b = 0; b < (size_t)(ne0 / 32 * ne1); b++) memcpy(p + b * bs, &(uint16_t){0x2000}, 2);
+    for (size_t b = 0; b < (size_t)(ne0 / qk * ne1); b++) {
+        memcpy(p + b * (size_t)bs + s0, &(uint16_t){0x2000}, 2);
+        if (s1 >= 0) memcpy(p + b * (size_t)bs + s1, &(uint16_t){0x2000}, 2);
+    }
     return p;
 }
 
@@ -116,7 +130,7 @@ static double time_op(op_fn fn, void *arg, int warm, int reps) {
 typedef struct mv_arg {
     mlxr_cuda_mat m[64];
     int n, next, T;
-    mlxr_dtype vt;
+    mlxr_cuda_enc enc;
     float *x, *xd, *y;
     void *xq;
 } mv_arg;
@@ -125,13 +139,13 @@ static void mv_op(void *p) {
     mv_arg *a = p;
     const mlxr_cuda_mat *m = &a->m[a->next];
     a->next = (a->next + 1) % a->n;
-    mlxr_matmul_cuda(m, a->vt == MLXR_DTYPE_F32 ? (void *)a->x : a->xq, a->xd, a->T, a->y, m->ne1, 0);
+    mlxr_matmul_cuda(m, a->enc == MLXR_CUDA_ENC_F32 ? (void *)a->x : a->xq, a->xd, a->T, a->y, m->ne1, 0);
 }
 
 static void bench_matvec(double bw) {
     const int64_t shapes[5][2] = {{4096, 4096}, {4096, 12288}, {4096, 22016}, {11008, 4096}, {4096, 32000}};
     const char *what[5] = {"Wo", "Wq|Wk|Wv", "Wgate|Wup", "Wdown", "Wout"};
-    const mlxr_dtype types[3] = {MLXR_DTYPE_Q8_0, MLXR_DTYPE_Q4_0, MLXR_DTYPE_F16};
+    const mlxr_dtype types[5] = {MLXR_DTYPE_Q8_0, MLXR_DTYPE_Q4_0, MLXR_DTYPE_F16, MLXR_DTYPE_Q4_K, MLXR_DTYPE_Q6_K};
     static mv_arg a;
     CK(cudaMalloc((void **)&a.x, 64 * 22016 * 4));
     CK(cudaMemset(a.x, 0, 64 * 22016 * 4));
@@ -139,7 +153,7 @@ static void bench_matvec(double bw) {
     CK(cudaMalloc((void **)&a.xd, 64 * 22016 / 32 * 4));
     CK(cudaMalloc((void **)&a.y, 64 * 32000 * 4));
     printf("| matvec | type | matrix (7B) | rows x cols | tokens | us/call | GB/s | of copy bw |\n|---|---|---|---|---|---|---|---|\n");
-    for (int ti = 0; ti < 3; ti++) {
+    for (int ti = 0; ti < 5; ti++) {
         double sum_b = 0, sum_t = 0;
         for (int si = 0; si < 5; si++) {
             const int64_t ne0 = shapes[si][0], ne1 = shapes[si][1];
@@ -155,15 +169,15 @@ static void bench_matvec(double bw) {
                     exit(1);
                 }
             free(rows);
-            a.vt = mlxr_cuda_vec_dot_type(types[ti]);
             a.next = 0;
-            /* the activations are encoded once: in a decode step the encoding is fused into the
-             * RMSNorm / SwiGLU before the product (timed in the op table) */
-            CK(mlxr_encode_cuda(a.vt, a.x, ne0, 64, a.xq, a.xd, 0));
             const int Ts[3] = {1, 8, 64}; /* decode; dp4a batch; tensor-core batch */
             for (int ti2 = 0; ti2 < 3; ti2++) {
                 const int T = Ts[ti2];
                 a.T = T;
+                /* the activations are encoded once per shape: in a decode step the encoding is
+                 * fused into the RMSNorm / SwiGLU before the product (timed in the op table) */
+                a.enc = mlxr_cuda_act_enc(&a.m[0], T);
+                CK(mlxr_encode_cuda(a.enc, a.x, ne0, T, a.xq, a.xd, 0));
                 const double t = time_op(mv_op, &a, 100, 400);
                 const double bytes = (double)bytes1 + (double)T * ne0 * 5 + (double)T * ne1 * 4;
                 if (T == 1) {
@@ -208,7 +222,7 @@ static void ops_op(void *p) {
         break;
     case 2: mlxr_kv_store_cuda(&kv, a->qkv + 4096, a->qkv + 8192, 12288, a->pos, a->seq, 1, 0); break;
     case 3: mlxr_attention_cuda(&kv, &sh, a->qkv, 12288, a->pos, a->seq, 1, a->po, a->pml, &oq, 0); break;
-    case 4: mlxr_encode_cuda(MLXR_DTYPE_Q8_0, a->att, 4096, 1, a->xq, a->xd, 0); break;
+    case 4: mlxr_encode_cuda(MLXR_CUDA_ENC_Q8_0, a->att, 4096, 1, a->xq, a->xd, 0); break;
     case 5: mlxr_swiglu_cuda(a->gu, a->gu + 11008, 22016, 11008, 1, &oq, 0); break;
     case 6: mlxr_embed_cuda(&a->emb, a->seq, 1, a->x, 0); break;
     case 7: mlxr_argmax_f32_cuda(a->logits, 1, 32000, a->out, 0); break;
@@ -273,6 +287,112 @@ static void bench_ops(void) {
     for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) cudaFree(bufs[i]);
 }
 
+/* Prefill products of one 7B layer at T = 512 (tensor-core GEMM, weights dequantized per tile),
+ * in TFLOPS (2 ne0 ne1 T / time); the layer sum bounds pp512 from above (32 layers). */
+typedef struct gemm_arg {
+    mlxr_cuda_mat m;
+    const void *x;
+    float *y;
+    int T;
+} gemm_arg;
+
+static void gemm_op(void *p) {
+    gemm_arg *a = p;
+    mlxr_gemm_cuda(&a->m, a->x, a->T, a->y, a->m.ne1, 0);
+}
+
+static void bench_gemm(void) {
+    const int64_t shapes[4][2] = {{4096, 4096}, {4096, 12288}, {4096, 22016}, {11008, 4096}};
+    const char *what[4] = {"Wo", "Wq|Wk|Wv", "Wgate|Wup", "Wdown"};
+    const mlxr_dtype types[5] = {MLXR_DTYPE_F16, MLXR_DTYPE_Q8_0, MLXR_DTYPE_Q4_0, MLXR_DTYPE_Q4_K, MLXR_DTYPE_Q6_K};
+    static gemm_arg a;
+    const int T = 512;
+    void *x;
+    CK(cudaMalloc(&x, (size_t)T * 11008 * 2));
+    CK(cudaMemset(x, 0, (size_t)T * 11008 * 2));
+    CK(cudaMalloc((void **)&a.y, (size_t)T * 22016 * 4));
+    a.x = x;
+    a.T = T;
+    printf("| gemm | type | matrix (7B) | rows x cols | tokens | us/call | TFLOPS |\n|---|---|---|---|---|---|---|\n");
+    for (int ti = 0; ti < 5; ti++) {
+        double sum_t = 0;
+        for (int si = 0; si < 4; si++) {
+            const int64_t ne0 = shapes[si][0], ne1 = shapes[si][1];
+            size_t rb;
+            void *rows = random_rows(types[ti], ne0, ne1, &rb);
+            mlxr_err err = {0};
+            if (mlxr_cuda_mat_upload(&a.m, types[ti], rows, ne0, ne1, rb, &err) != MLXR_OK) {
+                fprintf(stderr, "upload: %s\n", err.msg);
+                exit(1);
+            }
+            free(rows);
+            const double t = time_op(gemm_op, &a, 5, 20);
+            sum_t += t;
+            printf("| gemm | %s | %s | %lld x %lld | %d | %.1f | %.0f |\n", mlxr_dtype_name(types[ti]), what[si],
+                   (long long)ne1, (long long)ne0, T, t * 1e6, 2.0 * ne0 * ne1 * T / t / 1e12);
+            mlxr_cuda_mat_free(&a.m);
+        }
+        printf("| gemm-summary | %s | one 7B layer's products, T=%d | | | %.1f | %.0f (pp512 bound %.0f tok/s) |\n",
+               mlxr_dtype_name(types[ti]), T, sum_t * 1e6, 2.0 * 4096 * (4096 + 12288 + 22016 + 11008) * T / sum_t / 1e12,
+               T / (32 * sum_t));
+    }
+    cudaFree(x);
+    cudaFree(a.y);
+}
+
+/* Attention of a 512-token prompt (positions 0..511, one sequence) at 7B shapes (32 heads of 128):
+ * the split kernel in 64-query chunks (as used before) against the tensor-core prefill kernel. */
+typedef struct attp_arg {
+    mlxr_cuda_kv kv;
+    mlxr_cuda_att_shape sh;
+    float *q, *out, *po, *pml;
+    int32_t *pos, *seq;
+    int prefill;
+} attp_arg;
+
+static void attp_op(void *p) {
+    attp_arg *a = p;
+    const mlxr_cuda_out of = {MLXR_DTYPE_F32, a->out, NULL, NULL};
+    if (a->prefill) {
+        mlxr_attention_prefill_cuda(&a->kv, &a->sh, a->q, 12288, a->pos, a->seq, 512, &of, 0);
+        return;
+    }
+    for (int t0 = 0; t0 < 512; t0 += 64) {
+        const mlxr_cuda_out oc = {MLXR_DTYPE_F32, a->out + (size_t)t0 * 4096, NULL, NULL};
+        mlxr_attention_cuda(&a->kv, &a->sh, a->q + (size_t)t0 * 12288, 12288, a->pos + t0, a->seq + t0, 64, a->po,
+                            a->pml, &oc, 0);
+    }
+}
+
+static void bench_attention_prefill(void) {
+    static attp_arg a;
+    const int n_ctx = 1024;
+    a.sh = (mlxr_cuda_att_shape){32, 32, 128, n_ctx / MLXR_CUDA_ATT_SPLIT};
+    void *kc, *vc;
+    CK(cudaMalloc(&kc, (size_t)n_ctx * 4096 * 2));
+    CK(cudaMalloc(&vc, (size_t)n_ctx * 4096 * 2));
+    CK(cudaMemset(kc, 0, (size_t)n_ctx * 4096 * 2));
+    CK(cudaMemset(vc, 0, (size_t)n_ctx * 4096 * 2));
+    a.kv = (mlxr_cuda_kv){kc, vc, (int64_t)n_ctx * 4096, 4096};
+    CK(cudaMalloc((void **)&a.q, (size_t)512 * 12288 * 4));
+    CK(cudaMemset(a.q, 0, (size_t)512 * 12288 * 4));
+    CK(cudaMalloc((void **)&a.out, (size_t)512 * 4096 * 4));
+    CK(cudaMalloc((void **)&a.po, (size_t)64 * 32 * a.sh.n_split * 128 * 4));
+    CK(cudaMalloc((void **)&a.pml, (size_t)64 * 32 * a.sh.n_split * 2 * 4));
+    int32_t pos[512], seq[512] = {0};
+    for (int i = 0; i < 512; i++) pos[i] = i;
+    CK(cudaMalloc((void **)&a.pos, sizeof pos));
+    CK(cudaMalloc((void **)&a.seq, sizeof seq));
+    CK(cudaMemcpy(a.pos, pos, sizeof pos, cudaMemcpyHostToDevice));
+    CK(cudaMemcpy(a.seq, seq, sizeof seq, cudaMemcpyHostToDevice));
+    for (a.prefill = 0; a.prefill < 2; a.prefill++)
+        printf("| op | attention of a 512-token prompt, one 7B layer, %s | %.1f |\n",
+               a.prefill ? "tensor-core prefill kernel (as used)" : "split kernel in 64-query chunks",
+               time_op(attp_op, &a, 3, 10) * 1e6);
+    void *bufs[] = {kc, vc, a.q, a.out, a.po, a.pml, a.pos, a.seq};
+    for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) cudaFree(bufs[i]);
+}
+
 static void bench_model(const char *path, double bw) {
     mlxr_model *m = NULL;
     mlxr_err err = {0};
@@ -330,14 +450,25 @@ static void bench_model(const char *path, double bw) {
         }
     }
     const double roof = bw * 1e9 / (double)h->n_bytes;
+    const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
     printf("| model | %s | %.2f GB weights, %d layers, n_embd %d | load+upload %.1f s | pp512 %.0f tok/s | tg128 %.1f tok/s | roofline %.0f tok/s (%.0f%%) |\n",
-           h->name[0] ? h->name : path, h->n_bytes / 1e9, h->n_layer, h->n_embd, t_load, pp, tg, roof,
+           base, h->n_bytes / 1e9, h->n_layer, h->n_embd, t_load, pp, tg, roof,
            100.0 * tg / roof);
     mlxr_context_free(c);
     mlxr_model_free(m);
 }
 
 int main(int argc, char **argv) {
+    if (argc == 5 && !strcmp(argv[1], "--quantize")) { /* for gpu-check.sh where the CLI is not built */
+        mlxr_quantize_opts qo = mlxr_quantize_default_opts();
+        qo.preset = argv[4];
+        mlxr_err err = {0};
+        if (mlxr_model_quantize(argv[2], argv[3], &qo, &err) != MLXR_OK) {
+            fprintf(stderr, "quantize: %s\n", err.msg);
+            return 1;
+        }
+        return 0;
+    }
     int n = 0;
     if (cudaGetDeviceCount(&n) != cudaSuccess || n < 1) {
         printf("mlxr-bench-cuda: no CUDA device\n");
@@ -348,8 +479,13 @@ int main(int argc, char **argv) {
     const double bw = copy_bw();
     printf("| device | %s | %d SMs | %.0f GB | copy bw %.0f GB/s (read+write) |\n", p.name, p.multiProcessorCount,
            p.totalGlobalMem / 1e9, bw);
-    bench_matvec(bw);
-    bench_ops();
+    const char *only = getenv("MLXR_BENCH_ONLY"); /* "models": skip the kernel tables */
+    if (!only || strcmp(only, "models")) {
+        bench_matvec(bw);
+        bench_gemm();
+        bench_ops();
+        bench_attention_prefill();
+    }
     for (int i = 1; i < argc; i++) bench_model(argv[i], bw);
     return 0;
 }

@@ -14,7 +14,9 @@
  *
  * Types with a tiled product (gemm) also get a prompt-processing line: y = W . X^T for 32
  * activation rows, gemm called on 32-row blocks as the forward pass does, in ns per 256 weights
- * per activation row, against 32 vec_dot passes over the whole matrix.
+ * per activation row, against 32 vec_dot passes over the whole matrix. Types with an interleaved
+ * layout (Q4_0, Q8_0: kernels.h gemm_packed, what the forward pass uses on AVX2) get one more line:
+ * the packed product for the 32 rows, and for one row (decoding) hot and cold.
  * Weights of the types without a quantizer in this table are random blocks with sane scales
  * (the speed of a dot product does not depend on the values).
  *
@@ -151,6 +153,48 @@ static double time_gemm(const mlxr_type_kernels *tk, const char *w, size_t row_b
     return best;
 }
 
+/* Product over the interleaved layout (kernels.h gemm_packed) in 64-row chunks, as the forward
+ * pass calls it: nc activation rows (prompt), one row from cache (hot) and one row rotating over
+ * repacked copies of all n_mats matrices (cold: decoding from DRAM). `tiled` is the plain tiled
+ * product's time for the same nc rows. */
+static void bench_packed(const mlxr_type_kernels *tk, char **mats, int n_mats, size_t row_bytes,
+                         int64_t n_rows, int64_t n_cols, const char *x, size_t xb, int nc,
+                         double tiled, const char *type, const char *isa) {
+    const size_t mat_bytes = row_bytes * (size_t)n_rows;
+    char **pm = xmalloc((size_t)n_mats * sizeof(char *));
+    for (int m = 0; m < n_mats; m++) {
+        pm[m] = xmalloc(mat_bytes);
+        tk->repack(mats[m], pm[m], row_bytes, n_cols, n_rows);
+    }
+    float *y = xmalloc(sizeof(float) * (size_t)n_rows * (size_t)nc);
+    double t_nc = 1e30, t_hot = 1e30, t_cold = 1e30;
+    for (int it = 0; it < 5 || it < 3 * n_mats; it++) {
+        for (int pass = 0; pass < 3; pass++) {
+            if (pass < 2 && it >= 5) continue;
+            const char *w = pass == 2 ? pm[it % n_mats] : pm[0];
+            const int cols = pass == 0 ? nc : 1;
+            const double t0 = now_s();
+            for (int64_t r = 0; r < n_rows; r += 64)
+                tk->gemm_packed(n_cols, n_rows - r < 64 ? n_rows - r : 64, cols,
+                                w + (size_t)r * row_bytes, row_bytes, x, xb, y + r,
+                                (size_t)n_rows);
+            const double dt = now_s() - t0;
+            double *best = pass == 0 ? &t_nc : pass == 1 ? &t_hot : &t_cold;
+            if (dt < *best) *best = dt;
+        }
+    }
+    const double w256 = (double)n_rows * (double)n_cols / 256.0;
+    printf("%-6s %-7s packed x%d: %.2f ns/256w/row (%.2fx tiled); packed x1: %.2f ns/256w "
+           "(%.2f GB/s hot, %.2f GB/s cold)\n",
+           type, isa, nc, 1e9 * t_nc / (w256 * nc), tiled / t_nc, 1e9 * t_hot / w256,
+           1e-9 * (double)mat_bytes / t_hot,
+           n_mats > 1 ? 1e-9 * (double)mat_bytes / t_cold : NAN);
+    for (int m = 0; m < n_mats; m++)
+        free(pm[m]);
+    free(pm);
+    free(y);
+}
+
 static int selected(const char *list, const char *name) {
     if (!list) return 1;
     const size_t n = strlen(name);
@@ -254,6 +298,9 @@ int main(int argc, char **argv) {
                 printf("%-6s %-7s gemm x%d: %.2f ns/256w/row (tiled) vs %.2f (vec_dot), %.2fx\n",
                        bt->name, mlxr_isa_name(k.isa), NC, 1e9 * tg / units, 1e9 * td / units,
                        td / tg);
+                if (k.type[bt->t].gemm_packed && k.type[bt->t].repack)
+                    bench_packed(&k.type[bt->t], mats, hot_only ? 1 : n_mats, row_bytes, n_rows,
+                                 n_cols, xs, xb, NC, tg, bt->name, mlxr_isa_name(k.isa));
                 free(xs);
                 free(yy);
             }

@@ -173,7 +173,15 @@ typedef struct mlxr_context mlxr_context;
 typedef enum mlxr_kv_type {
     MLXR_KV_F16 = 0, /* llama.cpp's default: K/V stored as F16 */
     MLXR_KV_F32 = 1,
+    MLXR_KV_Q8_0 = 2, /* llama.cpp's -ctk q8_0 -ctv q8_0: K/V rows as Q8_0 blocks (32 int8 + an
+                         F16 scale, 1.88x the positions of F16 per byte); needs head_dim a
+                         multiple of 32 and the CPU path (MLXR_ERR_UNSUPPORTED otherwise) */
 } mlxr_kv_type;
+
+/* "f16", "f32", "q8_0" (llama.cpp's -ctk names); "?" for anything else. */
+MLXR_API const char *mlxr_kv_type_name(mlxr_kv_type t);
+/* The type named `name` (as mlxr_kv_type_name, case-insensitive): true, or false if none. */
+MLXR_API bool mlxr_kv_type_from_name(const char *name, mlxr_kv_type *out);
 
 typedef struct mlxr_context_opts {
     int32_t n_ctx;     /* tokens per sequence; 0 = the model's training context */
@@ -231,6 +239,15 @@ MLXR_API const float *mlxr_get_logits(const mlxr_context *c, int32_t i);
 
 typedef struct mlxr_sampler mlxr_sampler;
 
+/* A bias added to one token's logit before sampling (OpenAI logit_bias): -100..100; -100
+ * effectively bans the token, +100 effectively forces it. */
+typedef struct mlxr_logit_bias {
+    int32_t token;
+    float bias;
+} mlxr_logit_bias;
+
+/* Order of application: logit bias, repetition penalty, presence/frequency penalties, then
+ * top-k, top-p, min-p, temperature. Zero in any field added after seed means off. */
 typedef struct mlxr_sampler_opts {
     float temp;           /* <= 0: greedy */
     int32_t top_k;        /* <= 0: off */
@@ -239,17 +256,42 @@ typedef struct mlxr_sampler_opts {
     float repeat_penalty; /* 1: off */
     int32_t repeat_last_n;/* tokens the penalty looks back over */
     uint64_t seed;
+    float presence_penalty;  /* OpenAI's: logit -= presence * (count > 0) + frequency * count, */
+    float frequency_penalty; /*   count = times the token was generated (prompt tokens do not
+                                  count; the whole generation, no window); 0: off */
+    const mlxr_logit_bias *logit_bias; /* n_logit_bias entries, copied by mlxr_sampler_new;
+                                          a token listed twice gets both biases */
+    int32_t n_logit_bias;
 } mlxr_sampler_opts;
 
-/* llama.cpp's defaults: temp 0.8, top_k 40, top_p 0.95, min_p 0.05, penalty 1.0 over 64. */
+/* llama.cpp's defaults: temp 0.8, top_k 40, top_p 0.95, min_p 0.05, penalty 1.0 over 64; no
+ * presence/frequency penalty, no logit bias. */
 MLXR_API mlxr_sampler_opts mlxr_sampler_default_opts(void);
+/* Errors: MLXR_ERR_INVALID (NaN values, repeat penalty <= 0, non-finite presence/frequency,
+ * logit_bias NULL with n_logit_bias > 0), MLXR_ERR_RANGE (repeat_last_n, a bias token outside
+ * 0..n_vocab-1 or a bias outside -100..100), MLXR_ERR_NOMEM. */
 MLXR_API mlxr_status mlxr_sampler_new(const mlxr_sampler_opts *o, int32_t n_vocab,
                                       mlxr_sampler **out, mlxr_err *err);
 MLXR_API void mlxr_sampler_free(mlxr_sampler *s);
-/* Pick the next token from `logits` (n_vocab floats, borrowed; not modified). */
+/* Pick the next token from `logits` (n_vocab floats, borrowed; not modified). NaN logits count
+ * as -inf; at least one logit must be greater than -inf after the bias. */
 MLXR_API int32_t mlxr_sampler_sample(mlxr_sampler *s, const float *logits);
-/* Tell the sampler a token was appended (prompt or generated) for the repetition penalty. */
+/* Tell the sampler a token was appended, for the penalties. Tokens accepted before the first
+ * mlxr_sampler_sample are the prompt: they enter the repetition penalty's window but not the
+ * presence/frequency counts; every token accepted after it counts as generated. */
 MLXR_API void mlxr_sampler_accept(mlxr_sampler *s, int32_t token);
+
+/*
+ * Log-probabilities of the model's distribution, as OpenAI reports them: log_softmax(logits) of
+ * the raw logits (temperature 1; before logit bias, penalties, filters and any constraint).
+ * logits: n_vocab floats (borrowed; NaN counts as -inf). *token_lp (if token_lp is not NULL):
+ * the log-probability of `token`. top_ids/top_lp: the n_top (0..n_vocab) most likely tokens,
+ * most likely first, lower id first on ties (each array n_top long; may be NULL when n_top is
+ * 0). Costs O(n_vocab x n_top). Errors: MLXR_ERR_INVALID (bad arguments). Thread-safe.
+ */
+MLXR_API mlxr_status mlxr_sampler_logprobs(const float *logits, int32_t n_vocab, int32_t token,
+                                           int32_t n_top, int32_t *top_ids, float *top_lp,
+                                           float *token_lp, mlxr_err *err);
 
 /* ---- detokenize and streaming decode (tokenizer owner adds declarations here) ------------ */
 
@@ -474,6 +516,16 @@ typedef struct mlxr_request_stats {
 /* A generated token: return false to cancel the request (e.g. the client went away). EOG and
  * stop-id tokens are not delivered. Runs on the engine thread. */
 typedef bool (*mlxr_engine_token_fn)(void *user, uint64_t id, int32_t token);
+/* A generated token with its log-probabilities (mlxr_sampler_logprobs of the raw logits at its
+ * position), for mlxr_request.on_token_info. Arrays borrowed for the call. */
+typedef struct mlxr_token_info {
+    int32_t token;
+    float logprob;               /* the token's; 0 unless the request asked for logprobs */
+    int32_t n_top;               /* request's n_top_logprobs (0 without logprobs) */
+    const int32_t *top_ids;      /* [n_top] most likely first */
+    const float *top_logprobs;   /* [n_top] */
+} mlxr_token_info;
+typedef bool (*mlxr_engine_token_info_fn)(void *user, uint64_t id, const mlxr_token_info *info);
 /* Called exactly once per accepted request, last; after it the engine never touches `user`.
  * `stats` is borrowed for the call. Runs on the engine thread (or in mlxr_engine_free). */
 typedef void (*mlxr_engine_done_fn)(void *user, uint64_t id, const mlxr_request_stats *stats);
@@ -489,6 +541,19 @@ typedef struct mlxr_request {
     mlxr_engine_token_fn on_token; /* may be NULL */
     mlxr_engine_done_fn on_done;   /* may be NULL */
     void *user;
+    bool logprobs;            /* compute each token's log-probability for on_token_info */
+    int32_t n_top_logprobs;   /* 0..20 most likely alternatives too (with logprobs) */
+    mlxr_engine_token_info_fn on_token_info; /* may be NULL; when set, called instead of
+                                                on_token */
+    bool json_mode;           /* constrain the output to one JSON object (leading whitespace
+                                 allowed; strict JSON with the limits of the engine's recognizer:
+                                 integer parts <= 16 digits, exponents <= 2, nesting <= 128,
+                                 <= 40 whitespace bytes in a row). Each step samples as usual; a
+                                 token whose piece bytes cannot continue the JSON is replaced by a
+                                 draw from the logits with every such token masked (EOG and other
+                                 control tokens included). When the object closes, the request
+                                 ends as MLXR_FINISH_EOG without another step. Works with
+                                 n_lookup (each position is masked by the state before it). */
 } mlxr_request;
 
 /*
@@ -504,8 +569,10 @@ MLXR_API void mlxr_engine_free(mlxr_engine *e);
 /*
  * Queue a request; *id receives its id (never 0). The request struct and its arrays are
  * borrowed for the call. Errors: MLXR_ERR_INVALID (empty prompt, bad token id, bad sampler
- * options), MLXR_ERR_RANGE (prompt longer than n_ctx - 1), MLXR_ERR_NOMEM. On error no
- * callback will run.
+ * options), MLXR_ERR_RANGE (prompt longer than n_ctx - 1, n_top_logprobs outside 0..20, a logit
+ * bias token outside the vocabulary or a bias outside -100..100), MLXR_ERR_NOMEM. On error no
+ * callback will run. A JSON-mode request that reaches a state no token can continue (a
+ * vocabulary without the needed characters) finishes with MLXR_FINISH_ERROR.
  */
 MLXR_API mlxr_status mlxr_engine_submit(mlxr_engine *e, const mlxr_request *r, uint64_t *id,
                                         mlxr_err *err);
@@ -573,6 +640,39 @@ MLXR_API mlxr_status mlxr_spec_generate(mlxr_context *target, mlxr_context *draf
 /* CUDA devices this build can use: 0 without CUDA in the build or without a device. The GPU
  * path is chosen per context with mlxr_context_opts.n_gpu_layers. */
 MLXR_API int32_t mlxr_gpu_count(void);
+
+/* ---- embeddings (embeddings owner adds declarations here) --------------------------------- */
+
+/*
+ * How per-token hidden states become one vector. Values equal llama.cpp's llama_pooling_type.
+ * The hidden state of a token is the model's final one: after the output RMSNorm, the input of
+ * the output projection (llama.cpp's "result_norm", what llama_get_embeddings_ith returns).
+ */
+typedef enum mlxr_pooling {
+    MLXR_POOLING_NONE = 0, /* no pooling: every token's vector, n x n_embd floats */
+    MLXR_POOLING_MEAN = 1, /* the mean over all tokens */
+    MLXR_POOLING_CLS = 2,  /* the first token's (for a Llama model: the BOS token's) */
+    MLXR_POOLING_LAST = 3, /* the last token's: what llama.cpp (and node-llama-cpp's
+                              getEmbeddingFor) returns for a Llama GGUF without pooling metadata */
+} mlxr_pooling;
+
+/* n_embd of a loaded model: the length of its embedding vectors. */
+MLXR_API int32_t mlxr_model_n_embd(const mlxr_model *m);
+
+/*
+ * The embedding of `tokens` (n ids, borrowed; the caller adds BOS as it wants: mlxr_tokenize
+ * with add_bos does) on context c. Runs the prompt on a free (empty) sequence of c in chunks of
+ * n_batch, without the output projection, then clears that sequence again. With normalize, the
+ * vector is scaled to unit L2 norm (a zero vector stays zero).
+ * out: n_embd floats (n x n_embd for MLXR_POOLING_NONE, one row per token), caller-owned.
+ * Errors: MLXR_ERR_INVALID (empty input, NULL pointers, unknown pooling), MLXR_ERR_RANGE (a
+ * token id out of range, or more tokens than the context's n_ctx: the message says both
+ * numbers), MLXR_ERR_NOMEM (no empty sequence, KV pool exhausted, allocation), MLXR_ERR_UNSUPPORTED
+ * (a CUDA context), with a message; on error c's sequences are as they were and out may be
+ * partly written. Not thread-safe with other calls on the same context (as mlxr_decode).
+ */
+MLXR_API mlxr_status mlxr_embed(mlxr_context *c, const int32_t *tokens, int32_t n,
+                                mlxr_pooling pooling, bool normalize, float *out, mlxr_err *err);
 
 #ifdef __cplusplus
 }

@@ -91,7 +91,7 @@ fail:
 
 /* --parallel N [--prefix-share]: see the file comment. */
 static int bench_engine(mlxr_model *m, const char *model, long P, long N, long T, long n_par,
-                        bool prefix_share, bool json) {
+                        bool prefix_share, bool json, mlxr_kv_type kv_type) {
     const mlxr_model_info *info = mlxr_model_get_info(m);
     const int32_t plen = (int32_t)(prefix_share ? P + 16 : P);
     if (plen < 1 || N < 1) return cli_error("--parallel needs -p >= 1 and -n >= 1");
@@ -100,6 +100,8 @@ static int bench_engine(mlxr_model *m, const char *model, long P, long N, long T
     eo.ctx.n_seq_max = (int32_t)n_par;
     eo.ctx.n_threads = (int32_t)T;
     eo.ctx.n_batch = 512;
+    eo.ctx.kv_type = kv_type;
+    const char *kvn = mlxr_kv_type_name(kv_type);
     int32_t **prompts = calloc((size_t)n_par, sizeof *prompts);
     par_req *reqs = calloc((size_t)n_par, sizeof *reqs);
     int rc = 1;
@@ -120,10 +122,11 @@ static int bench_engine(mlxr_model *m, const char *model, long P, long N, long T
         ttft /= (double)n_par;
         const double total = (double)(N * n_par) / t, all = (double)((P + N) * n_par) / t;
         if (json)
-            printf("{\"model\": \"%s\", \"threads\": %ld, \"parallel\": %ld, \"n_prompt\": %ld, "
-                   "\"n_gen\": %ld, \"wall_s\": %.3f, \"gen_tok_s_total\": %.3f, "
-                   "\"gen_tok_s_per_seq\": %.3f, \"all_tok_s\": %.3f, \"ttft_s_mean\": %.4f}\n",
-                   model, T, n_par, P, N, t, total, per, all, ttft);
+            printf("{\"model\": \"%s\", \"threads\": %ld, \"kv_type\": \"%s\", \"parallel\": %ld, "
+                   "\"n_prompt\": %ld, \"n_gen\": %ld, \"wall_s\": %.3f, "
+                   "\"gen_tok_s_total\": %.3f, \"gen_tok_s_per_seq\": %.3f, \"all_tok_s\": %.3f, "
+                   "\"ttft_s_mean\": %.4f}\n",
+                   model, T, kvn, n_par, P, N, t, total, per, all, ttft);
         else
             printf("parallel %ld: %ld prompt + %ld generated tokens each in %.3f s | generation "
                    "%.1f tok/s total, %.1f tok/s per sequence | prompt + generation %.1f tok/s | "
@@ -140,9 +143,10 @@ static int bench_engine(mlxr_model *m, const char *model, long P, long N, long T
         if (n_par > 1) tt[with] /= (double)(n_par - 1), cached[with] /= (double)(n_par - 1);
     }
     if (json)
-        printf("{\"model\": \"%s\", \"threads\": %ld, \"parallel\": %ld, \"prefix\": %ld, "
-               "\"ttft_s_no_cache\": %.4f, \"ttft_s_cache\": %.4f, \"cached_tokens_mean\": %.1f}\n",
-               model, T, n_par, P, tt[0], tt[1], cached[1]);
+        printf("{\"model\": \"%s\", \"threads\": %ld, \"kv_type\": \"%s\", \"parallel\": %ld, "
+               "\"prefix\": %ld, \"ttft_s_no_cache\": %.4f, \"ttft_s_cache\": %.4f, "
+               "\"cached_tokens_mean\": %.1f}\n",
+               model, T, kvn, n_par, P, tt[0], tt[1], cached[1]);
     else
         printf("prefix-share: %ld requests, %ld shared + 16 own prompt tokens | mean TTFT %.4f s "
                "without the prefix cache, %.4f s with it (%.0f tokens from the cache per request)\n",
@@ -168,6 +172,8 @@ int cli_bench(int argc, char **argv) {
     const char *model = NULL;
     long P = 512, N = 128, T = 0, R = 5, n_par = 0, ngl = 0;
     bool json = false, prefix_share = false;
+    cli_kv kv = {0};
+    mlxr_kv_type kv_type;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v;
         if (!strcmp(a, "--json")) {
@@ -180,8 +186,10 @@ int cli_bench(int argc, char **argv) {
         }
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
             printf("usage: mlxr bench [-m MODEL] [-p 512] [-n 128] [-t THREADS] [-r 5] [--json]\n"
-                   "                  [--parallel N] [--prefix-share] [-ngl N]\n"
+                   "                  [--parallel N] [--prefix-share] [-ngl N] [--kv-type T]\n"
                    "  -ngl N           run on CUDA device 0 (N != 0: the whole model)\n"
+                   "  --kv-type T      KV cache type: f16 (default), f32 or q8_0 (or llama.cpp's\n"
+                   "                   -ctk T -ctv T, the same type)\n"
                    "  --parallel N     N requests at once through the engine (P prompt, N generated\n"
                    "                   tokens each): total and per-sequence generation tokens/s\n"
                    "  --prefix-share   the requests share a P-token prefix: time to first token\n"
@@ -189,6 +197,9 @@ int cli_bench(int argc, char **argv) {
             return 0;
         }
         if (!(v = cli_value(argc, argv, &i))) return 1;
+        const int kvf = cli_kv_flag(a, v, &kv);
+        if (kvf < 0) return 1;
+        if (kvf > 0) continue;
         if (!strcmp(a, "-m") || !strcmp(a, "--model")) model = v;
         else if (!strcmp(a, "-p")) { if (!cli_int(a, v, 0, 1 << 16, &P)) return 1; }
         else if (!strcmp(a, "-n")) { if (!cli_int(a, v, 0, 1 << 16, &N)) return 1; }
@@ -198,6 +209,7 @@ int cli_bench(int argc, char **argv) {
         else if (!strcmp(a, "-ngl") || !strcmp(a, "--gpu-layers")) { if (!cli_int(a, v, -1, 1 << 20, &ngl)) return 1; }
         else return cli_error("unknown option '%s' for bench", a);
     }
+    if (!cli_kv_type(&kv, &kv_type)) return 1;
     if (!model) model = cli_default_model();
     if (T == 0) T = sysconf(_SC_NPROCESSORS_ONLN) > 0 ? sysconf(_SC_NPROCESSORS_ONLN) : 1;
     mlxr_model *m = cli_load_model(model, false);
@@ -208,7 +220,8 @@ int cli_bench(int argc, char **argv) {
                          "--prefix-share) runs on the CPU");
     }
     if (n_par > 0 || prefix_share) {
-        int brc = bench_engine(m, model, P, N, T, n_par > 0 ? n_par : 8, prefix_share, json);
+        int brc = bench_engine(m, model, P, N, T, n_par > 0 ? n_par : 8, prefix_share, json,
+                               kv_type);
         mlxr_model_free(m);
         return brc;
     }
@@ -220,6 +233,7 @@ int cli_bench(int argc, char **argv) {
     co.n_threads = (int32_t)T;
     co.n_batch = 512;
     co.n_gpu_layers = (int32_t)ngl;
+    co.kv_type = kv_type;
     mlxr_context *c = NULL;
     mlxr_err err = {0};
     int rc = 1;
@@ -251,10 +265,12 @@ int cli_bench(int argc, char **argv) {
     mean_sd(pp, (int)R, &ppm, &pps);
     mean_sd(tg, (int)R, &tgm, &tgs);
     if (json) {
-        printf("{\"model\": \"%s\", \"params\": %lld, \"threads\": %ld, \"isa\": \"%s\", \"n_prompt\": %ld, "
+        printf("{\"model\": \"%s\", \"params\": %lld, \"threads\": %ld, \"isa\": \"%s\", "
+               "\"kv_type\": \"%s\", \"n_prompt\": %ld, "
                "\"n_gen\": %ld, \"reps\": %ld, \"pp_tok_s\": %.3f, \"pp_sd\": %.3f, "
                "\"tg_tok_s\": %.3f, \"tg_sd\": %.3f}\n",
-               model, (long long)info->n_params, T, mlxr_context_isa(c), P, N, R, ppm, pps, tgm, tgs);
+               model, (long long)info->n_params, T, mlxr_context_isa(c), mlxr_kv_type_name(kv_type),
+               P, N, R, ppm, pps, tgm, tgs);
     } else {
         printf("| model | params | threads | isa | test | t/s |\n|---|---|---|---|---|---|\n");
         printf("| %s | %lld | %ld | %s | pp%ld | %.2f ± %.2f |\n", model, (long long)info->n_params, T,

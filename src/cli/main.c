@@ -22,6 +22,8 @@ static void usage(FILE *f) {
             "\n"
             "commands:\n"
             "  run       generate text: mlxr run [-m MODEL] -p PROMPT [-n N] [--temp T] [--draft M|--lookup] ...\n"
+            "            or chat (no -p on a terminal, or -i): mlxr run [MODEL|NAME] [-i]\n"
+            "            [--system TEXT]\n"
             "  tokenize  print the token ids of stdin: mlxr tokenize [-m MODEL] [--no-bos] [--parse-special]\n"
             "  detokenize  print the text of token ids: mlxr detokenize [-m MODEL] [--special] [ID ...]\n"
             "  info      print a model's metadata and tensors: mlxr info [-m MODEL]\n"
@@ -30,10 +32,14 @@ static void usage(FILE *f) {
             "  bench     measure speed: mlxr bench [-m MODEL] [-p 512] [-n 128] [-t N] [-r R] [--json]\n"
             "            [--parallel N] [--prefix-share]\n"
             "  quantize  convert a model's weights: mlxr quantize IN.gguf OUT.gguf TYPE [-t N]\n"
+            "  convert   MLX-format copy of a Hugging Face model: mlxr convert --mlx-bits 4|8\n"
+            "            [--group-size G] [--shard-mib N] IN_DIR OUT_DIR\n"
             "  perplexity  score a text: mlxr perplexity -m MODEL -f TEXT [-c N_CTX] [--base MODEL] [--json]\n"
             "  serve     run the HTTP daemon (OpenAI + Ollama API): mlxr serve [--port N] [--socket P]\n"
             "  list      installed models; show NAME, rm NAME, import PATH [--name NAME[:TAG]],\n"
             "            pull URL|PATH manage them (all take --home DIR)\n"
+            "  ps        models the running daemon has loaded; stop NAME unloads one\n"
+            "            ([--host URL] [--socket PATH], default $MLXR_HOST or 127.0.0.1:11434)\n"
             "\n"
             "Run 'mlxr <command> --help' for the options of a command.\n"
             "Without -m, the bundled demonstration model is used (%s).\n",
@@ -53,6 +59,7 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "template")) return cli_template(argc - 1, argv + 1);
     if (!strcmp(cmd, "bench")) return cli_bench(argc - 1, argv + 1);
     if (!strcmp(cmd, "quantize")) return cli_quantize(argc - 1, argv + 1);
+    if (!strcmp(cmd, "convert")) return cli_convert(argc - 1, argv + 1);
     if (!strcmp(cmd, "perplexity")) return cli_perplexity(argc - 1, argv + 1);
     if (!strcmp(cmd, "serve")) return cli_serve(argc - 1, argv + 1);
     if (!strcmp(cmd, "list") || !strcmp(cmd, "ls")) return cli_list(argc - 1, argv + 1);
@@ -60,6 +67,8 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "rm")) return cli_rm(argc - 1, argv + 1);
     if (!strcmp(cmd, "import")) return cli_import(argc - 1, argv + 1);
     if (!strcmp(cmd, "pull")) return cli_pull(argc - 1, argv + 1);
+    if (!strcmp(cmd, "ps")) return cli_ps(argc - 1, argv + 1);
+    if (!strcmp(cmd, "stop")) return cli_stop(argc - 1, argv + 1);
     if (!strcmp(cmd, "-h") || !strcmp(cmd, "--help") || !strcmp(cmd, "help")) {
         usage(stdout);
         return 0;
@@ -99,6 +108,33 @@ bool cli_float(const char *flag, const char *s, double lo, double hi, double *ou
         return false;
     }
     *out = v;
+    return true;
+}
+
+int cli_kv_flag(const char *flag, const char *value, cli_kv *kv) {
+    const bool both = !strcmp(flag, "--kv-type"), k = both || !strcmp(flag, "-ctk") ||
+                      !strcmp(flag, "--cache-type-k");
+    const bool v = both || !strcmp(flag, "-ctv") || !strcmp(flag, "--cache-type-v");
+    if (!k && !v) return 0;
+    mlxr_kv_type t;
+    if (!mlxr_kv_type_from_name(value, &t)) {
+        cli_error("%s expects f16, f32 or q8_0, got '%s'", flag, value);
+        return -1;
+    }
+    if (k) kv->k = t, kv->k_set = true;
+    if (v) kv->v = t, kv->v_set = true;
+    return 1;
+}
+
+bool cli_kv_type(const cli_kv *kv, mlxr_kv_type *out) {
+    const mlxr_kv_type k = kv->k_set ? kv->k : MLXR_KV_F16, v = kv->v_set ? kv->v : MLXR_KV_F16;
+    if (k != v) {
+        cli_error("the K and V caches must have the same type (got -ctk %s, -ctv %s): mlxr "
+                  "stores both alike",
+                  mlxr_kv_type_name(k), mlxr_kv_type_name(v));
+        return false;
+    }
+    *out = k;
     return true;
 }
 

@@ -178,38 +178,66 @@ int cli_import(int argc, char **argv) {
     return import_file(home, pos[0], name);
 }
 
-/* Download progress on stderr, at most every 1 % (or every 16 MiB when the size is unknown). */
+/* Download progress on stderr: one line rewritten in place (at most every 100 ms) on a terminal,
+ * else a line at most every second, and always the last one. */
 typedef struct pull_progress {
-    uint64_t shown;
+    bool tty, shown;
+    int64_t t0, last; /* monotonic ns */
+    uint64_t last_done;
 } pull_progress;
 
-static bool show_progress(void *user, uint64_t done, uint64_t total) {
+static int64_t mono_ns(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;
+}
+
+static bool pull_started(void *user, const mlxr_fetch_info *info) {
     pull_progress *p = user;
-    uint64_t step = total ? total / 100 : (uint64_t)16 << 20;
-    if (done >= p->shown + (step ? step : 1) || (total && done == total && p->shown != done)) {
-        p->shown = done;
-        if (total)
-            fprintf(stderr, "\rpulling: %.1f / %.1f MiB (%d %%)", (double)done / 1048576.0,
-                    (double)total / 1048576.0, (int)(100.0 * (double)done / (double)total));
-        else
-            fprintf(stderr, "\rpulling: %.1f MiB", (double)done / 1048576.0);
-    }
+    char sz[32] = "size unknown";
+    if (info->total) human_size((int64_t)info->total, sz, sizeof sz);
+    fprintf(stderr, "pulling %s (%s)%s%.12s\n", info->file_name[0] ? info->file_name : "model", sz,
+            info->sha256[0] ? ", sha256 " : "", info->sha256);
+    p->t0 = p->last = mono_ns();
+    return true;
+}
+
+static bool pull_progressed(void *user, uint64_t done, uint64_t total) {
+    pull_progress *p = user;
+    int64_t t = mono_ns();
+    bool last = total && done == total;
+    if (done == p->last_done || (!last && t - p->last < (p->tty ? 100000000 : 1000000000)))
+        return true;
+    p->last = t;
+    p->last_done = done;
+    p->shown = true;
+    double mib = (double)done / 1048576.0, secs = (double)(t - p->t0) * 1e-9;
+    double rate = secs > 0 ? mib / secs : 0;
+    if (total)
+        fprintf(stderr, "%spulling: %.1f / %.1f MiB (%d %%), %.1f MiB/s%s", p->tty ? "\r" : "", mib,
+                (double)total / 1048576.0, (int)(100.0 * (double)done / (double)total), rate,
+                p->tty ? "   " : "\n");
+    else
+        fprintf(stderr, "%spulling: %.1f MiB, %.1f MiB/s%s", p->tty ? "\r" : "", mib, rate,
+                p->tty ? "   " : "\n");
     return true;
 }
 
 /* http(s): download into the registry's tmp folder (swept when a registry is opened, so an
  * interrupted pull leaves nothing behind), import from there (a hard link) with the same open
  * registry, then remove the download. */
-static int pull_url(const char *home, const char *url, const char *name) {
+static int pull_url(const char *home, const char *url, const char *name, bool insecure) {
     mlxr_registry *r = open_reg(home);
     if (!r) return 1;
     char part[4096];
     snprintf(part, sizeof part, "%s/models/tmp/pull-%ld-%ld.part", mlxr_registry_home(r),
              (long)getpid(), (long)time(NULL));
-    pull_progress pp = {0};
+    pull_progress pp = {.tty = isatty(STDERR_FILENO) == 1};
+    mlxr_fetch_opts o = {.insecure = insecure, .gguf_only = true, .start = pull_started,
+                         .progress = pull_progressed, .user = &pp};
     mlxr_err err = {0};
-    mlxr_status st = mlxr_fetch_url(url, part, show_progress, &pp, &err);
-    if (pp.shown) fputc('\n', stderr);
+    mlxr_status st = mlxr_fetch_url(url, part, &o, NULL, &err);
+    if (pp.shown && pp.tty) fputc('\n', stderr);
     int rc = st != MLXR_OK ? cli_error("%s", err.msg) : import_into(r, part, name);
     unlink(part);
     mlxr_registry_close(r);
@@ -218,9 +246,19 @@ static int pull_url(const char *home, const char *url, const char *name) {
 
 int cli_pull(int argc, char **argv) {
     const char *home, *pos[1], *name = NULL;
-    int n_pos, rc = reg_args(argc, argv, &home, pos, 1, &n_pos, &name,
-                             "usage: mlxr pull URL|PATH|file://PATH [--name NAME[:TAG]] [--home DIR]\n"
-                             "  download (http/https) or copy a GGUF file into the registry, verified\n");
+    bool insecure = false;
+    for (int i = 1; i < argc; i++) /* pull's own flag; reg_args sees the rest */
+        if (!strcmp(argv[i], "--insecure")) {
+            insecure = true;
+            memmove(&argv[i], &argv[i + 1], (size_t)(argc - i) * sizeof *argv);
+            argc--;
+            i--;
+        }
+    static const char usage[] =
+        "usage: mlxr pull URL|PATH|file://PATH [--name NAME[:TAG]] [--insecure] [--home DIR]\n"
+        "  download (http/https) or copy a GGUF file into the registry, verified\n"
+        "  (URL#sha256=HEX: the expected digest; --insecure: skip TLS checks)\n";
+    int n_pos, rc = reg_args(argc, argv, &home, pos, 1, &n_pos, &name, usage);
     if (rc) return rc < 0 ? 0 : rc;
     if (n_pos != 1) return cli_error("pull needs a URL or a path");
     const char *src = pos[0];
@@ -233,7 +271,7 @@ int cli_pull(int argc, char **argv) {
         stem(buf, def, sizeof def);
         name = def;
     }
-    if (mlxr_fetch_is_url(src)) return pull_url(home, src, name);
+    if (mlxr_fetch_is_url(src)) return pull_url(home, src, name, insecure);
     if (!strncmp(src, "file://", 7)) src += 7;
     else if (strstr(src, "://"))
         return cli_error("cannot pull '%s': only http://, https://, file:// and local paths", src);

@@ -13,9 +13,15 @@
 #include <unistd.h>
 
 static void run_usage(void) {
-    printf("usage: mlxr run [-m MODEL] -p PROMPT [options]\n"
-           "  -m, --model PATH        GGUF model (default: the bundled pydoc-7M)\n"
+    printf("usage: mlxr run [-m] [MODEL] -p PROMPT [options]\n"
+           "       mlxr run [-m] [MODEL] [-i] [--system TEXT] [options]   (chat)\n"
+           "  -m, --model PATH|NAME   GGUF model, or an installed NAME[:TAG] (default: the\n"
+           "                          bundled pydoc-7M)\n"
+           "  --home DIR              registry of installed models (default: $MLXR_HOME)\n"
            "  -p, --prompt TEXT       prompt text\n"
+           "  -i, --interactive       chat, one message per line of stdin (the default without\n"
+           "                          -p on a terminal; /? lists the chat commands)\n"
+           "  --system TEXT           chat: the system message\n"
            "  -n, --n-predict N       tokens to generate (default 128)\n"
            "  -t, --threads N         threads (default: number of CPUs)\n"
            "  -ngl, --gpu-layers N    run the model on CUDA device 0 (any N != 0: whole model;\n"
@@ -28,17 +34,25 @@ static void run_usage(void) {
            "  --repeat-penalty R      (default 1.0 = off)\n"
            "  --repeat-last-n N       tokens the penalty looks at (default 64)\n"
            "  -s, --seed S            random seed (default: random; printed to stderr)\n"
-           "  --kv-f32                keep the KV cache in F32 instead of F16\n"
+           "  --kv-type T             KV cache type: f16 (default), f32 or q8_0 (also -ctk T\n"
+           "                          -ctv T, as llama.cpp; both must be the same)\n"
+           "  --kv-f32                same as --kv-type f32\n"
            "  --draft MODEL           speculative decoding with a smaller draft model (same vocabulary)\n"
            "  --lookup                speculative decoding by prompt lookup (n-grams of the text so far)\n"
+           "  --batch-invariant       logits independent of how the prompt is batched (as the\n"
+           "                          daemon's default), at some cost in prompt speed\n"
            "  --n-draft K             tokens proposed per step (default 5)\n");
 }
 
 typedef struct run_opts {
     const char *model, *prompt, *draft;
+    const char *system, *home; /* chat's --system; the registry for model names */
+    bool interactive;          /* -i, or no -p on a terminal: chat.c */
+    bool batch_invariant;      /* mlxr_context_opts.batch_invariant */
     long n_predict, threads, n_ctx, n_draft;
     long n_gpu_layers; /* -ngl: 0 = CPU */
-    bool kv_f32, seed_set, lookup;
+    bool seed_set, lookup;
+    cli_kv kv;
     mlxr_sampler_opts so;
 } run_opts;
 
@@ -49,9 +63,11 @@ static int parse(int argc, char **argv, run_opts *o) {
     o->threads = 0;
     o->n_gpu_layers = 0;
     o->n_ctx = 0;
-    o->kv_f32 = false;
+    memset(&o->kv, 0, sizeof o->kv);
     o->draft = NULL;
     o->lookup = false;
+    o->system = o->home = NULL;
+    o->interactive = o->batch_invariant = false;
     o->n_draft = 5;
     o->seed_set = false;
     o->so = mlxr_sampler_default_opts();
@@ -64,17 +80,37 @@ static int parse(int argc, char **argv, run_opts *o) {
             return -1;
         }
         if (!strcmp(a, "--kv-f32")) {
-            o->kv_f32 = true;
+            o->kv.k = o->kv.v = MLXR_KV_F32;
+            o->kv.k_set = o->kv.v_set = true;
             continue;
         }
         if (!strcmp(a, "--lookup")) {
             o->lookup = true;
             continue;
         }
+        if (!strcmp(a, "--batch-invariant")) {
+            o->batch_invariant = true;
+            continue;
+        }
+        if (!strcmp(a, "-i") || !strcmp(a, "--interactive")) {
+            o->interactive = true;
+            continue;
+        }
+        if (a[0] != '-') { /* mlxr run NAME */
+            if (o->model)
+                return cli_error("unexpected argument '%s' (the model is '%s')", a, o->model);
+            o->model = a;
+            continue;
+        }
         if (!(v = cli_value(argc, argv, &i))) return 1;
+        const int kv = cli_kv_flag(a, v, &o->kv);
+        if (kv < 0) return 1;
+        if (kv > 0) continue;
         if (!strcmp(a, "-m") || !strcmp(a, "--model")) o->model = v;
         else if (!strcmp(a, "-p") || !strcmp(a, "--prompt")) o->prompt = v;
         else if (!strcmp(a, "--draft")) o->draft = v;
+        else if (!strcmp(a, "--system")) o->system = v;
+        else if (!strcmp(a, "--home")) o->home = v;
         else if (!strcmp(a, "--n-draft")) {
             if (!cli_int(a, v, 1, 63, &o->n_draft)) return 1;
         }
@@ -114,8 +150,15 @@ static int parse(int argc, char **argv, run_opts *o) {
             return cli_error("unknown option '%s' for run (try 'mlxr run --help')", a);
         }
     }
-    if (!o->prompt) return cli_error("run needs a prompt: -p TEXT");
+    if (o->prompt && o->interactive) return cli_error("-i chats with the lines of stdin: no -p");
+    if (!o->prompt && !o->interactive && isatty(STDIN_FILENO) != 1)
+        return cli_error("run needs a prompt: -p TEXT (or -i to chat with the lines of stdin)");
+    o->interactive = !o->prompt;
+    if (o->interactive && (o->draft || o->lookup))
+        return cli_error("--draft and --lookup are for one-shot runs (-p), not chat");
     if (o->draft && o->lookup) return cli_error("--draft and --lookup exclude each other");
+    mlxr_kv_type kv_type;
+    if (!cli_kv_type(&o->kv, &kv_type)) return 1; /* checked before the model loads */
     if (o->threads == 0)
         o->threads = sysconf(_SC_NPROCESSORS_ONLN) > 0 ? sysconf(_SC_NPROCESSORS_ONLN) : 1;
     if (!o->seed_set) o->so.seed = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
@@ -197,8 +240,17 @@ int cli_run(int argc, char **argv) {
     run_opts o;
     int rc = parse(argc, argv, &o);
     if (rc) return rc < 0 ? 0 : rc;
-    mlxr_model *m = cli_load_model(o.model ? o.model : cli_default_model(), false);
+    char *path = cli_model_path(o.model, o.home);
+    mlxr_model *m = path ? cli_load_model(path, false) : NULL;
+    free(path);
     if (!m) return 1;
+    if (o.interactive) {
+        cli_chat_opts chat = {o.n_predict, o.threads, o.n_ctx, o.n_gpu_layers, MLXR_KV_F16, o.so,
+                              o.system, o.batch_invariant};
+        rc = cli_kv_type(&o.kv, &chat.kv_type) ? cli_chat(m, &chat) : 1;
+        mlxr_model_free(m);
+        return rc;
+    }
     const mlxr_model_info *info = mlxr_model_get_info(m);
     mlxr_err err = {0};
     size_t len = strlen(o.prompt), n_ids = 0;
@@ -222,7 +274,8 @@ int cli_run(int argc, char **argv) {
     co.n_ctx = n_ctx;
     co.n_threads = (int32_t)o.threads;
     co.n_gpu_layers = (int32_t)o.n_gpu_layers;
-    co.kv_type = o.kv_f32 ? MLXR_KV_F32 : MLXR_KV_F16;
+    co.batch_invariant = o.batch_invariant;
+    if (!cli_kv_type(&o.kv, &co.kv_type)) goto done;
     if (mlxr_context_new(m, &co, &c, &err) != MLXR_OK ||
         mlxr_sampler_new(&o.so, info->n_vocab, &s, &err) != MLXR_OK) {
         cli_error("%s", err.msg);

@@ -28,6 +28,8 @@ static void serve_usage(void) {
            "  --max-queue N          waiting requests per model before 429 (default 16)\n"
            "  -np, --parallel N      sequences generated at once per model, batched (default 16)\n"
            "  --kv-mem MIB           KV cache pool per model (default: parallel x ctx-size)\n"
+           "  --kv-type T            KV cache type: f16 (default), f32 or q8_0 (also -ctk T\n"
+           "                         -ctv T, as llama.cpp; both must be the same)\n"
            "  --no-batch-invariant   faster prompts, but outputs may then depend on the load\n"
            "  --keep-alive DURATION  unload a model idle this long (default 5m; 0 = at once,\n"
            "                         -1 = never); requests may set their own (keep_alive)\n"
@@ -48,11 +50,16 @@ typedef struct serve_cfg {
     mlxr_auth auth;
     const char **cors;
     size_t n_cors;
+    cli_kv kv; /* --kv-type, -ctk, -ctv (and the config keys kv-type, cache-type-k/v) */
 } serve_cfg;
 
 /* Apply one setting (from the file or a flag). Returns 0, or 1 after printing an error. */
 static int apply(serve_cfg *c, const char *key, const char *v) {
     long l;
+    char flag[64];
+    snprintf(flag, sizeof flag, "--%s", key);
+    const int kv = cli_kv_flag(flag, v, &c->kv);
+    if (kv != 0) return kv < 0;
     if (!strcmp(key, "host")) c->o.host = v;
     else if (!strcmp(key, "port")) {
         if (!cli_int("--port", v, 0, 65535, &l)) return 1;
@@ -118,6 +125,8 @@ static const char *flag_key(const char *a) {
     if (!strcmp(a, "-t")) return "threads";
     if (!strcmp(a, "-c")) return "ctx-size";
     if (!strcmp(a, "-np")) return "parallel";
+    if (!strcmp(a, "-ctk")) return "cache-type-k";
+    if (!strcmp(a, "-ctv")) return "cache-type-v";
     if (!strncmp(a, "--", 2)) return a + 2;
     return NULL;
 }
@@ -180,6 +189,7 @@ int cli_serve(int argc, char **argv) {
         if (!strcmp(key, "config")) continue;
         if (apply(&c, key, v)) goto done;
     }
+    if (!cli_kv_type(&c.kv, &c.o.kv_type)) goto done;
     if (no_tcp) {
         if (!c.o.socket_path) {
             cli_error("--no-tcp needs --socket PATH");

@@ -64,9 +64,49 @@ typedef void (*mlxr_to_float_fn)(const void *x, float *y, int64_t n);
 typedef void (*mlxr_gemm_fn)(int64_t n, int64_t nr, int64_t nc, const void *w, size_t w_stride,
                              const void *x, size_t x_stride, float *y, size_t ldy);
 
+/*
+ * Interleaved ("x8") weight layouts, made at model load by a type's `repack` (ref/repack.c):
+ * the blocks of 8 consecutive rows side by side, so that one activation load feeds 8 rows and the
+ * 8 row results come out as the 8 float lanes of one register. Same bytes per row as the plain
+ * layout, so row r of a repacked matrix starts at the same offset r * row_bytes when r is a
+ * multiple of 8. Rows are grouped from the matrix's first row; the nr % 8 rows of a last partial
+ * group stay in the plain layout at their plain offsets.
+ *   Q4_0x8 { f16 d[8]; u8 qs[128]; }   block i of rows 8g..8g+7 (144 bytes). With u[r][e] the
+ *       nibble (0..15) of element e of row r: qs[32j + 4r + b] = u[r][8j+b] | u[r][8j+4+b] << 4
+ *       (j < 4, b < 4): one AND gives elements 8j..8j+3 of all 8 rows, one shift + AND 8j+4..8j+7.
+ *   Q8_0x8 { f16 d[8]; i8 qs[256]; }   qs[32k + 4r + b] = q[r][4k+b] (k < 8) (272 bytes).
+ * d[r] is row r's scale of that block.
+ */
+typedef struct mlxr_block_q4_0x8 {
+    uint16_t d[8];
+    uint8_t qs[8 * MLXR_QK4_0 / 2];
+} mlxr_block_q4_0x8;
+
+typedef struct mlxr_block_q8_0x8 {
+    uint16_t d[8];
+    int8_t qs[8 * MLXR_QK8_0];
+} mlxr_block_q8_0x8;
+
+_Static_assert(sizeof(mlxr_block_q4_0x8) == 8 * sizeof(mlxr_block_q4_0), "Q4_0x8 is 8 blocks");
+_Static_assert(sizeof(mlxr_block_q8_0x8) == 8 * sizeof(mlxr_block_q8_0), "Q8_0x8 is 8 blocks");
+
+/* Rows per interleaved group. */
+#define MLXR_PACK_ROWS 8
+
+/* Repack nr plain rows of n elements (row_bytes each, contiguous) from src into dst (the same
+ * number of bytes, not overlapping) in the type's interleaved layout. */
+typedef void (*mlxr_repack_fn)(const void *src, void *dst, size_t row_bytes, int64_t n,
+                               int64_t nr);
+
 typedef struct mlxr_type_kernels {
     mlxr_vec_dot_fn vec_dot;       /* NULL: type not supported for matmul */
     mlxr_gemm_fn gemm;             /* NULL: the matmul loops over vec_dot */
+    mlxr_repack_fn repack;         /* plain -> interleaved layout; NULL: the type has none */
+    /* Product over the interleaved layout, mlxr_gemm_fn's meaning with w at the first row of a
+     * group (w_stride: plain bytes per row; a partial group only at the matrix's end). Each
+     * output is computed the same way whatever nr, nc and the other columns are (batch
+     * invariant), so it serves single-token decoding too. NULL: use the plain layout. */
+    mlxr_gemm_fn gemm_packed;
     mlxr_dtype vec_dot_type;       /* encoding of the activation row */
     mlxr_from_float_fn from_float; /* encode floats into this type (NULL if none) */
     mlxr_to_float_fn to_float;     /* decode this type (NULL if none) */
@@ -108,6 +148,21 @@ void mlxr_to_float_f16_ref(const void *x, float *y, int64_t n);
 void mlxr_to_float_bf16_ref(const void *x, float *y, int64_t n);
 void mlxr_dequantize_q8_0_ref(const void *x, float *y, int64_t n);
 void mlxr_dequantize_q4_0_ref(const void *x, float *y, int64_t n);
+
+/* ---- interleaved layouts (src/kernels/ref/repack.c, cpu/repack_avx2.c) -------------------- */
+
+void mlxr_repack_q4_0x8(const void *src, void *dst, size_t row_bytes, int64_t n, int64_t nr);
+void mlxr_repack_q8_0x8(const void *src, void *dst, size_t row_bytes, int64_t n, int64_t nr);
+/* The definition of the packed products: per (row, column) exactly the arithmetic of
+ * mlxr_vec_dot_q4_0_ref / _q8_0_ref on the plain rows, so equal to them bit for bit. */
+void mlxr_gemm_q4_0x8_ref(int64_t n, int64_t nr, int64_t nc, const void *w, size_t w_stride,
+                          const void *x, size_t x_stride, float *y, size_t ldy);
+void mlxr_gemm_q8_0x8_ref(int64_t n, int64_t nr, int64_t nc, const void *w, size_t w_stride,
+                          const void *x, size_t x_stride, float *y, size_t ldy);
+void mlxr_gemm_q4_0x8_avx2(int64_t n, int64_t nr, int64_t nc, const void *w, size_t w_stride,
+                           const void *x, size_t x_stride, float *y, size_t ldy);
+void mlxr_gemm_q8_0x8_avx2(int64_t n, int64_t nr, int64_t nc, const void *w, size_t w_stride,
+                           const void *x, size_t x_stride, float *y, size_t ldy);
 
 /* ---- reference variants of the other quantized types (src/kernels/ref/quants.c) ---------- */
 

@@ -4,7 +4,13 @@
  *
  * Layout: the pool holds n_block * 32 positions; block b is pool positions b*32 .. b*32+31.
  *   K: [n_layer][pool positions][kv_dim]   rows per position, as Q.K wants them
- *   V: [n_layer][kv_dim][pool positions]   transposed, so P.V runs over contiguous rows
+ *   V: [n_layer][kv_dim][pool positions]   transposed, so P.V runs over contiguous rows (F16, F32)
+ *   V: [n_layer][pool positions][kv_dim]   rows like K for Q8_0 (v_trans false): a Q8_0 block
+ *                                          runs along a row, so one position's values must share
+ *                                          a row to be written alone (kernels/kv_q8.h)
+ * A position's row of kv_dim values takes row_bytes: kv_dim * 2 (F16), * 4 (F32), or
+ * kv_dim / 32 * 34 (Q8_0: blocks of 32 int8 and one F16 scale), so a Q8_0 pool of the same byte
+ * size holds 1.88x the positions of an F16 one. Block copies are byte copies in every type.
  * Position p of sequence s is pool position table[s][p / 32] * 32 + p % 32. Blocks that follow
  * each other in the pool also follow each other in every K column and V row, so attention runs
  * one product per run of consecutive blocks (attention.c); the free list hands out ascending
@@ -34,6 +40,7 @@
 
 #include "mlxr.h"
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -43,10 +50,13 @@ typedef struct mlxr_kv_pool {
     int32_t n_block; /* blocks in the pool */
     int32_t n_layer;
     int32_t kv_dim;     /* n_head_kv * head_dim */
-    size_t elt;         /* bytes per element: 2 (F16) or 4 (F32) */
-    size_t layer_bytes; /* bytes of one block's K (or V) in one layer: BLOCK * kv_dim * elt */
-    uint8_t *k;         /* [n_layer][n_block * BLOCK][kv_dim] */
-    uint8_t *v;         /* [n_layer][kv_dim][n_block * BLOCK] */
+    mlxr_kv_type type;
+    size_t row_bytes;   /* bytes of one position's kv_dim values (mlxr_kv_row_bytes) */
+    bool v_trans;       /* V transposed ([kv_dim][positions], F16/F32) rather than rows like K */
+    size_t v_elt;       /* bytes per V element when transposed: 2 (F16) or 4 (F32) */
+    size_t layer_bytes; /* bytes of one block's K (or V) in one layer: BLOCK * row_bytes */
+    uint8_t *k;         /* [n_layer][n_block * BLOCK][row_bytes] */
+    uint8_t *v;         /* v_trans: [n_layer][kv_dim][n_block * BLOCK] elements, else as k */
 
     int32_t *ref;       /* [n_block] sequences holding the block */
     int32_t *free_list; /* [n_block] stack of free blocks */
@@ -74,14 +84,19 @@ static inline int32_t mlxr_kv_blocks_for(int32_t n) {
     return (n + MLXR_KV_BLOCK - 1) / MLXR_KV_BLOCK;
 }
 
-/* Allocate a pool of n_block blocks for n_seq sequences of at most n_ctx positions.
- * Errors: MLXR_ERR_NOMEM, MLXR_ERR_RANGE (sizes overflow). On failure the pool is freed. */
+/* Allocate a pool of n_block blocks of type `type` for n_seq sequences of at most n_ctx
+ * positions. Errors: MLXR_ERR_NOMEM, MLXR_ERR_RANGE (sizes overflow), MLXR_ERR_UNSUPPORTED (Q8_0
+ * with kv_dim not a multiple of 32). On failure the pool is freed. */
 mlxr_status mlxr_kv_pool_init(mlxr_kv_pool *p, int32_t n_block, int32_t n_layer, int32_t kv_dim,
-                              size_t elt, int32_t n_seq, int32_t n_ctx, mlxr_err *err);
+                              mlxr_kv_type type, int32_t n_seq, int32_t n_ctx, mlxr_err *err);
 void mlxr_kv_pool_release(mlxr_kv_pool *p);
 
-/* Bytes one block takes (K and V of all layers). 0 on overflow. */
-size_t mlxr_kv_block_bytes(int32_t n_layer, int32_t kv_dim, size_t elt);
+/* Bytes of one position's kv_dim values in `type`; 0 for an unknown type, or for Q8_0 when
+ * kv_dim is not a multiple of 32. */
+size_t mlxr_kv_row_bytes(mlxr_kv_type type, int32_t kv_dim);
+
+/* Bytes one block takes (K and V of all layers). 0 on overflow or an unusable type/kv_dim. */
+size_t mlxr_kv_block_bytes(int32_t n_layer, int32_t kv_dim, mlxr_kv_type type);
 
 /* Blocks that can be handed out now: free plus evictable cached ones. */
 int32_t mlxr_kv_available(const mlxr_kv_pool *p);

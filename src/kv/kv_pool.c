@@ -31,26 +31,48 @@ static uint64_t block_hash(uint64_t parent, const int32_t *tok) {
     return h ? h : 1;
 }
 
-size_t mlxr_kv_block_bytes(int32_t n_layer, int32_t kv_dim, size_t elt) {
-    size_t n;
-    if (!mlxr_mul_ok((size_t)BS * (size_t)kv_dim, elt, &n) ||
+size_t mlxr_kv_row_bytes(mlxr_kv_type type, int32_t kv_dim) {
+    if (kv_dim <= 0) return 0;
+    switch (type) {
+    case MLXR_KV_F16:
+        return (size_t)kv_dim * 2;
+    case MLXR_KV_F32:
+        return (size_t)kv_dim * 4;
+    case MLXR_KV_Q8_0: /* blocks of 32 quants and one F16 scale, as GGUF's Q8_0 */
+        if (kv_dim % 32) return 0;
+        return (size_t)kv_dim / 32 * 34;
+    }
+    return 0;
+}
+
+size_t mlxr_kv_block_bytes(int32_t n_layer, int32_t kv_dim, mlxr_kv_type type) {
+    size_t n, row = mlxr_kv_row_bytes(type, kv_dim);
+    if (row == 0 || n_layer <= 0 || !mlxr_mul_ok((size_t)BS, row, &n) ||
         !mlxr_mul_ok(n, (size_t)n_layer, &n) || !mlxr_mul_ok(n, 2, &n))
         return 0;
     return n;
 }
 
 mlxr_status mlxr_kv_pool_init(mlxr_kv_pool *p, int32_t n_block, int32_t n_layer, int32_t kv_dim,
-                              size_t elt, int32_t n_seq, int32_t n_ctx, mlxr_err *err) {
+                              mlxr_kv_type type, int32_t n_seq, int32_t n_ctx, mlxr_err *err) {
     memset(p, 0, sizeof *p);
-    size_t bb = mlxr_kv_block_bytes(n_layer, kv_dim, elt), all;
+    if (mlxr_kv_row_bytes(type, kv_dim) == 0)
+        return MLXR_FAIL(err, MLXR_ERR_UNSUPPORTED,
+                         "KV cache type %d cannot hold rows of %d values (Q8_0 needs a multiple "
+                         "of 32)",
+                         (int)type, kv_dim);
+    size_t bb = mlxr_kv_block_bytes(n_layer, kv_dim, type), all;
     if (n_block <= 0 || bb == 0 || !mlxr_mul_ok(bb / 2, (size_t)n_block, &all))
         return MLXR_FAIL(err, MLXR_ERR_RANGE, "KV pool of %d blocks of %zu bytes is too large",
                          n_block, bb);
     p->n_block = n_block;
     p->n_layer = n_layer;
     p->kv_dim = kv_dim;
-    p->elt = elt;
-    p->layer_bytes = (size_t)BS * (size_t)kv_dim * elt;
+    p->type = type;
+    p->row_bytes = mlxr_kv_row_bytes(type, kv_dim);
+    p->v_trans = type != MLXR_KV_Q8_0;
+    p->v_elt = type == MLXR_KV_F32 ? 4 : 2;
+    p->layer_bytes = (size_t)BS * p->row_bytes;
     p->n_seq = n_seq;
     p->max_blocks = mlxr_kv_blocks_for(n_ctx);
     p->n_bucket = 16;
@@ -229,15 +251,21 @@ void mlxr_kv_seq_clear(mlxr_kv_pool *p, int32_t s) {
     p->seq_len[s] = 0;
 }
 
-/* Copy block `from` (all layers, K and V, and its tokens) into `to`. */
+/* Copy block `from` (all layers, K and V, and its tokens) into `to`: byte copies, whatever the
+ * type (a Q8_0 row carries its own scales). */
 static void block_copy(mlxr_kv_pool *p, int32_t to, int32_t from) {
-    const size_t pos = (size_t)p->n_block * BS, row = (size_t)BS * p->elt;
+    const size_t pos = (size_t)p->n_block * BS, row = (size_t)BS * p->v_elt;
     for (int32_t il = 0; il < p->n_layer; il++) {
-        const size_t k0 = (size_t)il * pos * (size_t)p->kv_dim * p->elt;
+        const size_t k0 = (size_t)il * pos * p->row_bytes;
         memcpy(p->k + k0 + (size_t)to * p->layer_bytes, p->k + k0 + (size_t)from * p->layer_bytes,
                p->layer_bytes);
+        if (!p->v_trans) {
+            memcpy(p->v + k0 + (size_t)to * p->layer_bytes,
+                   p->v + k0 + (size_t)from * p->layer_bytes, p->layer_bytes);
+            continue;
+        }
         for (int32_t d = 0; d < p->kv_dim; d++) {
-            uint8_t *v = p->v + ((size_t)il * (size_t)p->kv_dim + (size_t)d) * pos * p->elt;
+            uint8_t *v = p->v + ((size_t)il * (size_t)p->kv_dim + (size_t)d) * pos * p->v_elt;
             memcpy(v + (size_t)to * row, v + (size_t)from * row, row);
         }
     }
@@ -310,6 +338,6 @@ void mlxr_kv_pool_stats(const mlxr_kv_pool *p, mlxr_kv_stats *out) {
         out->n_used += p->ref[b] > 0;
         out->n_shared += p->ref[b] > 1;
     }
-    out->block_bytes = mlxr_kv_block_bytes(p->n_layer, p->kv_dim, p->elt);
+    out->block_bytes = mlxr_kv_block_bytes(p->n_layer, p->kv_dim, p->type);
     out->n_evicted = p->n_evicted;
 }

@@ -18,7 +18,12 @@
  * one entry). A task is (segment, head); its queries share the keys 0..last position, so both
  * products are tiled matrix products (the type's gemm), with the causal mask applied before the
  * softmax. Positions past a query's own are given probability exactly 0.
+ *
+ * A Q8_0 cache (kv/kv.h: V in rows like K) goes through kernels/kv_q8.h instead: Q quantized to
+ * Q8_0 and integer dot products with K, softmax, then V dequantized on the fly into the sums, as
+ * llama.cpp does with -ctk q8_0 -ctv q8_0; tasks, segments and batch invariance as above.
  */
+#include "kernels/kv_q8.h"
 #include "kernels/ops.h"
 #include "model/model.h"
 
@@ -41,6 +46,8 @@ static size_t off_o(int32_t n_ctx, int32_t hd) {
 size_t mlxr_attention_scratch(int32_t n_ctx, int32_t head_dim) {
     /* scores f32, Q and P in the KV type (4 bytes each reserved, enough for F32), partial P.V */
     size_t n = off_o(n_ctx, head_dim) + (size_t)ATT_QCHUNK * (size_t)head_dim * 4;
+    const size_t q8 = mlxr_attn_q8_scratch(ATT_QCHUNK, n_ctx, head_dim); /* a Q8_0 cache's */
+    if (q8 > n) n = q8;
     return (n + 63) / 64 * 64;
 }
 
@@ -49,9 +56,14 @@ static size_t pool_positions(const mlxr_context *c) {
     return (size_t)c->kv.n_block * MLXR_KV_BLOCK;
 }
 
-/* K row of pool position pp in layer il: [kv_dim]. */
+/* K row of pool position pp in layer il: [kv_dim] (row_bytes). */
 static uint8_t *k_row(const mlxr_context *c, int32_t il, size_t pp) {
-    return c->kv.k + ((size_t)il * pool_positions(c) + pp) * (size_t)c->kv_dim * c->kv_elt;
+    return c->kv.k + ((size_t)il * pool_positions(c) + pp) * c->kv.row_bytes;
+}
+
+/* V row of pool position pp in layer il, for a cache with V in rows (Q8_0). */
+static uint8_t *v_pos_row(const mlxr_context *c, int32_t il, size_t pp) {
+    return c->kv.v + ((size_t)il * pool_positions(c) + pp) * c->kv.row_bytes;
 }
 
 /* V row of dimension d in layer il: [pool positions]; element pp is pool position pp. */
@@ -82,6 +94,15 @@ static int32_t run_of(const mlxr_context *c, int32_t s, int32_t p0, int32_t n, b
 static void kv_store(mlxr_context *c, const mlxr_batch *b, int32_t il) {
     const int32_t KV = c->kv_dim;
     const size_t elt = c->kv_elt;
+    if (c->kv_type == MLXR_KV_Q8_0) { /* rows of Q8_0 blocks, rounded to nearest as llama.cpp */
+        const mlxr_from_float_fn q8 = c->kern.type[MLXR_DTYPE_Q8_0].from_float;
+        for (int32_t t = 0; t < b->n; t++) {
+            const size_t pp = pool_pos(c, b->seq[t], b->pos[t]);
+            q8(c->k + (size_t)t * KV, k_row(c, il, pp), KV);
+            q8(c->v + (size_t)t * KV, v_pos_row(c, il, pp), KV);
+        }
+        return;
+    }
     const mlxr_from_float_fn enc =
         c->kern.type[c->kv_type == MLXR_KV_F16 ? MLXR_DTYPE_F16 : MLXR_DTYPE_F32].from_float;
     for (int32_t t = 0; t < b->n; t++) {
@@ -178,12 +199,54 @@ static void attn_query(mlxr_context *c, int32_t il, int32_t t, int32_t s, int32_
        (size_t)E, part);
 }
 
+/* A task over a Q8_0 cache (kernels/kv_q8.h): nq queries from batch entry t0 at positions
+ * p0.. of sequence s, one head. With batch_invariant, one query per call (as attn_query). */
+static void attn_task_q8(mlxr_context *c, int32_t il, int32_t t0, int32_t nq, int32_t s,
+                         int32_t p0, int32_t head, uint8_t *scratch) {
+    const mlxr_model_info *h = &c->m->info;
+    const int32_t hd = h->head_dim, E = h->n_embd, kvh = head / (h->n_head / h->n_head_kv);
+    const mlxr_attn_q8_kernels k = {c->kern.type[MLXR_DTYPE_Q8_0].from_float,
+                                    c->kern.type[MLXR_DTYPE_Q8_0].gemm,
+                                    mlxr_kv_q8_pv_select(c->kern.isa)};
+    const size_t head_off = (size_t)kvh * (size_t)hd / MLXR_QK8_0 * sizeof(mlxr_block_q8_0);
+    mlxr_attn_q8_args a = {
+        .head_dim = hd,
+        .nq = nq,
+        .pos0 = p0,
+        .q = c->q + (size_t)t0 * E + (size_t)head * hd,
+        .ldq = (size_t)E,
+        .k = k_row(c, il, 0) + head_off,
+        .v = v_pos_row(c, il, 0) + head_off,
+        .row_bytes = c->kv.row_bytes,
+        .table = c->kv.table + (size_t)s * (size_t)c->kv.max_blocks,
+        .block = MLXR_KV_BLOCK,
+        .scale = 1.0f / sqrtf((float)hd),
+        .out = c->xb2 + (size_t)t0 * E + (size_t)head * hd,
+        .ldo = (size_t)E,
+    };
+    if (!c->batch_invariant) {
+        mlxr_attn_q8(&k, &a, scratch);
+        return;
+    }
+    a.nq = 1;
+    for (int32_t q = 0; q < nq; q++) {
+        a.pos0 = p0 + q;
+        mlxr_attn_q8(&k, &a, scratch);
+        a.q += E;
+        a.out += E;
+    }
+}
+
 static void attn_task(const attn_job *j, int32_t seg, int32_t head, uint8_t *scratch) {
     mlxr_context *c = j->c;
     const mlxr_model_info *h = &c->m->info;
     const int32_t hd = h->head_dim, E = h->n_embd, kvh = head / (h->n_head / h->n_head_kv);
     const int32_t t0 = c->att_seg[seg], nq = c->att_seg[seg + 1] - t0;
     const int32_t s = j->b->seq[t0], p0 = j->b->pos[t0], n_kv = p0 + nq;
+    if (c->kv_type == MLXR_KV_Q8_0) {
+        attn_task_q8(c, j->il, t0, nq, s, p0, head, scratch);
+        return;
+    }
     if (c->batch_invariant) {
         for (int32_t q = 0; q < nq; q++)
             attn_query(c, j->il, t0 + q, s, p0 + q, head, scratch);

@@ -71,6 +71,9 @@ typedef struct gpu_layer {
  * n_split x head_dim floats whatever n_batch is. */
 #define ATT_TOKENS 64
 
+/* Batches of more than this many rows of one sequence take the tensor-core prefill attention. */
+#define ATT_PREFILL_MIN_T 8
+
 struct mlxr_cuda_ctx {
     cudaStream_t st;
     int32_t n_layer, B; /* B: rows of scratch (n_batch) */
@@ -93,6 +96,7 @@ struct mlxr_cuda_ctx {
     float *h_logits;           /* pinned [V]: the graph's output */
     cudaGraphExec_t graph;
     bool graph_failed;
+    bool one_seq;              /* the batch being enqueued has a single sequence */
 };
 
 int32_t mlxr_gpu_count(void) {
@@ -319,26 +323,35 @@ void mlxr_cuda_context_free(mlxr_context *c) {
         if (st_ != MLXR_OK) return st_;                                                           \
     } while (0)
 
-static mlxr_dtype vt_of(const mlxr_cuda_mat *w) {
-    return mlxr_cuda_vec_dot_type(w->type);
-}
+/* What the rows of an op's output hold for the products that read them: `out` (the op writes f32
+ * rows, or encodes them directly when every reader takes the same directly-writable encoding),
+ * and `have`, the encoding already in out.q (-1: none yet; set by the first product that
+ * encodes, so that readers sharing an encoding encode once). */
+typedef struct act_in {
+    mlxr_cuda_out out;
+    int have;
+} act_in;
 
-/* The encoding shared by n matrices, or F32 (plain rows, each product encodes) if they differ. */
-static mlxr_cuda_out out_for(mlxr_cuda_ctx *g, const mlxr_cuda_mat *w, int n, float *f32) {
-    mlxr_dtype vt = vt_of(&w[0]);
+/* The input for n matrices reading the same T rows (f32 rows at f32). */
+static act_in act_for(mlxr_cuda_ctx *g, const mlxr_cuda_mat *w, int n, int32_t T, float *f32) {
+    mlxr_dtype d = mlxr_cuda_enc_direct(mlxr_cuda_act_enc(&w[0], T));
     for (int i = 1; i < n; i++)
-        if (vt_of(&w[i]) != vt) vt = MLXR_DTYPE_F32;
-    return (mlxr_cuda_out){vt, f32, g->xq, g->xd};
+        if (mlxr_cuda_act_enc(&w[i], T) != mlxr_cuda_act_enc(&w[0], T)) d = MLXR_DTYPE_F32;
+    const int have = d == MLXR_DTYPE_Q8_0 ? MLXR_CUDA_ENC_Q8_0 : d == MLXR_DTYPE_F16 ? MLXR_CUDA_ENC_F16 : -1;
+    return (act_in){{d, f32, g->xq, g->xd}, have};
 }
 
-/* y (row stride ldy) = w . x for T rows. `in` says how x is already held: encoded in w's
- * vec_dot_type (in.type == vt), or as f32 rows in in.y that are encoded here first. */
-static mlxr_status matmul(mlxr_cuda_ctx *g, const mlxr_cuda_mat *w, const mlxr_cuda_out *in, int32_t T,
-                          float *y, int64_t ldy, mlxr_err *err) {
-    const mlxr_dtype vt = vt_of(w);
-    if (vt != MLXR_DTYPE_F32 && in->type != vt)
-        LAUNCH(err, mlxr_encode_cuda(vt, in->y, w->ne0, T, g->xq, g->xd, g->st), "encode activations");
-    LAUNCH(err, mlxr_matmul_cuda(w, vt == MLXR_DTYPE_F32 ? (const void *)in->y : g->xq, g->xd, T, y, ldy, g->st),
+/* y (row stride ldy) = w . x for T rows, x as `in` holds it (encoded here first if needed). */
+static mlxr_status matmul(mlxr_cuda_ctx *g, const mlxr_cuda_mat *w, act_in *in, int32_t T, float *y, int64_t ldy,
+                          mlxr_err *err) {
+    const mlxr_cuda_enc e = mlxr_cuda_act_enc(w, T);
+    if (e != MLXR_CUDA_ENC_F32 && in->have != (int)e) {
+        if (in->out.type != MLXR_DTYPE_F32)
+            return MLXR_FAIL(err, MLXR_ERR_INTERNAL, "CUDA backend: activations held encoded, needed as %d", (int)e);
+        LAUNCH(err, mlxr_encode_cuda(e, in->out.y, w->ne0, T, g->xq, g->xd, g->st), "encode activations");
+        in->have = (int)e;
+    }
+    LAUNCH(err, mlxr_matmul_cuda(w, e == MLXR_CUDA_ENC_F32 ? (const void *)in->out.y : g->xq, g->xd, T, y, ldy, g->st),
            "matmul");
     return MLXR_OK;
 }
@@ -354,8 +367,8 @@ static mlxr_status enqueue(mlxr_context *c, mlxr_cuda_ctx *g, int32_t T, int32_t
     for (int32_t il = 0; il < g->n_layer; il++) {
         const gpu_layer *L = &g->L[il];
         /* attention block; the previous layer's FFN output is added to x here */
-        mlxr_cuda_out in = out_for(g, L->wqkv, L->n_qkv, g->xn);
-        LAUNCH(err, mlxr_add_rmsnorm_cuda(g->x, il ? g->dx : NULL, L->attn_norm, &in, NULL, T, g->E, eps, g->st),
+        act_in in = act_for(g, L->wqkv, L->n_qkv, T, g->xn);
+        LAUNCH(err, mlxr_add_rmsnorm_cuda(g->x, il ? g->dx : NULL, L->attn_norm, &in.out, NULL, T, g->E, eps, g->st),
                "rmsnorm");
         for (int i = 0, r0 = 0; i < L->n_qkv; r0 += (int)L->wqkv[i].ne1, i++)
             TRY(matmul(g, &L->wqkv[i], &in, T, g->qkv + r0, W, err));
@@ -366,31 +379,37 @@ static mlxr_status enqueue(mlxr_context *c, mlxr_cuda_ctx *g, int32_t T, int32_t
                                             g->theta_scale, &kv, g->st),
                "rope + kv store");
         /* attention output straight in Wo's encoding when the rows split into whole Q8_0 blocks */
-        mlxr_cuda_out att_out = out_for(g, &L->wo, 1, g->att);
-        if (att_out.type == MLXR_DTYPE_Q8_0 && h->head_dim % 32) att_out.type = MLXR_DTYPE_F32;
-        for (int32_t t0 = 0; t0 < T; t0 += ATT_TOKENS) { /* bounded split scratch for long batches */
-            const size_t o = (size_t)t0 * g->qdim;
-            const mlxr_cuda_out chunk = {att_out.type, g->att + o,
-                                         (uint8_t *)g->xq + o * (att_out.type == MLXR_DTYPE_F16 ? 2 : 1),
-                                         g->xd + o / 32};
-            LAUNCH(err, mlxr_attention_cuda(&kv, &g->ash, q + (size_t)t0 * W, W, pos + t0, seq + t0,
-                                            T - t0 < ATT_TOKENS ? T - t0 : ATT_TOKENS, g->part_o, g->part_ml, &chunk,
-                                            g->st),
-                   "attention");
+        act_in att_in = act_for(g, &L->wo, 1, T, g->att);
+        if (att_in.out.type == MLXR_DTYPE_Q8_0 && h->head_dim % 32)
+            att_in = (act_in){{MLXR_DTYPE_F32, g->att, g->xq, g->xd}, -1};
+        const mlxr_cuda_out att_out = att_in.out;
+        if (g->one_seq && T > ATT_PREFILL_MIN_T && mlxr_attention_prefill_supported_cuda(&g->ash, att_out.type)) {
+            LAUNCH(err, mlxr_attention_prefill_cuda(&kv, &g->ash, q, W, pos, seq, T, &att_out, g->st), "attention");
+        } else {
+            for (int32_t t0 = 0; t0 < T; t0 += ATT_TOKENS) { /* bounded split scratch for long batches */
+                const size_t o = (size_t)t0 * g->qdim;
+                const mlxr_cuda_out chunk = {att_out.type, g->att + o,
+                                             (uint8_t *)g->xq + o * (att_out.type == MLXR_DTYPE_F16 ? 2 : 1),
+                                             g->xd + o / 32};
+                LAUNCH(err, mlxr_attention_cuda(&kv, &g->ash, q + (size_t)t0 * W, W, pos + t0, seq + t0,
+                                                T - t0 < ATT_TOKENS ? T - t0 : ATT_TOKENS, g->part_o, g->part_ml,
+                                                &chunk, g->st),
+                       "attention");
+            }
         }
-        TRY(matmul(g, &L->wo, &att_out, T, g->dx, g->E, err));
+        TRY(matmul(g, &L->wo, &att_in, T, g->dx, g->E, err));
         /* FFN block */
-        in = out_for(g, L->wgu, L->n_gu, g->xn);
-        LAUNCH(err, mlxr_add_rmsnorm_cuda(g->x, g->dx, L->ffn_norm, &in, NULL, T, g->E, eps, g->st), "rmsnorm");
+        in = act_for(g, L->wgu, L->n_gu, T, g->xn);
+        LAUNCH(err, mlxr_add_rmsnorm_cuda(g->x, g->dx, L->ffn_norm, &in.out, NULL, T, g->E, eps, g->st), "rmsnorm");
         for (int i = 0, r0 = 0; i < L->n_gu; r0 += (int)L->wgu[i].ne1, i++)
             TRY(matmul(g, &L->wgu[i], &in, T, g->gu + r0, 2 * F, err));
-        const mlxr_cuda_out act = out_for(g, &L->w_down, 1, g->hb);
-        LAUNCH(err, mlxr_swiglu_cuda(g->gu, g->gu + F, 2 * F, F, T, &act, g->st), "swiglu");
+        act_in act = act_for(g, &L->w_down, 1, T, g->hb);
+        LAUNCH(err, mlxr_swiglu_cuda(g->gu, g->gu + F, 2 * F, F, T, &act.out, g->st), "swiglu");
         TRY(matmul(g, &L->w_down, &act, T, g->dx, g->E, err));
     }
     /* last residual add + output norm, only for the rows that want logits */
-    const mlxr_cuda_out in = out_for(g, &g->output, 1, g->xn);
-    LAUNCH(err, mlxr_add_rmsnorm_cuda(g->x, g->dx, g->out_norm, &in, rows, R, g->E, eps, g->st), "rmsnorm");
+    act_in in = act_for(g, &g->output, 1, R, g->xn);
+    LAUNCH(err, mlxr_add_rmsnorm_cuda(g->x, g->dx, g->out_norm, &in.out, rows, R, g->E, eps, g->st), "rmsnorm");
     return matmul(g, &g->output, &in, R, g->logits, g->V, err);
 }
 
@@ -422,7 +441,9 @@ mlxr_status mlxr_cuda_forward(mlxr_context *c, const mlxr_batch *b, mlxr_err *er
     mlxr_cuda_ctx *g = c->gpu;
     const int32_t T = b->n, B = g->B;
     int32_t R = 0;
+    g->one_seq = true;
     for (int32_t i = 0; i < T; i++) {
+        g->one_seq = g->one_seq && b->seq[i] == b->seq[0];
         g->h_in[i] = b->token[i];
         g->h_in[B + i] = b->pos[i];
         g->h_in[2 * B + i] = b->seq[i];

@@ -14,8 +14,10 @@
  *     sequence) arrays in device memory, so a scheduler that mixes prefill and decode rows of
  *     many sequences calls the same forward function. Single-token steps are captured once in
  *     a CUDA graph (their shapes never change; positions are read from device memory).
- *   - Numerics follow the CPU engine: activations encoded in the weight type's vec_dot_type,
- *     F16 KV cache, Q rounded to F16 for Q.K (see kernels/cuda/matvec.h and attention.h).
+ *   - Numerics follow the CPU engine: activations encoded in the weight type's vec_dot_type
+ *     (Q8_0 for Q8_0/Q4_0, Q8_K for the K-quants; prefill batches hold those encodings' values
+ *     in f16 for the tensor-core GEMM), F16 KV cache, Q rounded to F16 for Q.K (see
+ *     kernels/cuda/matvec.h, gemm.h and attention.h).
  *
  * Lifecycle: mlxr_context_new calls mlxr_cuda_context_new when opts.n_gpu_layers != 0 (weights
  * uploaded once, in their stored format); mlxr_decode validates the batch as for the CPU and then

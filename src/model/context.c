@@ -12,11 +12,34 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 mlxr_context_opts mlxr_context_default_opts(void) {
     mlxr_context_opts o = {0};
     o.kv_type = MLXR_KV_F16;
     return o;
+}
+
+const char *mlxr_kv_type_name(mlxr_kv_type t) {
+    switch (t) {
+    case MLXR_KV_F16:
+        return "f16";
+    case MLXR_KV_F32:
+        return "f32";
+    case MLXR_KV_Q8_0:
+        return "q8_0";
+    }
+    return "?";
+}
+
+bool mlxr_kv_type_from_name(const char *name, mlxr_kv_type *out) {
+    const mlxr_kv_type all[] = {MLXR_KV_F16, MLXR_KV_F32, MLXR_KV_Q8_0};
+    for (size_t i = 0; name && i < sizeof all / sizeof *all; i++)
+        if (!strcasecmp(name, mlxr_kv_type_name(all[i]))) {
+            *out = all[i];
+            return true;
+        }
+    return false;
 }
 
 /* calloc of a * b * c bytes with overflow checks; NULL on overflow or OOM. */
@@ -82,11 +105,19 @@ mlxr_status mlxr_context_new(mlxr_model *m, const mlxr_context_opts *opts, mlxr_
     if (o.n_batch == 0) o.n_batch = 512;
     if (o.n_batch > 65536) return MLXR_FAIL(err, MLXR_ERR_RANGE, "n_batch %d too large", o.n_batch);
     if (o.n_threads == 0) o.n_threads = mlxr_cpu_count();
-    if (o.kv_type != MLXR_KV_F16 && o.kv_type != MLXR_KV_F32)
+    if (o.kv_type != MLXR_KV_F16 && o.kv_type != MLXR_KV_F32 && o.kv_type != MLXR_KV_Q8_0)
         return MLXR_FAIL(err, MLXR_ERR_INVALID, "unknown KV cache type %d", (int)o.kv_type);
-    /* the pool: kv_mem_bytes worth of blocks, by default every sequence's full context */
-    const size_t elt = o.kv_type == MLXR_KV_F16 ? 2 : 4;
-    const size_t bb = mlxr_kv_block_bytes(h->n_layer, h->n_head_kv * h->head_dim, elt);
+    if (o.kv_type == MLXR_KV_Q8_0 && h->head_dim % 32 != 0)
+        return MLXR_FAIL(err, MLXR_ERR_UNSUPPORTED,
+                         "a q8_0 KV cache needs head_dim a multiple of 32 (blocks of 32 per head); "
+                         "this model's is %d: use f16 or f32",
+                         h->head_dim);
+    if (o.kv_type == MLXR_KV_Q8_0 && o.n_gpu_layers != 0) /* CUDA keeps its own F16 cache */
+        return MLXR_FAIL(err, MLXR_ERR_UNSUPPORTED,
+                         "the CUDA backend supports only an f16 KV cache, not q8_0 (-ngl)");
+    /* the pool: kv_mem_bytes worth of blocks, by default every sequence's full context; a
+     * smaller type gives smaller blocks, hence more of them in the same bytes */
+    const size_t bb = mlxr_kv_block_bytes(h->n_layer, h->n_head_kv * h->head_dim, o.kv_type);
     int64_t n_block = (int64_t)o.n_seq_max * mlxr_kv_blocks_for(o.n_ctx);
     if (o.kv_mem_bytes < 0) return MLXR_FAIL(err, MLXR_ERR_INVALID, "negative kv_mem_bytes");
     if (o.kv_mem_bytes > 0 && bb > 0) n_block = o.kv_mem_bytes / (int64_t)bb;
@@ -103,15 +134,16 @@ mlxr_status mlxr_context_new(mlxr_model *m, const mlxr_context_opts *opts, mlxr_
     c->n_batch = o.n_batch;
     c->kv_type = o.kv_type;
     c->batch_invariant = o.batch_invariant;
-    c->kv_elt = o.kv_type == MLXR_KV_F16 ? 2 : 4;
+    /* bytes per F16/F32 element; a Q8_0 cache is addressed by rows (kv.row_bytes) only */
+    c->kv_elt = o.kv_type == MLXR_KV_F32 ? 4 : o.kv_type == MLXR_KV_F16 ? 2 : 1;
     c->kv_dim = h->n_head_kv * h->head_dim;
     mlxr_isa isa = o.isa_max > 0 ? (mlxr_isa)o.isa_max : MLXR_ISA_AVX512;
     mlxr_kernels_init(&c->kern, isa);
     mlxr_status st = mlxr_tp_new(o.n_threads, &c->tp, err);
     if (st == MLXR_OK) st = alloc_scratch(c, err);
     if (st == MLXR_OK)
-        st = mlxr_kv_pool_init(&c->kv, (int32_t)n_block, h->n_layer, c->kv_dim, c->kv_elt, c->n_seq,
-                               c->n_ctx, err);
+        st = mlxr_kv_pool_init(&c->kv, (int32_t)n_block, h->n_layer, c->kv_dim, c->kv_type,
+                               c->n_seq, c->n_ctx, err);
     if (st == MLXR_OK && o.n_gpu_layers != 0) st = mlxr_cuda_context_new(c, o.n_gpu_layers, err); /* CUDA */
     if (st != MLXR_OK) {
         mlxr_context_free(c);

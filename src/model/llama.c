@@ -71,6 +71,16 @@ static void matmul_rows(const matmul_job *j, const mlxr_weight *w, float *yw, in
     const int64_t N = w->ne1;
     const uint8_t *wd = w->data;
     const size_t xs = j->c->xq_row;
+    if (w->packed && tk->gemm_packed) {
+        /* the interleaved copy (model.c): the whole chunk (r0 is a multiple of 8, as every chunk
+         * start is) against every token in one call, which walks K in cache-sized pieces so each
+         * piece of the chunk's weights is read from memory once; batch invariant, so for single
+         * tokens too */
+        const uint8_t *wp = (const uint8_t *)w->packed + (size_t)r0 * w->row_bytes;
+        tk->gemm_packed(w->ne0, r1 - r0, j->T, wp, w->row_bytes, j->xq, xs, yw + (size_t)r0,
+                        (size_t)N);
+        return;
+    }
     if (tk->gemm && j->T > 1 && !j->c->batch_invariant) {
         for (int64_t rt = r0; rt < r1; rt += GEMM_ROWS) {
             const int64_t nr = rt + GEMM_ROWS < r1 ? GEMM_ROWS : r1 - rt;
@@ -293,5 +303,7 @@ void mlxr_llama_forward(mlxr_context *c, const mlxr_batch *b) {
                              h->rms_eps);
         R++;
     }
-    if (R > 0) matmul(c, &m->output, c->xb, c->logits, R);
+    /* embeddings (embed.c): the normed rows are the hidden states; logits only if wanted */
+    if (R > 0 && c->embd_out) memcpy(c->embd_out, c->xb, (size_t)R * (size_t)E * sizeof(float));
+    if (R > 0 && !c->embd_only) matmul(c, &m->output, c->xb, c->logits, R);
 }

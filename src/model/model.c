@@ -6,11 +6,14 @@
  */
 #include "model/model.h"
 #include "format/dtype.h"
+#include "model/hf.h"
 #include "util/err.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 /* Upper bound on any one dimension we accept (guards sizes computed from them). */
 #define DIM_MAX (1 << 24)
@@ -193,6 +196,57 @@ static mlxr_status check_types(const mlxr_model *m, mlxr_err *err) {
     return MLXR_OK;
 }
 
+/*
+ * Interleaved copies (kernels.h: Q4_0x8, Q8_0x8) of the matrices whose type has one, when this CPU
+ * has a product over it: the CPU forward pass then reads only the copies, prompt and decoding
+ * alike (llama.c). With drop_plain (the weights are views of the read-only file map), the plain
+ * pages are then given back (MADV_DONTNEED), so the process holds one copy of the weights; the
+ * map stays valid and pages back in on use (a scalar-ISA context, the token embeddings of a tied
+ * output, the CUDA backend's upload). A copy that cannot be allocated is simply not made: the
+ * plain layout still works. Costs one pass over the weights at load.
+ */
+static void pack_weight(const mlxr_kernels *k, mlxr_weight *w, bool drop_plain) {
+    const mlxr_type_kernels *tk = &k->type[w->type];
+    if (!tk->repack || !tk->gemm_packed || w->packed || w->ne1 < MLXR_PACK_ROWS) return;
+    const size_t bytes = (size_t)w->ne1 * w->row_bytes; /* the tensor's size, checked by gguf.c */
+    /* MAP_POPULATE: the kernel maps all pages in one call instead of one fault per page */
+    void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE,
+                   -1, 0);
+    if (p == MAP_FAILED) return;
+    tk->repack(w->data, p, w->row_bytes, w->ne0, w->ne1);
+    w->packed = p;
+    const long pg = sysconf(_SC_PAGESIZE);
+    if (!drop_plain || pg <= 0) return;
+    const uintptr_t a = ((uintptr_t)w->data + (uintptr_t)pg - 1) / (uintptr_t)pg * (uintptr_t)pg;
+    const uintptr_t e = ((uintptr_t)w->data + bytes) / (uintptr_t)pg * (uintptr_t)pg;
+    if (e > a) (void)madvise((void *)a, e - a, MADV_DONTNEED);
+}
+
+static void pack_weights(mlxr_model *m, bool drop_plain) {
+    mlxr_kernels k;
+    mlxr_kernels_init(&k, mlxr_cpu_isa());
+    for (int il = 0; il < m->info.n_layer; il++) {
+        mlxr_layer *L = &m->layers[il];
+        mlxr_weight *ws[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
+        for (size_t i = 0; i < sizeof ws / sizeof *ws; i++) pack_weight(&k, ws[i], drop_plain);
+    }
+    pack_weight(&k, &m->output, drop_plain);
+}
+
+static void unmap_packed(mlxr_weight *w) {
+    if (w->packed) munmap(w->packed, (size_t)w->ne1 * w->row_bytes);
+    w->packed = NULL;
+}
+
+static void free_packed(mlxr_model *m) {
+    for (int il = 0; m->layers && il < m->info.n_layer; il++) {
+        mlxr_layer *L = &m->layers[il];
+        mlxr_weight *ws[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
+        for (size_t i = 0; i < sizeof ws / sizeof *ws; i++) unmap_packed(ws[i]);
+    }
+    unmap_packed(&m->output);
+}
+
 mlxr_status mlxr_model_load(const char *path, const mlxr_load_opts *opts, mlxr_model **out,
                             mlxr_err *err) {
     if (!path || !out) return MLXR_FAIL(err, MLXR_ERR_INVALID, "model path and out must be set");
@@ -204,13 +258,20 @@ mlxr_status mlxr_model_load(const char *path, const mlxr_load_opts *opts, mlxr_m
         m->log_user = opts->log_user;
         m->vocab_only = opts->vocab_only;
     }
-    mlxr_status st = mlxr_gguf_open(path, &m->gguf, err);
+    mlxr_status st;
+    if (mlxr_hf_is_path(path)) { /* a Hugging Face / MLX directory: model/hf.h does it all */
+        if ((st = mlxr_hf_load(m, path, err)) != MLXR_OK) goto fail;
+        *out = m;
+        return MLXR_OK;
+    }
+    st = mlxr_gguf_open(path, &m->gguf, err);
     if (st != MLXR_OK) goto fail;
     if ((st = mlxr_vocab_load_gguf(m->gguf, &m->vocab, err)) != MLXR_OK) goto fail;
     m->info.n_vocab = mlxr_vocab_n_tokens(m->vocab);
     if (!m->vocab_only) {
         if ((st = mlxr_model_load_weights(m, err)) != MLXR_OK) goto fail;
         if ((st = check_types(m, err)) != MLXR_OK) goto fail;
+        pack_weights(m, true);
     }
     m->info.bos_id = mlxr_vocab_bos(m->vocab);
     m->info.eos_id = mlxr_vocab_eos(m->vocab);
@@ -223,9 +284,11 @@ fail:
 
 void mlxr_model_free(mlxr_model *m) {
     if (!m) return;
+    free_packed(m);
     free(m->layers);
     mlxr_vocab_free(m->vocab);
     mlxr_gguf_close(m->gguf);
+    mlxr_hf_free(m->hf);
     free(m);
 }
 

@@ -21,6 +21,8 @@ typedef struct mlxr_weight {
     mlxr_dtype type;
     int64_t ne0, ne1;
     size_t row_bytes;
+    void *packed;     /* owned interleaved copy (kernels.h x8 layouts) the CPU products use, or
+                         NULL; `data` stays the plain GGUF layout (model.c pack_weights) */
 } mlxr_weight;
 
 typedef struct mlxr_layer {
@@ -36,7 +38,8 @@ typedef struct mlxr_layer {
 } mlxr_layer;
 
 struct mlxr_model {
-    mlxr_gguf *gguf;
+    mlxr_gguf *gguf;         /* NULL for a Hugging Face / MLX directory (then hf is set) */
+    struct mlxr_hf *hf;      /* shards and converted weights of such a model (model/hf.h) */
     mlxr_vocab *vocab;
     mlxr_model_info info;
     char arch[32];
@@ -84,6 +87,10 @@ struct mlxr_context {
     float *logits;     /* [n_batch][n_vocab] rows for entries that asked for logits */
     int32_t *logit_row;/* [n_batch] row in logits of batch entry i, or -1 */
     int32_t n_batch_last;
+    float *embd_out;   /* set by mlxr_embed (embed.c) for its decodes, else NULL: receives the
+                          final hidden state (after the output RMSNorm) of each entry that asked
+                          for logits, [rows][n_embd] in logit-row order */
+    bool embd_only;    /* set by mlxr_embed: skip the output projection (no logits) */
     struct mlxr_cuda_ctx *gpu; /* CUDA backend state when n_gpu_layers != 0 (backend_cuda.c), or NULL */
 };
 

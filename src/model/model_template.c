@@ -7,6 +7,7 @@
  * The GGUF-level functions work without a loaded model (the CLI's `mlxr template -m` reads any
  * GGUF, whatever its architecture).
  */
+#include "model/hf.h"
 #include "model/model.h"
 #include "template/template.h"
 #include "util/err.h"
@@ -101,6 +102,7 @@ mlxr_status mlxr_template_apply(const char *tmpl, const char *bos, const char *e
 
 mlxr_status mlxr_model_chat_template(const mlxr_model *m, char **out, mlxr_err *err) {
     if (!m || !out) return MLXR_FAIL(err, MLXR_ERR_INVALID, "model and out are required");
+    if (m->hf) return mlxr_hf_chat_template(m->hf, out, err); /* HF directory (model/hf.h) */
     return mlxr_template_from_gguf(m->gguf, out, err);
 }
 
@@ -115,7 +117,8 @@ mlxr_status mlxr_chat_apply_template(const mlxr_model *m, const char *messages_j
                                      mlxr_err *err) {
     if (!m || !out) return MLXR_FAIL(err, MLXR_ERR_INVALID, "model and out are required");
     char *tmpl = NULL;
-    mlxr_status st = mlxr_template_from_gguf(m->gguf, &tmpl, NULL);
+    mlxr_status st = m->hf ? mlxr_hf_chat_template(m->hf, &tmpl, NULL)
+                           : mlxr_template_from_gguf(m->gguf, &tmpl, NULL);
     if (st != MLXR_OK && st != MLXR_ERR_NOT_FOUND)
         return MLXR_FAIL(err, st, "cannot read the template");
     char *bos = vocab_text(m->vocab, mlxr_vocab_bos(m->vocab));

@@ -156,6 +156,10 @@ void mlxr_engine_free(mlxr_engine *e) {
     free(e->b_pos);
     free(e->b_seq);
     free(e->b_logits);
+    free(e->piece_off);
+    free(e->piece_bytes);
+    free(e->piece_ok);
+    free(e->masked);
     mlxr_context_free(e->c);
     free(e);
 }
@@ -172,6 +176,9 @@ static mlxr_status check_request(const mlxr_engine *e, const mlxr_request *r, ml
                          mlxr_kv_blocks_for(r->n_prompt), e->c->kv.n_block);
     if (r->max_tokens < 0 || r->n_stop < 0 || (r->n_stop > 0 && !r->stop_ids))
         return MLXR_FAIL(err, MLXR_ERR_INVALID, "negative max_tokens or bad stop ids");
+    if (r->n_top_logprobs < 0 || r->n_top_logprobs > 20 || r->n_top_logprobs > e->n_vocab)
+        return MLXR_FAIL(err, MLXR_ERR_RANGE, "n_top_logprobs %d out of range 0..20",
+                         r->n_top_logprobs);
     for (int32_t i = 0; i < r->n_prompt; i++)
         if (r->prompt[i] < 0 || r->prompt[i] >= e->n_vocab)
             return MLXR_FAIL(err, MLXR_ERR_RANGE, "prompt token %d at %d out of range 0..%d",
@@ -208,7 +215,12 @@ mlxr_status mlxr_engine_submit(mlxr_engine *e, const mlxr_request *req, uint64_t
     r->ignore_eog = req->ignore_eog;
     r->on_token = req->on_token;
     r->on_done = req->on_done;
+    r->on_token_info = req->on_token_info;
     r->user = req->user;
+    r->logprobs = req->logprobs;
+    r->n_top = req->logprobs ? req->n_top_logprobs : 0;
+    r->json_mode = req->json_mode;
+    mlxr_jsonc_init(&r->json, true);
     r->slot = -1;
     r->state = REQ_WAITING;
     r->st.n_prompt = req->n_prompt;

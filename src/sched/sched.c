@@ -15,7 +15,8 @@
  * With opts.n_lookup, a request in decode also feeds a prompt-lookup draft after its last token
  * (logits for every entry); its sampler then runs on each entry in order while the picks confirm
  * the draft, and the cache is cut back to what was confirmed (see speculative.c for why the
- * output is that of plain decoding).
+ * output is that of plain decoding). JSON mode and log-probabilities work per position, so they
+ * keep working with drafts (constrain.c).
  */
 #include "sched/sched.h"
 
@@ -205,8 +206,9 @@ static void admit(mlxr_engine *e, int32_t *budget, int32_t *reserved) {
     }
 }
 
-/* Deliver r's next token or end the request; false when r ended (and was freed). */
-static bool deliver(mlxr_engine *e, mlxr_req *r, int32_t tok) {
+/* Deliver r's next token (sampled from `logits`) or end the request; false when r ended (and
+ * was freed). */
+static bool deliver(mlxr_engine *e, mlxr_req *r, int32_t tok, const float *logits) {
     const double now = mlxr_sched_now();
     if (r->t_first_tok == 0) r->t_first_tok = now;
     r->st.n_gen++;
@@ -223,10 +225,25 @@ static bool deliver(mlxr_engine *e, mlxr_req *r, int32_t tok) {
         }
     if (!end) {
         r->toks[r->n_toks++] = tok;
-        if (r->on_token && !r->on_token(r->user, r->id, tok)) {
+        bool go = true;
+        if (r->on_token_info) {
+            mlxr_token_info info;
+            int32_t top_ids[20];
+            float top_lp[20];
+            mlxr_sched_token_info(r, logits, e->n_vocab, tok, &info, top_ids, top_lp);
+            go = r->on_token_info(r->user, r->id, &info);
+        } else if (r->on_token) {
+            go = r->on_token(r->user, r->id, tok);
+        }
+        if (!go) {
             why = MLXR_FINISH_CANCELLED;
             end = true;
         }
+    }
+    /* JSON mode: the object just closed; nothing but EOG may follow */
+    if (!end && r->json_mode && mlxr_jsonc_closed(&r->json)) {
+        why = MLXR_FINISH_EOG;
+        end = true;
     }
     /* the token just appended must fit at position n_toks - 1 for the next step */
     if (!end && ((r->max_tokens > 0 && r->st.n_gen >= r->max_tokens) || r->n_toks > e->n_ctx))
@@ -242,11 +259,18 @@ static void next_tokens(mlxr_engine *e, mlxr_req *r) {
     int32_t a = 0;
     r->n_draft = 0;
     for (int32_t i = 0; i <= m; i++) {
-        const int32_t tok = mlxr_sampler_sample(r->smp, mlxr_get_logits(e->c, r->k_logits + i));
+        const float *logits = mlxr_get_logits(e->c, r->k_logits + i);
+        mlxr_err perr = {0};
+        const int32_t tok = mlxr_sched_pick(e, r, logits, &perr);
+        if (tok < 0) {
+            finish(e, r, MLXR_FINISH_ERROR, perr.code != MLXR_OK ? perr.code : MLXR_ERR_INTERNAL,
+                   perr.msg);
+            return;
+        }
         mlxr_sampler_accept(r->smp, tok);
         const bool confirmed = i < m && tok == r->draft[i];
         r->st.n_accepted += confirmed;
-        if (!deliver(e, r, tok)) return;
+        if (!deliver(e, r, tok, logits)) return;
         if (!confirmed) break;
         a++;
     }

@@ -9,6 +9,7 @@
 #define MLXR_SCHED_SCHED_H
 
 #include "mlxr.h"
+#include "sched/json_constraint.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -31,7 +32,12 @@ typedef struct mlxr_req {
     mlxr_sampler *smp;
     mlxr_engine_token_fn on_token;
     mlxr_engine_done_fn on_done;
+    mlxr_engine_token_info_fn on_token_info;
     void *user;
+    bool logprobs;
+    int32_t n_top;     /* top log-probabilities wanted (with logprobs) */
+    bool json_mode;
+    mlxr_jsonc json;   /* the output so far (json_mode) */
     req_state state;
     int32_t slot;      /* context sequence while running, else -1 */
     int32_t n_step;    /* tokens in this step's batch */
@@ -67,10 +73,26 @@ struct mlxr_engine {
     int8_t *b_logits;
     int32_t b_n;
     uint64_t n_steps, n_preempt;
+    /* [thread] JSON mode: every token's piece bytes (built at the first JSON request) and the
+     * masked copy of a row of logits */
+    uint32_t *piece_off; /* [n_vocab + 1] into piece_bytes; NULL until built */
+    char *piece_bytes;
+    bool *piece_ok;      /* [n_vocab] scratch: token may continue the JSON */
+    float *masked;       /* [n_vocab] */
 };
 
 /* Monotonic seconds. */
 double mlxr_sched_now(void);
+
+/* r's next token from one row of logits (constrain.c): the sampler's pick, redrawn from a masked
+ * row in JSON mode when the pick cannot continue the JSON (the recognizer then takes the token's
+ * bytes). -1 with *err set when no token can continue or memory runs out. */
+int32_t mlxr_sched_pick(mlxr_engine *e, mlxr_req *r, const float *logits, mlxr_err *err);
+
+/* Fill *info for token tok: its log-probability and the r->n_top best (into top_ids/top_lp, 20
+ * entries each) when r asked for logprobs. False on bad arguments. */
+bool mlxr_sched_token_info(mlxr_req *r, const float *logits, int32_t n_vocab, int32_t tok,
+                           mlxr_token_info *info, int32_t *top_ids, float *top_lp);
 
 /* One scheduling step over e->act (engine thread). `stopping` cancels everything. */
 void mlxr_sched_step(mlxr_engine *e, bool stopping);

@@ -38,6 +38,7 @@ typedef struct mlxr_gen_engine_opts {
     int64_t kv_mem_bytes; /* KV pool; 0 = n_seq_max x n_ctx positions */
     bool no_batch_invariant; /* allow batch-dependent float rounding (faster prompts; outputs
                                 may then differ with the load) */
+    mlxr_kv_type kv_type;    /* KV cache type (mlxr_context_opts.kv_type; 0 = F16) */
 } mlxr_gen_engine_opts;
 
 /* Sampling and stopping settings of one request. Strings are copied by mlxr_gen_submit. */
@@ -54,6 +55,12 @@ typedef struct mlxr_gen_params {
     uint64_t seed;
     const char *const *stop;  /* n_stop non-empty stop strings */
     size_t n_stop;
+    const mlxr_logit_bias *logit_bias; /* n_logit_bias entries (token ids checked against the
+                                          vocabulary by submit), copied */
+    size_t n_logit_bias;
+    bool logprobs;            /* record each token's log-probability (mlxr_gen_read_logprobs) */
+    int32_t top_logprobs;     /* 0..20 alternatives per token, with logprobs */
+    bool json_mode;           /* constrain the output to one JSON object (mlxr_request.json_mode) */
 } mlxr_gen_params;
 
 /* Defaults (llama.cpp's): max_tokens 128, temperature 0.8, top_p 0.95, top_k 40, min_p 0.05,
@@ -117,6 +124,32 @@ mlxr_status mlxr_gen_submit(mlxr_gen_engine *e, const int32_t *prompt, size_t n_
  * and every byte was read. Only one reader per generation. Thread-safe against the worker.
  */
 size_t mlxr_gen_read(mlxr_gen *g, int timeout_ms, char *buf, size_t cap, bool *done);
+/*
+ * Log-probabilities of generated tokens (params.logprobs), released together with their text:
+ * an entry comes out once every byte of its token's text has been read with mlxr_gen_read (text
+ * held back by the stop-string matcher holds back its tokens too). When the generation is done
+ * and all text was read, the remaining entries whose text begins before the end of the output
+ * come out; tokens whose text lies wholly in a cut stop string (or after it) never do. A token
+ * that ends inside a UTF-8 character has an empty span where it ends (its bytes show with the
+ * token completing the character).
+ */
+typedef struct mlxr_gen_logprob {
+    int32_t token;
+    float logprob;            /* log-softmax of the raw logits (may be -inf) */
+    int32_t n_top;
+    int32_t top_id[20];
+    float top_lp[20];
+    size_t text_start, text_end; /* byte span in the generated text (may extend past a cut) */
+    size_t char_start;        /* text_start in UTF-8 characters */
+} mlxr_gen_logprob;
+
+/* Copy up to cap released entries not taken before into out; returns how many. Only the reader
+ * calls it (after mlxr_gen_read). Thread-safe against the worker. */
+size_t mlxr_gen_read_logprobs(mlxr_gen *g, mlxr_gen_logprob *out, size_t cap);
+
+/* The model the generation runs on (for token texts). Borrowed while g is held. */
+const mlxr_model *mlxr_gen_model(const mlxr_gen *g);
+
 /* Ask the generation to stop (any thread; idempotent). */
 void mlxr_gen_cancel(mlxr_gen *g);
 /* Block until finished (or timeout_ms, -1 = forever); true if finished. */

@@ -39,6 +39,11 @@ struct mlxr_gen {
     mlxr_stopmatch stops;   /* engine thread only */
     mlxr_detok_stream *detok; /* engine thread only */
     bool stop_hit;          /* engine thread only: a stop string ended it */
+    bool logprobs;          /* record mlxr_gen_logprob entries */
+    bool lp_open;           /* engine thread only: the last entry awaits its text's end */
+    size_t det_off, det_chars; /* engine thread only: bytes / characters decoded so far */
+    mlxr_gen_logprob *lps;  /* (mu) [n_lps] entries, in token order */
+    size_t n_lps, cap_lps, n_taken; /* (mu) n_taken: handed to the reader */
     int64_t t_prev;         /* engine thread only: time of the previous token */
     char *out;              /* (mu) text produced so far */
     size_t out_len, out_cap, read_off;
@@ -72,6 +77,7 @@ void mlxr_gen_release(mlxr_gen *g) {
     if (!g || atomic_fetch_sub(&g->refs, 1) != 1) return;
     mlxr_stopmatch_free(&g->stops);
     mlxr_detok_stream_free(g->detok);
+    free(g->lps);
     pthread_cond_destroy(&g->cv);
     pthread_mutex_destroy(&g->mu);
     free(g->out);
@@ -79,6 +85,26 @@ void mlxr_gen_release(mlxr_gen *g) {
 }
 
 uint64_t mlxr_gen_id(const mlxr_gen *g) { return g->id; }
+
+const mlxr_model *mlxr_gen_model(const mlxr_gen *g) { return g->engine->model; }
+
+size_t mlxr_gen_read_logprobs(mlxr_gen *g, mlxr_gen_logprob *out, size_t cap) {
+    size_t n = 0;
+    pthread_mutex_lock(&g->mu);
+    const bool done = g->finish != MLXR_GEN_RUNNING && g->read_off == g->out_len;
+    while (n < cap && g->n_taken < g->n_lps) {
+        const mlxr_gen_logprob *lp = &g->lps[g->n_taken];
+        const bool released = lp->text_end <= g->read_off;
+        if (!released && !(done && lp->text_start < g->out_len)) {
+            if (done) g->n_taken = g->n_lps; /* the rest fell in a cut stop string */
+            break;
+        }
+        out[n++] = *lp;
+        g->n_taken++;
+    }
+    pthread_mutex_unlock(&g->mu);
+    return n;
+}
 
 void mlxr_gen_cancel(mlxr_gen *g) {
     atomic_store(&g->cancel, true);
@@ -180,7 +206,8 @@ static bool emit_text(mlxr_gen *g, const char *text, size_t len) {
 }
 
 /* Run one detok-stream call with a growing buffer: push (id >= 0) or flush (id < 0). The text
- * goes to the matcher when `emit`, else is dropped (priming). true if a stop string was hit. */
+ * goes to the matcher when `emit` (counted in det_off / det_chars), else is dropped (priming).
+ * true if a stop string was hit. */
 static bool detok_step(mlxr_gen *g, int32_t id, bool emit) {
     char small[256], *buf = small;
     size_t cap = sizeof small, n = 0;
@@ -189,21 +216,68 @@ static bool detok_step(mlxr_gen *g, int32_t id, bool emit) {
         mlxr_status st = id >= 0 ? mlxr_detok_stream_push(g->detok, id, buf, cap, &n, &err)
                                  : mlxr_detok_stream_flush(g->detok, buf, cap, &n, &err);
         if (st == MLXR_ERR_RANGE && buf == small) { /* nothing consumed: retry with room */
-            if (!(buf = malloc(n))) return false;
+            char *big = malloc(n);
+            if (!big) { /* out of memory: this token's text is lost, never corrupted */
+                n = 0;
+                break;
+            }
+            buf = big;
             cap = n;
             continue;
         }
         if (st != MLXR_OK) n = 0;
         break;
     }
+    if (emit) {
+        g->det_off += n;
+        for (size_t i = 0; i < n; i++) g->det_chars += ((unsigned char)buf[i] & 0xC0) != 0x80;
+    }
+    if (g->lp_open) { /* the token's span ends here: set before its text becomes readable, so
+                       * the reader releases both together */
+        pthread_mutex_lock(&g->mu);
+        g->lps[g->n_lps - 1].text_end = g->det_off;
+        pthread_mutex_unlock(&g->mu);
+        g->lp_open = false;
+    }
     bool stopped = emit && n ? emit_text(g, buf, n) : false;
     if (buf != small) free(buf);
     return stopped;
 }
 
-static bool on_token(void *user, uint64_t eid, int32_t tok) {
+/* Record a token's log-probabilities, its text span starting at det_off (engine thread); false
+ * when out of memory (the token then goes without). */
+static bool add_logprob(mlxr_gen *g, const mlxr_token_info *info) {
+    pthread_mutex_lock(&g->mu);
+    if (g->n_lps == g->cap_lps) {
+        size_t nc = g->cap_lps ? g->cap_lps * 2 : 64;
+        mlxr_gen_logprob *p = realloc(g->lps, nc * sizeof *p);
+        if (!p) {
+            pthread_mutex_unlock(&g->mu);
+            return false;
+        }
+        g->lps = p;
+        g->cap_lps = nc;
+    }
+    mlxr_gen_logprob *lp = &g->lps[g->n_lps++];
+    memset(lp, 0, sizeof *lp);
+    lp->token = info->token;
+    lp->logprob = info->logprob;
+    lp->n_top = info->n_top < 20 ? info->n_top : 20;
+    for (int32_t k = 0; k < lp->n_top; k++) {
+        lp->top_id[k] = info->top_ids[k];
+        lp->top_lp[k] = info->top_logprobs[k];
+    }
+    lp->text_start = g->det_off;
+    lp->text_end = SIZE_MAX; /* not released before on_token has decoded its text */
+    lp->char_start = g->det_chars;
+    pthread_mutex_unlock(&g->mu);
+    return true;
+}
+
+static bool on_token(void *user, uint64_t eid, const mlxr_token_info *info) {
     (void)eid;
     mlxr_gen *g = user;
+    const int32_t tok = info->token;
     if (atomic_load(&g->cancel) || g->stop_hit) return false;
     mlxr_gen_engine *e = g->engine;
     int64_t now = mlxr_gen_now_ns();
@@ -224,6 +298,7 @@ static bool on_token(void *user, uint64_t eid, int32_t tok) {
         mlxr_metrics_tokens(e->metrics, 0, 1);
     }
     g->t_prev = now;
+    g->lp_open = g->logprobs && add_logprob(g, info);
     if (detok_step(g, tok, true)) {
         g->stop_hit = true;
         return false; /* the engine cancels the sequence; on_done reports MLXR_GEN_STOP */
@@ -301,6 +376,7 @@ mlxr_status mlxr_gen_engine_new(mlxr_model *model, const mlxr_gen_engine_opts *o
      * text, whatever the load): one dot product per output instead of tiles */
     eo.ctx.batch_invariant = !(opts && opts->no_batch_invariant);
     eo.ctx.kv_mem_bytes = opts ? opts->kv_mem_bytes : 0;
+    eo.ctx.kv_type = opts ? opts->kv_type : MLXR_KV_F16;
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     eo.ctx.n_threads = opts && opts->n_threads > 0 ? opts->n_threads : (ncpu > 0 ? (int32_t)ncpu : 1);
     mlxr_status st = mlxr_engine_new(model, &eo, &e->eng, err);
@@ -356,14 +432,12 @@ mlxr_status mlxr_gen_submit(mlxr_gen_engine *e, const int32_t *prompt, size_t n_
             return MLXR_FAIL(err, MLXR_ERR_INVALID, "token id %d at %zu is outside 0..%d",
                              prompt[i], i, e->n_vocab - 1);
     if (p->max_tokens < 1) return MLXR_FAIL(err, MLXR_ERR_INVALID, "max_tokens must be >= 1");
-    if (p->presence_penalty != 0 || p->frequency_penalty != 0)
-        /* the engine samples with mlxr_sampler only; it has no hook to change logits per request */
-        return MLXR_FAIL(err, MLXR_ERR_UNSUPPORTED,
-                         "presence_penalty and frequency_penalty are not supported by this server "
-                         "yet (use repeat_penalty)");
+    if (p->n_logit_bias > 100000)
+        return MLXR_FAIL(err, MLXR_ERR_RANGE, "at most 100000 logit biases");
     mlxr_gen *g = calloc(1, sizeof *g);
     if (!g) return MLXR_FAIL(err, MLXR_ERR_NOMEM, "out of memory");
     g->engine = e;
+    g->logprobs = p->logprobs;
     g->id = atomic_fetch_add(&next_gen_id, 1);
     atomic_init(&g->refs, 1);
     atomic_init(&g->cancel, false);
@@ -401,8 +475,15 @@ mlxr_status mlxr_gen_submit(mlxr_gen_engine *e, const int32_t *prompt, size_t n_
     r.sampler.repeat_penalty = p->repeat_penalty;
     r.sampler.repeat_last_n = p->repeat_last_n;
     r.sampler.seed = p->seed;
+    r.sampler.presence_penalty = p->presence_penalty;
+    r.sampler.frequency_penalty = p->frequency_penalty;
+    r.sampler.logit_bias = p->logit_bias;
+    r.sampler.n_logit_bias = (int32_t)p->n_logit_bias;
+    r.logprobs = p->logprobs;
+    r.n_top_logprobs = p->logprobs ? p->top_logprobs : 0;
+    r.json_mode = p->json_mode;
     r.max_tokens = p->max_tokens;
-    r.on_token = on_token;
+    r.on_token_info = on_token;
     r.on_done = on_done;
     r.user = g;
     g->stats.t_submit = mlxr_gen_now_ns();

@@ -10,6 +10,7 @@
  * deliver body bytes; the last call (size 0) dispatches. NOTIFY_COMPLETED logs and frees.
  */
 #include "server/http.h"
+#include "server/embed.h"
 
 #include "util/err.h"
 
@@ -133,7 +134,7 @@ static const route routes[] = {
     {"GET", "/v1/models/{}", mlxr_openai_model, "/v1/models/{id}"},
     {"POST", "/v1/completions", mlxr_openai_completions, "/v1/completions"},
     {"POST", "/v1/chat/completions", mlxr_openai_chat, "/v1/chat/completions"},
-    {"POST", "/v1/embeddings", mlxr_native_embeddings, "/v1/embeddings"},
+    {"POST", "/v1/embeddings", mlxr_embed_openai, "/v1/embeddings"},
     {"GET", "/v1/requests", mlxr_native_requests, "/v1/requests"},
     {"POST", "/v1/requests/{}/cancel", mlxr_native_cancel, "/v1/requests/{id}/cancel"},
     {"POST", "/tokenize", mlxr_native_tokenize, "/tokenize"},
@@ -149,8 +150,8 @@ static const route routes[] = {
     {"DELETE", "/api/delete", mlxr_ollama_delete, "/api/delete"},
     {"POST", "/api/pull", mlxr_ollama_pull, "/api/pull"},
     {"POST", "/api/create", mlxr_ollama_create, "/api/create"},
-    {"POST", "/api/embed", mlxr_native_embeddings, "/api/embed"},
-    {"POST", "/api/embeddings", mlxr_native_embeddings, "/api/embeddings"},
+    {"POST", "/api/embed", mlxr_embed_ollama, "/api/embed"},
+    {"POST", "/api/embeddings", mlxr_embed_ollama_legacy, "/api/embeddings"},
 };
 
 /* Match a route path against a URL; "{}" captures one non-empty segment into *arg. */

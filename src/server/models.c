@@ -178,7 +178,7 @@ static bool load_engine(mlxr_server *s, mlxr_served_model *m, mlxr_api_error *e)
     mlxr_gen_engine *eng = NULL;
     mlxr_gen_engine_opts go = {s->o.n_ctx,     s->o.n_threads,    s->o.max_queue,
                                s->metrics,     s->o.n_seq_max,    s->o.kv_mem_bytes,
-                               s->o.no_batch_invariant};
+                               s->o.no_batch_invariant, s->o.kv_type};
     mlxr_status st = mlxr_model_load(m->path, NULL, &model, &err);
     bool has_template = false;
     if (st == MLXR_OK) {
@@ -642,7 +642,8 @@ static bool submit(mlxr_server *s, mlxr_served_model *m, const mlxr_api_req *r,
                                       "the server is busy: %s; retry later", err.msg);
         return mlxr_api_error_set(e, st == MLXR_ERR_NOMEM ? 500 : 400,
                                   st == MLXR_ERR_NOMEM ? "server_error" : "invalid_request_error",
-                                  NULL, NULL, "%s", err.msg);
+                                  NULL, strstr(err.msg, "logit bias") ? "logit_bias" : NULL, "%s",
+                                  err.msg);
     }
     active_add(s, *g, m->key, endpoint);
     return true;

@@ -252,9 +252,3 @@ enum MHD_Result mlxr_native_cancel(mlxr_http_req *r) {
                                 (int)strcspn(r->path_arg, "/"), r->path_arg);
     return mlxr_http_json(r, 200, json_pack("{s:I,s:b}", "id", (json_int_t)id, "cancelled", 1));
 }
-
-enum MHD_Result mlxr_native_embeddings(mlxr_http_req *r) {
-    return mlxr_http_errorf(r, 501, "invalid_request_error", "not_implemented",
-                            "embeddings are not implemented yet: the engine does not expose the "
-                            "final hidden state (issue 6)");
-}

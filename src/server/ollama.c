@@ -186,8 +186,20 @@ static json_t *record(const char *model, mlxr_api_kind kind, const char *text, s
                      "done", done);
 }
 
+/* Add the log-probabilities released so far (if asked for and any) to a record. */
+static void add_logprobs(json_t *j, mlxr_gen *g, bool wanted) {
+    json_t *lp = wanted ? mlxr_logprobs_released(g) : NULL;
+    if (lp) json_object_set_new(j, "logprobs", lp);
+}
+
 static void fmt_ollama(mlxr_stream *s, const char *text, size_t len, bool final) {
-    if (len > 0) mlxr_stream_ndjson(s, record(s->model, s->kind, text, len, false));
+    /* a record's logprobs are those of the tokens whose text it completes */
+    json_t *lp = s->logprobs ? mlxr_logprobs_released(s->g) : NULL;
+    if (len > 0 || lp) {
+        json_t *j = record(s->model, s->kind, text, len, false);
+        if (lp) json_object_set_new(j, "logprobs", lp);
+        mlxr_stream_ndjson(s, j);
+    }
     if (!final) return;
     json_t *j = record(s->model, s->kind, "", 0, true);
     if (mlxr_gen_finish_reason(s->g) == MLXR_GEN_ERROR) {
@@ -220,13 +232,14 @@ static enum MHD_Result generate(mlxr_http_req *r, mlxr_api_kind kind) {
     mlxr_served_model *m;
     mlxr_gen *g;
     bool ok = mlxr_server_submit(r->srv, &req, r->route, &m, &g, &e);
-    bool stream = req.stream;
+    bool stream = req.stream, logprobs = req.params.logprobs;
     mlxr_api_req_free(&req);
     if (!ok) return mlxr_http_error(r, &e);
     mlxr_stream init = {0};
     snprintf(init.model, sizeof init.model, "%s", m->key);
     init.created = t0;
     init.kind = kind;
+    init.logprobs = logprobs;
     if (stream) return mlxr_http_stream(r, g, "application/x-ndjson", fmt_ollama, &init);
     size_t len = 0;
     char *text = mlxr_http_collect(r, g, &len);
@@ -237,6 +250,7 @@ static enum MHD_Result generate(mlxr_http_req *r, mlxr_api_kind kind) {
         ret = mlxr_http_errorf(r, 500, "server_error", NULL, "generation failed: %s", msg);
     } else {
         json_t *j = record(m->key, kind, text, len, true);
+        add_logprobs(j, g, logprobs);
         add_final(j, g, t0);
         ret = mlxr_http_json(r, 200, j);
     }

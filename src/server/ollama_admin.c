@@ -5,12 +5,14 @@
  * POST /api/create (from a GGUF path or an installed model, as `from` or a Modelfile's FROM).
  *
  * pull and create read a path on the server's file system: anyone who may call the API can make
- * the server import any GGUF file its user can read (as Ollama's create does). Imports run on the
- * handler's thread (hashing a large file takes a while); the NDJSON status lines are written
- * when the import is done, so they report the steps, not live progress.
+ * the server import any GGUF file its user can read (as Ollama's create does). Local imports run
+ * on the handler's thread (hashing a large file takes a while) and their NDJSON status lines are
+ * written when the import is done. A pull by http(s) URL downloads on a worker thread and streams
+ * live progress (pull_stream.c).
  */
 #include "server/fetch.h"
 #include "server/http.h"
+#include "server/pull_stream.h"
 
 #include "util/err.h"
 
@@ -201,38 +203,20 @@ enum MHD_Result mlxr_ollama_pull(mlxr_http_req *r) {
                                             "success"};
         ret = st == MLXR_OK ? statuses(r, stream, lines, 5) : reg_error(r, st, &err);
     } else if (mlxr_fetch_is_url(model)) {
-        /* a GGUF file at an http(s) URL: downloaded into the registry's tmp folder (swept at
-         * the next start if we die), imported (hard link), then the download is removed. The
-         * status lines are written once the import is done, like the local case. */
-        char name[160], part[4096];
+        /* a GGUF file at an http(s) URL: downloaded on a worker thread with live progress
+         * (pull_stream.c); the name must be valid before anything is fetched */
+        char name[160], file[128], n1[104], t1[64];
         const char *as = str_member(o, "as");
-        if (as) {
-            snprintf(name, sizeof name, "%s", as);
-        } else {
-            char buf[512];
-            snprintf(buf, sizeof buf, "%s", model);
-            buf[strcspn(buf, "?#")] = '\0';
-            stem_name(buf, name, sizeof name);
-        }
-        pthread_mutex_lock(&r->srv->reg_mu);
-        const char *home = r->srv->reg ? mlxr_registry_home(r->srv->reg) : NULL;
-        if (home)
-            snprintf(part, sizeof part, "%s/models/tmp/pull-%ld-%p.part", home, (long)getpid(),
-                     (void *)r);
-        pthread_mutex_unlock(&r->srv->reg_mu);
+        mlxr_fetch_file_name(model, file, sizeof file);
+        if (as) snprintf(name, sizeof name, "%s", as);
+        else stem_name(file[0] ? file : "model", name, sizeof name);
         mlxr_err err = {0};
-        mlxr_status st = !home ? MLXR_FAIL(&err, MLXR_ERR_INVALID, "the server has no registry")
-                               : mlxr_fetch_url(model, part, NULL, NULL, &err);
-        if (st == MLXR_OK) {
-            st = import(r->srv, part, name, &err);
-            unlink(part);
-        }
-        static const char *const lines[] = {"pulling manifest", "downloading model",
-                                            "verifying sha256 digest", "writing manifest",
-                                            "success"};
-        ret = st == MLXR_OK ? statuses(r, stream, lines, 5)
-              : st == MLXR_ERR_IO ? mlxr_http_errorf(r, 502, "server_error", NULL, "%s", err.msg)
-                                  : reg_error(r, st, &err);
+        if (mlxr_registry_parse_name(name, n1, t1, &err) != MLXR_OK)
+            ret = mlxr_http_errorf(r, 400, "invalid_request_error", NULL, "%s%s", err.msg,
+                                   as ? "" : " (name it with \"as\")");
+        else
+            ret = mlxr_pull_url(r, model, name, stream,
+                                json_is_true(json_object_get(o, "insecure")));
     } else {
         ret = mlxr_http_errorf(r, 404, "invalid_request_error", "model_not_found",
                                "model '%s' is not installed; mlxr has no model library to pull "

@@ -128,7 +128,10 @@ static void sweep(mlxr_registry *r, const char *dir, bool only_unreferenced) {
         snprintf(rel, sizeof rel, "%s/%s", dir, de->d_name);
         if (only_unreferenced && blob_referenced(r, rel)) continue;
         char *p = path_join(r->home, rel);
-        if (p) unlink(p);
+        /* a download in progress (fetch.c) holds a flock on its file: leave it alone */
+        int fd = p ? open(p, O_RDONLY | O_CLOEXEC | O_NONBLOCK) : -1;
+        if (p && (fd < 0 || flock(fd, LOCK_EX | LOCK_NB) == 0)) unlink(p);
+        if (fd >= 0) close(fd);
         free(p);
     }
     if (d) closedir(d);

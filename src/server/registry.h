@@ -5,7 +5,8 @@
  * Layout of HOME (--home, $MLXR_HOME, else $XDG_DATA_HOME/mlxr, else ~/.local/share/mlxr):
  *   HOME/catalog.db                  the catalog (table `models`, one row per name:tag)
  *   HOME/models/blobs/sha256-<hex>   model files, named by their SHA-256, read-only
- *   HOME/models/tmp/                 imports in progress (removed at every open)
+ *   HOME/models/tmp/                 imports and downloads in progress (removed at every
+ *                                    open, except files another process holds a flock on)
  *   HOME/lock                        flock()ed while importing, removing or cleaning up
  *
  * Atomicity of an import: the file is copied (or hard-linked) into tmp/, verified (GGUF header

@@ -158,6 +158,85 @@ static bool parse_sampling(json_t *o, mlxr_api_req *r, mlxr_api_error *e) {
     return true;
 }
 
+/* OpenAI logit_bias: {"token id": bias, ...}, ids as decimal strings, biases -100..100. */
+static bool parse_logit_bias(json_t *o, mlxr_api_req *r, mlxr_api_error *e) {
+    json_t *lb = member(o, "logit_bias");
+    if (!lb) return true;
+    if (!json_is_object(lb))
+        return BAD("logit_bias", "'logit_bias' must be an object mapping token ids to numbers");
+    const size_t n = json_object_size(lb);
+    if (n > 1024) return BAD("logit_bias", "'logit_bias' holds %zu entries; at most 1024", n);
+    if (n == 0) return true;
+    r->bias = calloc(n, sizeof *r->bias);
+    if (!r->bias) return mlxr_api_error_set(e, 500, "server_error", NULL, NULL, "out of memory");
+    const char *key;
+    json_t *v;
+    json_object_foreach(lb, key, v) {
+        const size_t kl = strlen(key);
+        const long long id = kl >= 1 && kl <= 10 && strspn(key, "0123456789") == kl
+                                 ? strtoll(key, NULL, 10) : -1;
+        if (id < 0 || id > INT32_MAX)
+            return BAD("logit_bias", "'logit_bias' key '%.32s' is not a token id", key);
+        if (!json_is_number(v) || !isfinite(json_number_value(v)) ||
+            json_number_value(v) < -100 || json_number_value(v) > 100)
+            return BAD("logit_bias", "'logit_bias' value for token %lld must be a number between "
+                       "-100 and 100", id);
+        r->bias[r->n_bias].token = (int32_t)id;
+        r->bias[r->n_bias].bias = (float)json_number_value(v);
+        r->n_bias++;
+    }
+    r->params.logit_bias = r->bias;
+    r->params.n_logit_bias = r->n_bias;
+    return true;
+}
+
+/* logprobs: chat {logprobs: bool, top_logprobs: 0..20}; completions {logprobs: 0..5}. */
+static bool parse_logprobs(json_t *o, mlxr_api_req *r, mlxr_api_error *e) {
+    json_t *lp = member(o, "logprobs");
+    long long ll = 0;
+    bool set = false;
+    if (r->kind == MLXR_API_CHAT) {
+        if (!opt_bool(o, "logprobs", &r->params.logprobs, e) ||
+            !opt_int(o, "top_logprobs", 0, 20, &ll, &set, e))
+            return false;
+        if (set && !r->params.logprobs)
+            return BAD("top_logprobs", "'top_logprobs' needs 'logprobs' set to true");
+        r->params.top_logprobs = (int32_t)ll;
+        return true;
+    }
+    if (!lp || json_is_false(lp)) return true;
+    if (!opt_int(o, "logprobs", 0, 5, &ll, &set, e)) return false;
+    r->params.logprobs = true;
+    r->params.top_logprobs = (int32_t)ll;
+    return true;
+}
+
+/* OpenAI response_format: {"type": "text" | "json_object" | "json_schema", ...}. */
+static bool parse_response_format(json_t *o, mlxr_api_req *r, mlxr_api_error *e) {
+    json_t *rf = member(o, "response_format");
+    if (!rf) return true;
+    json_t *t = json_is_object(rf) ? json_object_get(rf, "type") : NULL;
+    if (!json_is_string(t))
+        return BAD("response_format", "'response_format' must be an object with a 'type'");
+    const char *type = json_string_value(t);
+    if (!strcmp(type, "json_object") || !strcmp(type, "json_schema")) r->params.json_mode = true;
+    else if (strcmp(type, "text") != 0)
+        return BAD("response_format", "'response_format.type' must be 'text', 'json_object' or "
+                   "'json_schema'");
+    return true;
+}
+
+/* Ollama format: "json", "" (none) or a JSON schema object (constrains to JSON only). */
+static bool parse_format(json_t *o, mlxr_api_req *r, mlxr_api_error *e) {
+    json_t *f = member(o, "format");
+    if (!f) return true;
+    if (json_is_object(f) || (json_is_string(f) && !strcmp(json_string_value(f), "json")))
+        r->params.json_mode = true;
+    else if (!json_is_string(f) || json_string_value(f)[0])
+        return BAD("format", "'format' must be \"json\" or a JSON schema object");
+    return true;
+}
+
 /* Content of a chat message: a string, or an array of {"type":"text","text":...} parts. */
 static bool parse_content(json_t *c, size_t i, char **out, mlxr_api_error *e) {
     char param[64];
@@ -255,9 +334,8 @@ static bool parse_openai(json_t *o, mlxr_api_req *r, mlxr_api_error *e) {
         r->params.max_tokens = (int32_t)ll;
         r->max_tokens_set = true;
     }
-    json_t *lp = member(o, "logprobs");
-    if (lp && !(json_is_false(lp) || (json_is_integer(lp) && json_integer_value(lp) == 0)))
-        return BAD("logprobs", "'logprobs' is not supported");
+    if (!parse_logit_bias(o, r, e) || !parse_logprobs(o, r, e) || !parse_response_format(o, r, e))
+        return false;
     if (!parse_stops(member(o, "stop"), 4, r, e)) return false;
     if (r->kind == MLXR_API_CHAT) return parse_messages(o, r, e);
     json_t *p = member(o, "prompt");
@@ -275,9 +353,9 @@ bool mlxr_api_parse_duration(const char *s, int64_t *out_s) {
      * "10s", "1.5h", "500ms" (rounded up to a second); a plain number is seconds */
     char *end;
     double v = strtod(s, &end);
-    if (end == s) return false;
+    if (end == s || !isfinite(v)) return false; /* "inf", "nan", 1e999 */
     if (!*end) {
-        *out_s = v < 0 ? -1 : (int64_t)(v + 0.999);
+        *out_s = v < 0 ? -1 : (int64_t)((v > 1e12 ? 1e12 : v) + 0.999);
         return true;
     }
     double total = 0;
@@ -293,7 +371,7 @@ bool mlxr_api_parse_duration(const char *s, int64_t *out_s) {
         if (!*end) break;
         const char *at = end;
         v = strtod(at, &end);
-        if (end == at || v < 0) return false;
+        if (end == at || v < 0 || !isfinite(v)) return false;
     }
     if (total > 1e12) total = 1e12;
     *out_s = neg ? -1 : (int64_t)(total + 0.999);
@@ -317,9 +395,15 @@ static bool parse_keep_alive(json_t *o, mlxr_api_req *r, mlxr_api_error *e) {
 
 static bool parse_ollama(json_t *o, mlxr_api_req *r, mlxr_api_error *e) {
     r->stream = true; /* Ollama streams unless told not to */
+    long long top = 0;
+    bool top_set = false;
     if (!opt_string(o, "model", &r->model, e) || !opt_bool(o, "stream", &r->stream, e) ||
-        !parse_keep_alive(o, r, e))
+        !parse_keep_alive(o, r, e) || !parse_format(o, r, e) ||
+        !opt_bool(o, "logprobs", &r->params.logprobs, e) ||
+        !opt_int(o, "top_logprobs", 0, 20, &top, &top_set, e))
         return false;
+    r->params.top_logprobs = (int32_t)top;
+    if (top > 0) r->params.logprobs = true; /* alternatives imply the chosen token's too */
     json_t *opt = member(o, "options");
     if (opt && !json_is_object(opt)) return BAD("options", "'options' must be an object");
     if (opt) {
@@ -381,6 +465,7 @@ void mlxr_api_req_free(mlxr_api_req *r) {
     }
     free(r->msgs);
     free(r->tools_json);
+    free(r->bias);
     for (size_t i = 0; i < r->n_stops; i++) free(r->stops[i]);
     free(r->stops);
     memset(r, 0, sizeof *r);

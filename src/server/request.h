@@ -8,7 +8,12 @@
  * field has the right type and range; strings hold no NUL; n == 1; at most 4 stop strings for
  * OpenAI (16 for Ollama), none empty; messages is a non-empty array of {role, content} with a
  * known role and string (or text-part array) content; tools, if given, an array (kept as JSON for
- * the chat template). Unknown fields are ignored, as OpenAI does.
+ * the chat template); logit_bias an object of at most 1024 decimal token ids to numbers in
+ * -100..100; logprobs a bool for chat (top_logprobs 0..20, only with it) and an integer 0..5
+ * for completions; response_format {"type": "text" | "json_object" | "json_schema"}; Ollama's
+ * format "json", "" or a JSON-schema object (the schema is not enforced: any JSON object is
+ * allowed); Ollama's logprobs bool and top_logprobs 0..20. Unknown fields are ignored, as
+ * OpenAI does.
  */
 #ifndef MLXR_SERVER_REQUEST_H
 #define MLXR_SERVER_REQUEST_H
@@ -49,7 +54,10 @@ typedef struct mlxr_api_req {
     int64_t keep_alive_s;   /* Ollama keep_alive in seconds; -1 = forever; -2 = unset */
     char **stops;
     size_t n_stops;
-    mlxr_gen_params params; /* params.stop points at `stops` */
+    mlxr_logit_bias *bias;  /* OpenAI logit_bias (token ids not yet checked against a vocabulary) */
+    size_t n_bias;
+    mlxr_gen_params params; /* params.stop points at `stops`, params.logit_bias at `bias`;
+                               params.logprobs / top_logprobs / json_mode as the request asks */
 } mlxr_api_req;
 
 /* An API error: HTTP status, OpenAI error type and code, the parameter at fault (or ""). */

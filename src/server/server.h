@@ -2,8 +2,10 @@
  * server.h - the mlxr daemon: options, the server object, and what the endpoint handlers share.
  *
  * Threads: libmicrohttpd runs one thread per connection (bounded by max_conns); handlers parse,
- * validate, tokenize and queue work, then pull text from the generation (gen.h) — they never
- * run the model. Each loaded model has its own generation engine and thread.
+ * validate, tokenize and queue work, then pull text from the generation (gen.h) — generation
+ * never runs on them. Each loaded model has its own generation engine and thread. The embedding
+ * handlers (embed.c) are the exception: they run a small context of their own on the
+ * connection's thread (embeddings are one prompt pass, no decode loop to share).
  * Locks: models_mu guards the model table; load_mu serializes model loading; reg_mu guards the
  * registry handle; active_mu the table of running requests. Never hold two at once, except
  * load_mu -> models_mu and load_mu -> reg_mu (in that order).
@@ -36,6 +38,7 @@ typedef struct mlxr_server_opts {
     int32_t n_seq_max;       /* sequences batched per model; 0 = 16 */
     int64_t kv_mem_bytes;    /* KV pool per model; 0 = n_seq_max x n_ctx */
     bool no_batch_invariant; /* see mlxr_gen_engine_opts */
+    mlxr_kv_type kv_type;    /* KV cache type per model (default F16) */
     int64_t keep_alive_s;    /* unload a model idle this long (Ollama's keep_alive default);
                                 0 = right after each request; -1 = never; default 300 */
     bool keep_alive_set;     /* keep_alive_s given (else 300) */

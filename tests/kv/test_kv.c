@@ -27,8 +27,8 @@ static mlxr_context *ctx(mlxr_model *m, int n_seq, int64_t blocks) {
     o.batch_invariant = true;
     if (blocks > 0) {
         const mlxr_model_info *h = mlxr_model_get_info(m);
-        o.kv_mem_bytes =
-            blocks * (int64_t)mlxr_kv_block_bytes(h->n_layer, h->n_head_kv * h->head_dim, 2);
+        o.kv_mem_bytes = blocks * (int64_t)mlxr_kv_block_bytes(
+                                      h->n_layer, h->n_head_kv * h->head_dim, MLXR_KV_F16);
     }
     mlxr_context *c = NULL;
     mlxr_err err = {0};

@@ -45,7 +45,7 @@ static void test_batched(const char *prompt) {
     mlxr_err err = {0};
     if (mlxr_model_load(MLXR_SOURCE_DIR "/models/pydoc-7M-q8_0.gguf", NULL, &m, &err) != MLXR_OK)
         return;
-    mlxr_gen_engine_opts o = {0, 2, 8, NULL, 8, 0, false};
+    mlxr_gen_engine_opts o = {.n_threads = 2, .max_queue = 8, .n_seq_max = 8};
     mlxr_gen_engine *e = NULL;
     CHECK(mlxr_gen_engine_new(m, &o, &e, &err) == MLXR_OK, "batched engine: %s", err.msg);
     if (!e) return;
@@ -103,7 +103,8 @@ int main(void) {
         fprintf(stderr, "cannot load the bundled model: %s\n", err.msg);
         return 1;
     }
-    mlxr_gen_engine_opts o = {0, 2, 1, NULL, 1, 0, false}; /* one sequence, one waiting */
+    /* one sequence, one waiting */
+    mlxr_gen_engine_opts o = {.n_threads = 2, .max_queue = 1, .n_seq_max = 1};
     mlxr_gen_engine *e = NULL;
     CHECK(mlxr_gen_engine_new(m, &o, &e, &err) == MLXR_OK, "engine: %s", err.msg);
     if (!e) return test_finish("server_gen");
@@ -180,10 +181,13 @@ int main(void) {
           "prompt longer than the context: %s", err.msg);
     free(huge);
 
-    p.presence_penalty = 0.5f; /* the engine cannot apply it: refused, never ignored */
-    CHECK(mlxr_gen_submit(e, ids, n_ids, &p, &g, &full, &err) == MLXR_ERR_UNSUPPORTED && !g,
-          "presence penalty refused");
-    p.presence_penalty = 0;
+    mlxr_logit_bias bias = {1 << 30, 1.0f}; /* a token id outside the vocabulary */
+    p.logit_bias = &bias;
+    p.n_logit_bias = 1;
+    CHECK(mlxr_gen_submit(e, ids, n_ids, &p, &g, &full, &err) == MLXR_ERR_RANGE && !g && !full,
+          "logit bias for a token outside the vocabulary: %s", err.msg);
+    p.logit_bias = NULL;
+    p.n_logit_bias = 0;
 
     /* freeing the engine with work running and queued cancels it and returns */
     CHECK(mlxr_gen_submit(e, ids, n_ids, &p, &a, &full, &err) == MLXR_OK, "submit before free");

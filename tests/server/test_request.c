@@ -36,6 +36,29 @@ static const bad_case bad[] = {
     {MLXR_API_COMPLETION, "{\"prompt\":\"a\",\"model\":[]}", "model"},
     {MLXR_API_COMPLETION, "{\"prompt\":\"a\",\"stream_options\":3}", "stream_options"},
     {MLXR_API_COMPLETION, "{\"prompt\":\"a\",\"logprobs\":true}", "logprobs"},
+    {MLXR_API_COMPLETION, "{\"prompt\":\"a\",\"logprobs\":6}", "logprobs"},
+    {MLXR_API_COMPLETION, "{\"prompt\":\"a\",\"logit_bias\":[1]}", "logit_bias"},
+    {MLXR_API_COMPLETION, "{\"prompt\":\"a\",\"logit_bias\":{\"x\":1}}", "logit_bias"},
+    {MLXR_API_COMPLETION, "{\"prompt\":\"a\",\"logit_bias\":{\"-1\":1}}", "logit_bias"},
+    {MLXR_API_COMPLETION, "{\"prompt\":\"a\",\"logit_bias\":{\" 1\":1}}", "logit_bias"},
+    {MLXR_API_COMPLETION, "{\"prompt\":\"a\",\"logit_bias\":{\"99999999999\":1}}", "logit_bias"},
+    {MLXR_API_COMPLETION, "{\"prompt\":\"a\",\"logit_bias\":{\"5\":101}}", "logit_bias"},
+    {MLXR_API_COMPLETION, "{\"prompt\":\"a\",\"logit_bias\":{\"5\":\"1\"}}", "logit_bias"},
+    {MLXR_API_COMPLETION, "{\"prompt\":\"a\",\"response_format\":\"json\"}", "response_format"},
+    {MLXR_API_COMPLETION, "{\"prompt\":\"a\",\"response_format\":{\"type\":\"xml\"}}",
+     "response_format"},
+    {MLXR_API_CHAT, "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"logprobs\":1}",
+     "logprobs"},
+    {MLXR_API_CHAT, "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"top_logprobs\":2}",
+     "top_logprobs"},
+    {MLXR_API_CHAT, "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"logprobs\":true,"
+     "\"top_logprobs\":21}", "top_logprobs"},
+    {MLXR_API_OLLAMA_GENERATE, "{\"prompt\":\"a\",\"format\":\"yaml\"}", "format"},
+    {MLXR_API_OLLAMA_GENERATE, "{\"prompt\":\"a\",\"format\":[]}", "format"},
+    {MLXR_API_OLLAMA_GENERATE, "{\"prompt\":\"a\",\"logprobs\":1}", "logprobs"},
+    {MLXR_API_OLLAMA_CHAT, "{\"messages\":[],\"top_logprobs\":21}", "top_logprobs"},
+    {MLXR_API_OLLAMA_GENERATE, "{\"prompt\":\"a\",\"options\":{\"frequency_penalty\":3}}",
+     "frequency_penalty"},
     {MLXR_API_COMPLETION, "{\"prompt\":\"a\",\"prompt\":\"b\"}", ""},
     {MLXR_API_CHAT, "{}", "messages"},
     {MLXR_API_CHAT, "{\"messages\":[]}", "messages"},
@@ -70,7 +93,8 @@ static void test_bad(void) {
         CHECK(!strcmp(e.param, bad[i].param), "case %zu: param '%s', want '%s' (%s)", i, e.param,
               bad[i].param, e.message);
         CHECK(e.message[0], "case %zu: no message", i);
-        CHECK(r.model == NULL && r.prompt == NULL && r.msgs == NULL && r.stops == NULL,
+        CHECK(r.model == NULL && r.prompt == NULL && r.msgs == NULL && r.stops == NULL &&
+                  r.bias == NULL,
               "case %zu: fields left allocated", i);
     }
 }
@@ -105,6 +129,44 @@ static void test_good(void) {
     CHECK(r.stream, "Ollama streams by default");
     CHECK(!r.max_tokens_set && r.params.top_k == 3 && r.params.seed == 42 && r.num_ctx == 64 &&
               r.n_stops == 2 && !strcmp(r.system, "s"), "options");
+    mlxr_api_req_free(&r);
+
+    /* sampling extras: penalties, logit bias, logprobs, JSON mode */
+    b = "{\"prompt\":\"p\",\"presence_penalty\":0.5,\"frequency_penalty\":-1,"
+        "\"logit_bias\":{\"12\":-100,\"0\":2.5},\"logprobs\":3,"
+        "\"response_format\":{\"type\":\"json_object\"}}";
+    CHECK(mlxr_api_parse(MLXR_API_COMPLETION, b, strlen(b), &r, &e), "%s", e.message);
+    CHECK(r.params.presence_penalty == 0.5f && r.params.frequency_penalty == -1, "penalties");
+    CHECK(r.n_bias == 2 && r.params.logit_bias == r.bias && r.params.n_logit_bias == 2 &&
+              r.bias[0].token == 12 && r.bias[0].bias == -100 && r.bias[1].token == 0 &&
+              r.bias[1].bias == 2.5f, "logit_bias");
+    CHECK(r.params.logprobs && r.params.top_logprobs == 3 && r.params.json_mode, "logprobs, json");
+    mlxr_api_req_free(&r);
+    b = "{\"prompt\":\"p\",\"logprobs\":0,\"response_format\":{\"type\":\"text\"}}";
+    CHECK(mlxr_api_parse(MLXR_API_COMPLETION, b, strlen(b), &r, &e), "%s", e.message);
+    CHECK(r.params.logprobs && r.params.top_logprobs == 0 && !r.params.json_mode, "logprobs 0");
+    mlxr_api_req_free(&r);
+    b = "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"logprobs\":true,"
+        "\"top_logprobs\":20,\"response_format\":{\"type\":\"json_schema\",\"json_schema\":{}}}";
+    CHECK(mlxr_api_parse(MLXR_API_CHAT, b, strlen(b), &r, &e), "%s", e.message);
+    CHECK(r.params.logprobs && r.params.top_logprobs == 20 && r.params.json_mode, "chat logprobs");
+    mlxr_api_req_free(&r);
+    b = "{\"prompt\":\"p\",\"format\":\"json\",\"options\":{\"presence_penalty\":1}}";
+    CHECK(mlxr_api_parse(MLXR_API_OLLAMA_GENERATE, b, strlen(b), &r, &e), "%s", e.message);
+    CHECK(r.params.json_mode && r.params.presence_penalty == 1 && !r.params.logprobs,
+          "Ollama format json");
+    mlxr_api_req_free(&r);
+    b = "{\"prompt\":\"p\",\"top_logprobs\":4}";
+    CHECK(mlxr_api_parse(MLXR_API_OLLAMA_GENERATE, b, strlen(b), &r, &e), "%s", e.message);
+    CHECK(r.params.logprobs && r.params.top_logprobs == 4, "Ollama top_logprobs");
+    mlxr_api_req_free(&r);
+    b = "{\"messages\":[],\"format\":{\"type\":\"object\"}}";
+    CHECK(mlxr_api_parse(MLXR_API_OLLAMA_CHAT, b, strlen(b), &r, &e) && r.params.json_mode,
+          "Ollama format schema");
+    mlxr_api_req_free(&r);
+    b = "{\"prompt\":\"p\",\"format\":\"\"}";
+    CHECK(mlxr_api_parse(MLXR_API_OLLAMA_GENERATE, b, strlen(b), &r, &e) && !r.params.json_mode,
+          "Ollama format empty");
     mlxr_api_req_free(&r);
 
     b = "{\"messages\":[],\"stream\":false}";
@@ -153,13 +215,16 @@ static void test_duration(void) {
     static const struct { const char *s; int64_t want; } ok[] = {
         {"5m", 300}, {"1h30m", 5400}, {"10s", 10}, {"500ms", 1}, {"0", 0}, {"-1", -1},
         {"-5m", -1}, {"300", 300}, {"1.5h", 5400}, {"0s", 0},
+        /* huge values clamp to 1e12 s instead of overflowing the conversion (fuzzer find) */
+        {"100000000000000000000000000000", 1000000000000},
     };
     for (size_t i = 0; i < sizeof ok / sizeof *ok; i++) {
         int64_t v = -99;
         CHECK(mlxr_api_parse_duration(ok[i].s, &v) && v == ok[i].want, "duration '%s' -> %lld",
               ok[i].s, (long long)v);
     }
-    static const char *const not_dur[] = {"", "m", "5x", "5m-3s", "soon", "5 m"};
+    static const char *const not_dur[] = {"", "m", "5x", "5m-3s", "soon", "5 m",
+                                          "inf", "nan", "4e33333", "4e33333h", "1s-infh", "1snanm"};
     for (size_t i = 0; i < sizeof not_dur / sizeof *not_dur; i++) {
         int64_t v = 0;
         CHECK(!mlxr_api_parse_duration(not_dur[i], &v), "'%s' is not a duration", not_dur[i]);

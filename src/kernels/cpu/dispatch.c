@@ -122,6 +122,10 @@ void mlxr_kernels_init(mlxr_kernels *k, mlxr_isa isa) {
     k->type[MLXR_DTYPE_Q8_0].gemm = mlxr_gemm_q8_0_ref;
     k->type[MLXR_DTYPE_Q4_0].gemm = mlxr_gemm_q4_0_ref;
     k->type[MLXR_DTYPE_F16].gemm = mlxr_gemm_f16_ref;
+    /* The interleaved layouts are made whatever the level; the scalar level multiplies the plain
+     * rows (its reference products over the interleaved ones are for tests). */
+    k->type[MLXR_DTYPE_Q4_0].repack = mlxr_repack_q4_0x8;
+    k->type[MLXR_DTYPE_Q8_0].repack = mlxr_repack_q8_0x8;
 
 #if MLXR_X86
     mlxr_type_kernels *t = k->type;
@@ -153,6 +157,8 @@ void mlxr_kernels_init(mlxr_kernels *k, mlxr_isa isa) {
         t[MLXR_DTYPE_Q8_0].gemm = mlxr_gemm_q8_0_avx2;
         t[MLXR_DTYPE_Q4_0].gemm = mlxr_gemm_q4_0_avx2;
         t[MLXR_DTYPE_F16].gemm = mlxr_gemm_f16_avx2;
+        t[MLXR_DTYPE_Q4_0].gemm_packed = mlxr_gemm_q4_0x8_avx2;
+        t[MLXR_DTYPE_Q8_0].gemm_packed = mlxr_gemm_q8_0x8_avx2;
     }
     if (level >= MLXR_ISA_AVX512) {
         t[MLXR_DTYPE_F32].vec_dot = mlxr_vec_dot_f32_avx512;

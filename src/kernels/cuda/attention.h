@@ -62,6 +62,18 @@ cudaError_t mlxr_attention_cuda(const mlxr_cuda_kv *kv, const mlxr_cuda_att_shap
                                 int32_t T, float *part_o, float *part_ml, const mlxr_cuda_out *out,
                                 cudaStream_t st);
 
+/*
+ * Causal attention of a prefill batch on tensor cores (attention_prefill.cu): the same result as
+ * mlxr_attention_cuda (out F32 or F16 only) for T queries that ALL belong to sequence seq[0] (the
+ * caller checks), each over cache positions 0..pos[t] of that sequence (f32 probabilities, as
+ * mlxr_attention_cuda). No scratch. Supported shapes:
+ * mlxr_attention_prefill_supported_cuda (head_dim 64 or 128).
+ */
+bool mlxr_attention_prefill_supported_cuda(const mlxr_cuda_att_shape *sh, mlxr_dtype out_type);
+cudaError_t mlxr_attention_prefill_cuda(const mlxr_cuda_kv *kv, const mlxr_cuda_att_shape *sh,
+                                        const float *q, int64_t q_ld, const int32_t *pos, const int32_t *seq,
+                                        int32_t T, const mlxr_cuda_out *out, cudaStream_t st);
+
 #ifdef __cplusplus
 }
 #endif

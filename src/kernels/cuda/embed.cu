@@ -3,7 +3,27 @@
  * device layout). One block per token.
  */
 #include "kernels/cuda/common.cuh"
+#include "kernels/cuda/kquants.cuh"
 #include "kernels/cuda/matvec.h"
+
+/* Value i of row `row` of a K-quant matrix (device layout), as the reference dequantizes it. */
+static __device__ float kq_value(mlxr_dtype type, const uint8_t *q, const uint8_t *m, int64_t ne0, int64_t row, int64_t i) {
+    const int64_t nb = ne0 / MLXR_CUDA_QK_K, b = row * nb + i / MLXR_CUDA_QK_K;
+    const int j = (int)(i % MLXR_CUDA_QK_K);
+    if (type == MLXR_DTYPE_Q6_K) {
+        const uint8_t *hd = m + b * kq_mbytes(MLXR_DTYPE_Q6_K);
+        const float d = __half2float(__ushort_as_half(*reinterpret_cast<const unsigned short *>(hd + 16)));
+        return kq_val6(d, (int8_t)hd[j / 16], kq_q6(q + b * kq_qbytes(MLXR_DTYPE_Q6_K), j));
+    }
+    const kq_head h = kq_head_of(*reinterpret_cast<const uint4 *>(m + b * 16));
+    int sc, mn;
+    kq_scale_min(h.s0, h.s1, h.s2, j / 32, sc, mn);
+    const uint8_t *blk = q + b * kq_qbytes(type);
+    const uint8_t *qs = blk + (type == MLXR_DTYPE_Q5_K ? 32 : 0);
+    int v = (qs[32 * (j / 64) + j % 32] >> ((j % 64) >= 32 ? 4 : 0)) & 0x0F;
+    if (type == MLXR_DTYPE_Q5_K) v |= ((blk[j % 32] >> (j / 32)) & 1) << 4;
+    return kq_val45(__fmul_rn(h.d, (float)sc), __fmul_rn(h.dmin, (float)mn), v);
+}
 
 __global__ void embed_kernel(mlxr_dtype type, const void *__restrict__ q, const __half *__restrict__ d,
                              int64_t ne0, const int32_t *__restrict__ tok, float *__restrict__ x) {
@@ -19,6 +39,8 @@ __global__ void embed_kernel(mlxr_dtype type, const void *__restrict__ q, const 
             const uint8_t byte = ((const uint8_t *)q)[row * (ne0 / 2) + b * 16 + (j & 15)];
             const int nib = j < 16 ? (byte & 0x0F) : (byte >> 4);
             v = (float)(nib - 8) * __half2float(d[row * nb + b]);
+        } else if (type == MLXR_DTYPE_Q4_K || type == MLXR_DTYPE_Q5_K || type == MLXR_DTYPE_Q6_K) {
+            v = kq_value(type, (const uint8_t *)q, (const uint8_t *)d, ne0, row, i);
         } else if (type == MLXR_DTYPE_F16) {
             v = __half2float(((const __half *)q)[row * ne0 + i]);
         } else {

@@ -7,11 +7,15 @@
  * the row length, rather than one warp per row, keeps enough loads in flight to fill HBM with
  * only ne1/R blocks). Partial sums are reduced in the warp, then across warps in shared memory.
  * Decode (T = 1) uses R = 2, C = 1; batches of 2..8 use R = 4, C = 8, reading each weight tile
- * once per 8 tokens; larger batches go to the tensor-core kernel further down. Rows and tokens
- * past the end are clamped for the loads and skipped on the store.
+ * once per 8 tokens; larger batches go to the tensor-core GEMM (gemm.cu) when it takes the
+ * shape. Rows and tokens past the end are clamped for the loads and skipped on the store.
+ * Per-type inner loops: Q8_0 and Q4_0 against Q8_0 activations, the K-quants against Q8_K
+ * activations (exact integer sub-block sums, as the references), F16 and F32 in f32.
  */
 #include "kernels/cuda/common.cuh"
 #include "kernels/cuda/cuda_err.h"
+#include "kernels/cuda/gemm.h"
+#include "kernels/cuda/kquants.cuh"
 #include "kernels/cuda/matvec.h"
 
 #include <stdlib.h>
@@ -108,6 +112,121 @@ struct mm_q4_0 {
                     s = __dp4a((w[r].z >> 4) & m, hi.z, s);
                     s = __dp4a((w[r].w >> 4) & m, hi.w, s);
                     acc[r][c] += (float)(s - 8 * sx) * (dw[r] * dx);
+                }
+            }
+        }
+    }
+};
+
+/*
+ * K-quants . Q8_K activations: a thread takes 16 quant bytes of one super-block (a "piece": 32
+ * values of two sub-blocks, or of two 16-groups for Q6_K), forms the exact integer sums of each
+ * sub-block with __dp4a, weights them with the integer sub-block scales, and adds the piece's
+ * integer total times (d_w * d_x) (and the min term times (dmin_w * d_x)) to the f32 sum, as
+ * mlxr_vec_dot_q{4,5,6}_k_ref do per super-block.
+ */
+__device__ __forceinline__ int dot16(const int4 w, const int4 x) {
+    int s = __dp4a(w.x, x.x, 0);
+    s = __dp4a(w.y, x.y, s);
+    s = __dp4a(w.z, x.z, s);
+    return __dp4a(w.w, x.w, s);
+}
+
+__device__ __forceinline__ int sum16(const int4 x) {
+    return dot16(make_int4(0x01010101, 0x01010101, 0x01010101, 0x01010101), x);
+}
+
+template <int TYPE>
+struct mm_k {
+    const uint8_t *wq;
+    const uint8_t *wm;
+    const int8_t *xq;
+    const float *xd;
+    int ne0;
+
+    template <int R, int C>
+    __device__ __forceinline__ void run(float (&acc)[R][C], const int (&rr)[R], const int (&tt)[C],
+                                        int tid, int nth) const {
+        const int nb = ne0 / MLXR_CUDA_QK_K, QB = kq_qbytes(TYPE), MB = kq_mbytes(TYPE);
+        const int m4 = 0x0F0F0F0F;
+        for (int p = tid; p < nb * 8; p += nth) {
+            const int b = p >> 3, i = p & 7;
+            /* lo/hi: the piece's two 16-value halves; xo: their offsets in the super-block */
+            int4 lo[R], hi[R];
+            int sl[R], sh[R], ml[R], mh[R];
+            float dw[R], dm[R];
+            int xo_lo, xo_hi;
+            if (TYPE == MLXR_DTYPE_Q6_K) {
+                const int half = i >> 2, kk = (i >> 1) & 1, hh = i & 1;
+                xo_lo = 128 * half + 32 * kk + 16 * hh;
+                xo_hi = xo_lo + 64;
+#pragma unroll
+                for (int r = 0; r < R; r++) {
+                    const uint8_t *blk = wq + ((int64_t)rr[r] * nb + b) * QB;
+                    const uint8_t *hd = wm + ((int64_t)rr[r] * nb + b) * MB;
+                    const int4 ql = __ldg(reinterpret_cast<const int4 *>(blk + 64 * half + 32 * kk + 16 * hh));
+                    const int4 qh = __ldg(reinterpret_cast<const int4 *>(blk + 128 + 32 * half + 16 * hh));
+                    const int s1 = 2 * kk, s2 = 2 * kk + 4;
+                    lo[r] = make_int4((ql.x & m4) | (((qh.x >> s1) & 0x03030303) << 4),
+                                      (ql.y & m4) | (((qh.y >> s1) & 0x03030303) << 4),
+                                      (ql.z & m4) | (((qh.z >> s1) & 0x03030303) << 4),
+                                      (ql.w & m4) | (((qh.w >> s1) & 0x03030303) << 4));
+                    hi[r] = make_int4(((ql.x >> 4) & m4) | (((qh.x >> s2) & 0x03030303) << 4),
+                                      ((ql.y >> 4) & m4) | (((qh.y >> s2) & 0x03030303) << 4),
+                                      ((ql.z >> 4) & m4) | (((qh.z >> s2) & 0x03030303) << 4),
+                                      ((ql.w >> 4) & m4) | (((qh.w >> s2) & 0x03030303) << 4));
+                    sl[r] = (int8_t)__ldg(hd + 8 * half + 2 * kk + hh);
+                    sh[r] = (int8_t)__ldg(hd + 8 * half + 2 * kk + hh + 4);
+                    dw[r] = __half2float(__ushort_as_half(__ldg(reinterpret_cast<const unsigned short *>(hd + 16))));
+                    ml[r] = mh[r] = 0;
+                    dm[r] = 0.0f;
+                }
+            } else {
+                const int chunk = i >> 1, hh = i & 1;
+                xo_lo = 64 * chunk + 16 * hh;
+                xo_hi = xo_lo + 32;
+#pragma unroll
+                for (int r = 0; r < R; r++) {
+                    const uint8_t *blk = wq + ((int64_t)rr[r] * nb + b) * QB;
+                    const kq_head h = kq_head_of(__ldg(reinterpret_cast<const uint4 *>(wm + ((int64_t)rr[r] * nb + b) * MB)));
+                    const int4 qs = __ldg(reinterpret_cast<const int4 *>(blk + (QB - 128) + 32 * chunk + 16 * hh));
+                    lo[r] = make_int4(qs.x & m4, qs.y & m4, qs.z & m4, qs.w & m4);
+                    hi[r] = make_int4((qs.x >> 4) & m4, (qs.y >> 4) & m4, (qs.z >> 4) & m4, (qs.w >> 4) & m4);
+                    if (TYPE == MLXR_DTYPE_Q5_K) {
+                        const int4 qh = __ldg(reinterpret_cast<const int4 *>(blk + 16 * hh));
+                        const int s1 = 2 * chunk, s2 = 2 * chunk + 1;
+                        lo[r].x |= ((qh.x >> s1) & 0x01010101) << 4;
+                        lo[r].y |= ((qh.y >> s1) & 0x01010101) << 4;
+                        lo[r].z |= ((qh.z >> s1) & 0x01010101) << 4;
+                        lo[r].w |= ((qh.w >> s1) & 0x01010101) << 4;
+                        hi[r].x |= ((qh.x >> s2) & 0x01010101) << 4;
+                        hi[r].y |= ((qh.y >> s2) & 0x01010101) << 4;
+                        hi[r].z |= ((qh.z >> s2) & 0x01010101) << 4;
+                        hi[r].w |= ((qh.w >> s2) & 0x01010101) << 4;
+                    }
+                    kq_scale_min(h.s0, h.s1, h.s2, 2 * chunk, sl[r], ml[r]);
+                    kq_scale_min(h.s0, h.s1, h.s2, 2 * chunk + 1, sh[r], mh[r]);
+                    dw[r] = h.d;
+                    dm[r] = h.dmin;
+                }
+            }
+#pragma unroll
+            for (int c = 0; c < C; c++) {
+                const int8_t *xb = xq + (int64_t)tt[c] * ne0 + (int64_t)b * MLXR_CUDA_QK_K;
+                const int4 xl = __ldg(reinterpret_cast<const int4 *>(xb + xo_lo));
+                const int4 xh = __ldg(reinterpret_cast<const int4 *>(xb + xo_hi));
+                const float dx = xd[(int64_t)tt[c] * nb + b];
+                const int sxl = sum16(xl), sxh = sum16(xh);
+#pragma unroll
+                for (int r = 0; r < R; r++) {
+                    if (TYPE == MLXR_DTYPE_Q6_K) {
+                        const int isum = sl[r] * (dot16(lo[r], xl) - 32 * sxl) + sh[r] * (dot16(hi[r], xh) - 32 * sxh);
+                        acc[r][c] += (dw[r] * dx) * (float)isum;
+                    } else {
+                        const int isum = sl[r] * dot16(lo[r], xl) + sh[r] * dot16(hi[r], xh);
+                        const int summ = ml[r] * sxl + mh[r] * sxh;
+                        acc[r][c] += (dw[r] * dx) * (float)isum - (dm[r] * dx) * (float)summ;
+                    }
                 }
             }
         }
@@ -221,191 +340,25 @@ static cudaError_t launch_mm(const K &k, float *y, int64_t ldy, int ne1, int T, 
     return cudaGetLastError();
 }
 
-/* ---- batches of more than 8 tokens: tensor cores (mma.sync, sm_80+) ------------------------
- *
- * A block of 4 warps computes 64 weight rows x NT*8 tokens; warp w owns rows 16w..16w+15 and all
- * NT n8 tiles of tokens. Q8_0/Q4_0: per 32-element block one m16n8k32 s8 x s8 -> s32 product per
- * tile (Q4_0 nibbles are widened to s8 in registers with __vsub4), then, exactly like the
- * reference, the block's integer sum times (d_w * d_x) is added in f32. F16: m16n8k16 with f32
- * accumulation. Fragments are read straight from global memory (L1-cached: all warps share the
- * token rows); rows and tokens past the end are clamped for loads and skipped on stores.
- */
-__device__ __forceinline__ void mma_s8(int (&c)[4], int a0, int a1, int a2, int a3, int b0, int b1) {
-    asm("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
-                 "{%10,%11,%12,%13};\n"
-                 : "=r"(c[0]), "=r"(c[1]), "=r"(c[2]), "=r"(c[3])
-                 : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1), "r"(0), "r"(0), "r"(0), "r"(0));
-}
+/* Batches above this many tokens are prefill: the tiled GEMM (gemm.cu) for the shapes it takes
+ * (all but F32 weights and F16 rows that are not a multiple of 32: those stay on CUDA cores). */
+#define GEMM_MIN_T 8
 
-__device__ __forceinline__ void mma_f16(float (&c)[4], unsigned a0, unsigned a1, unsigned a2, unsigned a3,
-                                        unsigned b0, unsigned b1) {
-    asm("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
-                 "{%0,%1,%2,%3};\n"
-                 : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-                 : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
-}
-
-__device__ __forceinline__ int ld32(const void *p) {
-    return __ldg(reinterpret_cast<const int *>(p));
-}
-
-#define MMQ_ROWS 64
-#define MMQ_STAGES 2 /* 3 measured slower for pp512 on H100 (more registers, fewer blocks) */
-
-/* One k step's fragments: A (weights) of this warp's 16 rows, B (activations) of NT n8 tiles,
- * and for the quantized types the block scales of both. Loaded MMQ_STAGES - 1 steps ahead of
- * their use (software pipelining), so load latency hides behind the products of earlier steps. */
-template <int NT> struct mmq_frag {
-    int a[4];
-    int b[NT][2];
-    float dw[2];
-    float dx[NT][2];
-};
-
-template <int TYPE, int NT>
-__device__ __forceinline__ void mmq_load(mmq_frag<NT> &f, int k, const void *__restrict__ wq,
-                                         const __half *__restrict__ wd, const void *__restrict__ xa,
-                                         const float *__restrict__ xd, int ne0, int r0, int r1, const int (&tb)[NT],
-                                         const int (&tc0)[NT], const int (&tc1)[NT], int tig) {
-    if (TYPE == MLXR_DTYPE_F16) { /* k: element offset, step 16 */
-        const __half *w = (const __half *)wq, *x = (const __half *)xa;
-        f.a[0] = ld32(w + (int64_t)r0 * ne0 + k + tig * 2);
-        f.a[1] = ld32(w + (int64_t)r1 * ne0 + k + tig * 2);
-        f.a[2] = ld32(w + (int64_t)r0 * ne0 + k + 8 + tig * 2);
-        f.a[3] = ld32(w + (int64_t)r1 * ne0 + k + 8 + tig * 2);
-#pragma unroll
-        for (int nt = 0; nt < NT; nt++) {
-            const __half *xb = x + (int64_t)tb[nt] * ne0 + k + tig * 2;
-            f.b[nt][0] = ld32(xb);
-            f.b[nt][1] = ld32(xb + 8);
-        }
-        return;
-    }
-    const int nb = ne0 / QK; /* k: block index, step 1 */
-    if (TYPE == MLXR_DTYPE_Q8_0) {
-        const int8_t *w0 = (const int8_t *)wq + (int64_t)r0 * ne0 + k * QK + tig * 4;
-        const int8_t *w1 = (const int8_t *)wq + (int64_t)r1 * ne0 + k * QK + tig * 4;
-        f.a[0] = ld32(w0);
-        f.a[2] = ld32(w0 + 16);
-        f.a[1] = ld32(w1);
-        f.a[3] = ld32(w1 + 16);
-    } else { /* byte j of a block: low nibble = element j, high nibble = element j + 16; widened
-                to s8 in the compute step */
-        f.a[0] = ld32((const uint8_t *)wq + (int64_t)r0 * (ne0 / 2) + k * 16 + tig * 4);
-        f.a[1] = ld32((const uint8_t *)wq + (int64_t)r1 * (ne0 / 2) + k * 16 + tig * 4);
-    }
-    f.dw[0] = __half2float(wd[(int64_t)r0 * nb + k]);
-    f.dw[1] = __half2float(wd[(int64_t)r1 * nb + k]);
-    const int8_t *x = (const int8_t *)xa;
-#pragma unroll
-    for (int nt = 0; nt < NT; nt++) {
-        const int8_t *xb = x + (int64_t)tb[nt] * ne0 + k * QK + tig * 4;
-        f.b[nt][0] = ld32(xb);
-        f.b[nt][1] = ld32(xb + 16);
-        f.dx[nt][0] = __ldg(xd + (int64_t)tc0[nt] * nb + k);
-        f.dx[nt][1] = __ldg(xd + (int64_t)tc1[nt] * nb + k);
+extern "C" mlxr_cuda_enc mlxr_cuda_act_enc(const mlxr_cuda_mat *w, int32_t T) {
+    const bool kq = w->type == MLXR_DTYPE_Q4_K || w->type == MLXR_DTYPE_Q5_K || w->type == MLXR_DTYPE_Q6_K;
+    if (T > GEMM_MIN_T && mlxr_gemm_supported_cuda(w->type, w->ne0))
+        return w->type == MLXR_DTYPE_F16 ? MLXR_CUDA_ENC_F16 : kq ? MLXR_CUDA_ENC_F16_Q8_K : MLXR_CUDA_ENC_F16_Q8_0;
+    switch (w->type) {
+    case MLXR_DTYPE_Q8_0:
+    case MLXR_DTYPE_Q4_0: return MLXR_CUDA_ENC_Q8_0;
+    case MLXR_DTYPE_F16: return MLXR_CUDA_ENC_F16;
+    default: return kq ? MLXR_CUDA_ENC_Q8_K : MLXR_CUDA_ENC_F32;
     }
 }
 
-template <int TYPE, int NT>
-__device__ __forceinline__ void mmq_compute(float (&acc)[NT][4], const mmq_frag<NT> &f) {
-    if (TYPE == MLXR_DTYPE_F16) {
-#pragma unroll
-        for (int nt = 0; nt < NT; nt++)
-            mma_f16(acc[nt], f.a[0], f.a[1], f.a[2], f.a[3], f.b[nt][0], f.b[nt][1]);
-        return;
-    }
-    int a0 = f.a[0], a1 = f.a[1], a2 = f.a[2], a3 = f.a[3];
-    if (TYPE == MLXR_DTYPE_Q4_0) {
-        const unsigned v0 = (unsigned)f.a[0], v1 = (unsigned)f.a[1];
-        a0 = (int)__vsub4(v0 & 0x0F0F0F0Fu, 0x08080808u);
-        a2 = (int)__vsub4((v0 >> 4) & 0x0F0F0F0Fu, 0x08080808u);
-        a1 = (int)__vsub4(v1 & 0x0F0F0F0Fu, 0x08080808u);
-        a3 = (int)__vsub4((v1 >> 4) & 0x0F0F0F0Fu, 0x08080808u);
-    }
-#pragma unroll
-    for (int nt = 0; nt < NT; nt++) {
-        int c[4];
-        mma_s8(c, a0, a1, a2, a3, f.b[nt][0], f.b[nt][1]);
-        acc[nt][0] += (float)c[0] * (f.dw[0] * f.dx[nt][0]);
-        acc[nt][1] += (float)c[1] * (f.dw[0] * f.dx[nt][1]);
-        acc[nt][2] += (float)c[2] * (f.dw[1] * f.dx[nt][0]);
-        acc[nt][3] += (float)c[3] * (f.dw[1] * f.dx[nt][1]);
-    }
+extern "C" mlxr_dtype mlxr_cuda_enc_direct(mlxr_cuda_enc e) {
+    return e == MLXR_CUDA_ENC_F16 ? MLXR_DTYPE_F16 : e == MLXR_CUDA_ENC_Q8_0 ? MLXR_DTYPE_Q8_0 : MLXR_DTYPE_F32;
 }
-
-template <int TYPE, int NT> /* TYPE: MLXR_DTYPE_Q8_0, _Q4_0 or _F16; NT n8 token tiles per block */
-__global__ void __launch_bounds__(128)
-    mmq_kernel(const void *__restrict__ wq, const __half *__restrict__ wd, const void *__restrict__ xa,
-               const float *__restrict__ xd, float *__restrict__ y, int64_t ldy, int ne0, int ne1, int T) {
-    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, gid = lane >> 2, tig = lane & 3;
-    const int rb = blockIdx.x * MMQ_ROWS + warp * 16, t0 = blockIdx.y * (NT * 8);
-    const int r0 = min(rb + gid, ne1 - 1), r1 = min(rb + gid + 8, ne1 - 1);
-    int tb[NT], tc0[NT], tc1[NT]; /* token of the B column; tokens of the two C columns */
-#pragma unroll
-    for (int nt = 0; nt < NT; nt++) {
-        tb[nt] = min(t0 + nt * 8 + gid, T - 1);
-        tc0[nt] = min(t0 + nt * 8 + tig * 2, T - 1);
-        tc1[nt] = min(t0 + nt * 8 + tig * 2 + 1, T - 1);
-    }
-    float acc[NT][4];
-#pragma unroll
-    for (int nt = 0; nt < NT; nt++)
-#pragma unroll
-        for (int e = 0; e < 4; e++) acc[nt][e] = 0.0f;
-    /* a ring of MMQ_STAGES fragment sets: step k is loaded MMQ_STAGES - 1 steps before its use */
-    const int step = TYPE == MLXR_DTYPE_F16 ? 16 : 1, kend = TYPE == MLXR_DTYPE_F16 ? ne0 : ne0 / QK;
-    mmq_frag<NT> f[MMQ_STAGES];
-#pragma unroll
-    for (int s = 0; s < MMQ_STAGES - 1; s++)
-        if (s * step < kend) mmq_load<TYPE, NT>(f[s], s * step, wq, wd, xa, xd, ne0, r0, r1, tb, tc0, tc1, tig);
-    for (int k = 0; k < kend; k += MMQ_STAGES * step) {
-#pragma unroll
-        for (int s = 0; s < MMQ_STAGES; s++) {
-            const int kk = k + s * step, kl = kk + (MMQ_STAGES - 1) * step;
-            if (kl < kend)
-                mmq_load<TYPE, NT>(f[(s + MMQ_STAGES - 1) % MMQ_STAGES], kl, wq, wd, xa, xd, ne0, r0, r1, tb, tc0,
-                                   tc1, tig);
-            if (kk < kend) mmq_compute<TYPE, NT>(acc, f[s]);
-        }
-    }
-    const int rr0 = rb + gid, rr1 = rb + gid + 8;
-#pragma unroll
-    for (int nt = 0; nt < NT; nt++) {
-        const int ta = t0 + nt * 8 + tig * 2, tb2 = ta + 1;
-        if (rr0 < ne1 && ta < T) y[(int64_t)ta * ldy + rr0] = acc[nt][0];
-        if (rr0 < ne1 && tb2 < T) y[(int64_t)tb2 * ldy + rr0] = acc[nt][1];
-        if (rr1 < ne1 && ta < T) y[(int64_t)ta * ldy + rr1] = acc[nt][2];
-        if (rr1 < ne1 && tb2 < T) y[(int64_t)tb2 * ldy + rr1] = acc[nt][3];
-    }
-}
-
-template <int NT>
-static void launch_mmq_nt(const mlxr_cuda_mat *w, const void *xq, const float *xd, int32_t T, float *y, int64_t ldy,
-                          cudaStream_t st) {
-    const dim3 grid((unsigned)((w->ne1 + MMQ_ROWS - 1) / MMQ_ROWS), (unsigned)((T + NT * 8 - 1) / (NT * 8)));
-    const int ne0 = (int)w->ne0, ne1 = (int)w->ne1;
-    if (w->type == MLXR_DTYPE_Q8_0)
-        mmq_kernel<MLXR_DTYPE_Q8_0, NT><<<grid, 128, 0, st>>>(w->q, (const __half *)w->d, xq, xd, y, ldy, ne0, ne1, T);
-    else if (w->type == MLXR_DTYPE_Q4_0)
-        mmq_kernel<MLXR_DTYPE_Q4_0, NT><<<grid, 128, 0, st>>>(w->q, (const __half *)w->d, xq, xd, y, ldy, ne0, ne1, T);
-    else
-        mmq_kernel<MLXR_DTYPE_F16, NT><<<grid, 128, 0, st>>>(w->q, NULL, xq, NULL, y, ldy, ne0, ne1, T);
-}
-
-/* 64 tokens per block for long batches (more weight reuse: measured best for pp512), 32 below
- * 256 tokens (twice the blocks, to fill the device). */
-static cudaError_t launch_mmq(const mlxr_cuda_mat *w, const void *xq, const float *xd, int32_t T, float *y,
-                              int64_t ldy, cudaStream_t st) {
-    if (T >= 256)
-        launch_mmq_nt<8>(w, xq, xd, T, y, ldy, st);
-    else
-        launch_mmq_nt<4>(w, xq, xd, T, y, ldy, st);
-    return cudaGetLastError();
-}
-
-/* Batches above this many tokens take the tensor-core kernel (types Q8_0, Q4_0, F16). */
-#define MMQ_MIN_T 8
 
 extern "C" cudaError_t mlxr_matmul_cuda(const mlxr_cuda_mat *w, const void *xq, const float *xd,
                                         int32_t T, float *y, int64_t ldy, cudaStream_t st) {
@@ -413,10 +366,11 @@ extern "C" cudaError_t mlxr_matmul_cuda(const mlxr_cuda_mat *w, const void *xq, 
     if (ldy < w->ne1) return cudaErrorInvalidValue;
     if (T > 65535 * 8 || w->ne1 > INT32_MAX / 2 || w->ne0 * w->ne1 > ((int64_t)1 << 40))
         return cudaErrorInvalidValue;
+    if (!mlxr_cuda_mat_supported(w->type, w->ne0)) return cudaErrorInvalidValue;
     const int ne0 = (int)w->ne0, ne1 = (int)w->ne1;
-    if (T > MMQ_MIN_T && (w->type == MLXR_DTYPE_Q8_0 || w->type == MLXR_DTYPE_Q4_0 ||
-                          (w->type == MLXR_DTYPE_F16 && ne0 % 16 == 0)))
-        return launch_mmq(w, xq, xd, T, y, ldy, st);
+    if (T > GEMM_MIN_T && mlxr_gemm_supported_cuda(w->type, w->ne0))
+        return mlxr_gemm_cuda(w, xq, T, y, ldy, st);
+    const uint8_t *wm = (const uint8_t *)w->d;
     switch (w->type) {
     case MLXR_DTYPE_Q8_0:
         return launch_mm(mm_q8_0{(const int8_t *)w->q, (const __half *)w->d, (const int8_t *)xq, xd, ne0},
@@ -424,6 +378,15 @@ extern "C" cudaError_t mlxr_matmul_cuda(const mlxr_cuda_mat *w, const void *xq, 
     case MLXR_DTYPE_Q4_0:
         return launch_mm(mm_q4_0{(const uint8_t *)w->q, (const __half *)w->d, (const int8_t *)xq, xd, ne0},
                          y, ldy, ne1, T, st);
+    case MLXR_DTYPE_Q4_K:
+        return launch_mm(mm_k<MLXR_DTYPE_Q4_K>{(const uint8_t *)w->q, wm, (const int8_t *)xq, xd, ne0}, y, ldy,
+                         ne1, T, st);
+    case MLXR_DTYPE_Q5_K:
+        return launch_mm(mm_k<MLXR_DTYPE_Q5_K>{(const uint8_t *)w->q, wm, (const int8_t *)xq, xd, ne0}, y, ldy,
+                         ne1, T, st);
+    case MLXR_DTYPE_Q6_K:
+        return launch_mm(mm_k<MLXR_DTYPE_Q6_K>{(const uint8_t *)w->q, wm, (const int8_t *)xq, xd, ne0}, y, ldy,
+                         ne1, T, st);
     case MLXR_DTYPE_F16:
         return launch_mm(mm_f16{(const __half *)w->q, (const __half *)xq, ne0}, y, ldy, ne1, T, st);
     case MLXR_DTYPE_F32:
@@ -432,64 +395,48 @@ extern "C" cudaError_t mlxr_matmul_cuda(const mlxr_cuda_mat *w, const void *xq, 
     }
 }
 
-/* ---- activation encoding ------------------------------------------------------------------ */
-
-/* One warp per 32-value block. */
-__global__ void quantize_q8_0_kernel(const float *__restrict__ x, int64_t n_blocks,
-                                     int8_t *__restrict__ q, float *__restrict__ d) {
-    const int lane = threadIdx.x & 31;
-    const int64_t b = blockIdx.x * (int64_t)(blockDim.x / 32) + (threadIdx.x >> 5);
-    if (b >= n_blocks) return;
-    const mlxr_cuda_out o = {MLXR_DTYPE_Q8_0, NULL, q, d};
-    put_block32(o, 32, b, 0, lane, x[b * QK + lane], true);
-}
-
-__global__ void to_f16_kernel(const float *__restrict__ x, int64_t n, __half *__restrict__ y) {
-    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n;
-         i += (int64_t)gridDim.x * blockDim.x)
-        y[i] = __float2half_rn(x[i]);
-}
-
-extern "C" cudaError_t mlxr_encode_cuda(mlxr_dtype vt, const float *x, int64_t n, int32_t T,
-                                        void *xq, float *xd, cudaStream_t st) {
-    if (T <= 0 || n <= 0) return cudaSuccess;
-    const int64_t total = n * T;
-    if (vt == MLXR_DTYPE_Q8_0) {
-        if (n % QK) return cudaErrorInvalidValue;
-        const int64_t nb = total / QK;
-        quantize_q8_0_kernel<<<(unsigned)((nb + 7) / 8), 256, 0, st>>>(x, nb, (int8_t *)xq, xd);
-    } else if (vt == MLXR_DTYPE_F16) {
-        int64_t blocks = (total + 255) / 256;
-        if (blocks > 65535) blocks = 65535;
-        to_f16_kernel<<<(unsigned)blocks, 256, 0, st>>>(x, total, (__half *)xq);
-    } else if (vt != MLXR_DTYPE_F32) {
-        return cudaErrorInvalidValue;
-    }
-    return cudaGetLastError();
-}
-
 /* ---- upload ---------------------------------------------------------------------------------- */
 
 extern "C" bool mlxr_cuda_mat_supported(mlxr_dtype type, int64_t ne0) {
     switch (type) {
     case MLXR_DTYPE_Q8_0:
     case MLXR_DTYPE_Q4_0: return ne0 > 0 && ne0 % QK == 0;
+    case MLXR_DTYPE_Q4_K:
+    case MLXR_DTYPE_Q5_K:
+    case MLXR_DTYPE_Q6_K: return ne0 > 0 && ne0 % MLXR_CUDA_QK_K == 0;
     case MLXR_DTYPE_F16: return ne0 > 0 && ne0 % 8 == 0;
     case MLXR_DTYPE_F32: return ne0 > 0 && ne0 % 4 == 0;
     default: return false;
     }
 }
 
-extern "C" mlxr_dtype mlxr_cuda_vec_dot_type(mlxr_dtype type) {
-    return type == MLXR_DTYPE_Q8_0 || type == MLXR_DTYPE_Q4_0 ? MLXR_DTYPE_Q8_0 : type;
+/* Where a quantized block's parts go: GGUF block of `bsz` bytes holding `qk` values; bytes
+ * [q_off, q_off + q_len) to the quant array, [m_off, m_off + m_len) to the header/scale array. */
+typedef struct block_split {
+    int qk, bsz, q_off, q_len, m_off, m_len;
+} block_split;
+
+static bool split_of(mlxr_dtype type, block_split *s) {
+    switch (type) {
+    case MLXR_DTYPE_Q8_0: *s = (block_split){QK, 34, 2, 32, 0, 2}; return true;
+    case MLXR_DTYPE_Q4_0: *s = (block_split){QK, 18, 2, 16, 0, 2}; return true;
+    case MLXR_DTYPE_Q4_K: *s = (block_split){256, 144, 16, 128, 0, 16}; return true; /* d dmin sc | qs */
+    case MLXR_DTYPE_Q5_K: *s = (block_split){256, 176, 16, 160, 0, 16}; return true; /* d dmin sc | qh qs */
+    case MLXR_DTYPE_Q6_K: *s = (block_split){256, 210, 0, 192, 192, 18}; return true; /* ql qh | sc d */
+    default: return false;
+    }
 }
 
 /* Bytes per row of the quant array and of the scale array. */
 static void row_parts(mlxr_dtype type, int64_t ne0, size_t *qb, size_t *db) {
     *db = 0;
+    block_split bs;
+    if (split_of(type, &bs)) {
+        *qb = (size_t)(ne0 / bs.qk) * (size_t)bs.q_len;
+        *db = (size_t)(ne0 / bs.qk) * (size_t)bs.m_len;
+        return;
+    }
     switch (type) {
-    case MLXR_DTYPE_Q8_0: *qb = (size_t)ne0; *db = (size_t)(ne0 / QK) * 2; break;
-    case MLXR_DTYPE_Q4_0: *qb = (size_t)ne0 / 2; *db = (size_t)(ne0 / QK) * 2; break;
     case MLXR_DTYPE_F16: *qb = (size_t)ne0 * 2; break;
     default: *qb = (size_t)ne0 * 4; break;
     }
@@ -511,14 +458,16 @@ extern "C" void mlxr_cuda_mat_free(mlxr_cuda_mat *m) {
 
 /* Split `nr` GGUF rows into quant rows (q) and scale rows (d). */
 static void split_rows(mlxr_dtype type, const uint8_t *src, size_t row_bytes, int64_t ne0, int64_t nr,
-                       uint8_t *q, uint16_t *d) {
-    const int64_t nb = ne0 / QK;
-    const size_t bsz = type == MLXR_DTYPE_Q8_0 ? 34 : 18, qsz = bsz - 2;
+                       uint8_t *q, uint8_t *d) {
+    block_split bs = {1, 0, 0, 0, 0, 0};
+    if (!split_of(type, &bs)) return;
+    const int64_t nb = ne0 / bs.qk;
     for (int64_t r = 0; r < nr; r++) {
         const uint8_t *s = src + (size_t)r * row_bytes;
         for (int64_t b = 0; b < nb; b++) {
-            memcpy(&d[r * nb + b], s + (size_t)b * bsz, 2);
-            memcpy(q + ((size_t)r * (size_t)nb + (size_t)b) * qsz, s + (size_t)b * bsz + 2, qsz);
+            const size_t i = (size_t)r * (size_t)nb + (size_t)b;
+            memcpy(d + i * (size_t)bs.m_len, s + (size_t)b * bs.bsz + bs.m_off, (size_t)bs.m_len);
+            memcpy(q + i * (size_t)bs.q_len, s + (size_t)b * bs.bsz + bs.q_off, (size_t)bs.q_len);
         }
     }
 }
@@ -560,7 +509,7 @@ extern "C" mlxr_status mlxr_cuda_mat_set_rows(mlxr_cuda_mat *m, int64_t r0, cons
     if (chunk < 1) chunk = 1;
     if (chunk > nr) chunk = nr;
     uint8_t *sq = (uint8_t *)malloc((size_t)chunk * qb + 1);
-    uint16_t *sd = (uint16_t *)malloc((size_t)chunk * db + 1);
+    uint8_t *sd = (uint8_t *)malloc((size_t)chunk * db + 1);
     mlxr_status st = MLXR_OK;
     if (!sq || !sd) st = MLXR_FAIL(err, MLXR_ERR_NOMEM, "out of memory for the upload buffer");
     for (int64_t r = 0; st == MLXR_OK && r < nr; r += chunk) {

@@ -6,20 +6,29 @@
  * 16-byte aligned and a thread reads 16 bytes at a time:
  *   Q8_0: q = int8 [ne1][ne0]            d = f16 [ne1][ne0/32]   (block b: q[32b..32b+31], d[b])
  *   Q4_0: q = uint8 [ne1][ne0/2]         d = f16 [ne1][ne0/32]   (block b: the 16 GGUF qs bytes)
+ *   Q4_K: q = [ne1][nb][128] (qs)                  d = [ne1][nb][16]: d, dmin, scales[12]
+ *   Q5_K: q = [ne1][nb][160] (qh[32], qs[128])     d = [ne1][nb][16]: d, dmin, scales[12]
+ *   Q6_K: q = [ne1][nb][192] (ql[128], qh[64])     d = [ne1][nb][18]: scales[16], d
  *   F16:  q = f16 [ne1][ne0]             F32: q = f32 [ne1][ne0]  (d unused)
- * The two arrays together are exactly the tensor's GGUF size.
+ * (nb = ne0/256 super-blocks; for K-quants `d` holds bytes, the per-block header fields in GGUF
+ * order.) The two arrays together are exactly the tensor's GGUF size.
  *
- * Activations. As on the CPU (kernels.h), the activation row is first encoded in the weight
- * type's vec_dot_type, on the device: Q8_0 and Q4_0 weights take Q8_0 activations (quantized
- * with the reference's rounding, byte-identical to mlxr_quantize_q8_0_ref; stored split as int8
- * [T][n] + f32 scales [T][n/32] holding the f16 scale's value) and run __dp4a integer dot
- * products per half block, times the two scales; F16 weights take F16 activations (rounded to
- * nearest even), products in f32; F32 weights take the F32 rows as they are. All sums are f32.
- * Kernels: one token (decode) and batches of up to 8 run on CUDA cores (__dp4a / FMA) with
- * 16-byte weight loads and several rows per block; larger batches of Q8_0/Q4_0/F16 run on tensor
- * cores (mma.sync m16n8k32 s8 / m16n8k16 f16, sm_80+), with the same per-block integer sums.
+ * Activations. As on the CPU (kernels.h), an activation row is first encoded for the weight type
+ * (mlxr_cuda_act_enc says how; the product expects exactly that encoding):
+ *   - decode and batches of up to 8 rows (CUDA cores): Q8_0/Q4_0 weights take Q8_0 activations
+ *     (byte-identical to mlxr_quantize_q8_0_ref; int8 [T][n] + f32 scales [T][n/32] holding the f16
+ *     scale's value) and run __dp4a integer dot products per half block, times the two scales;
+ *     K-quant weights take Q8_K activations (byte-identical to mlxr_quantize_q8_k_ref: int8 [T][n]
+ *     + f32 scales [T][n/256]) with the reference's integer sub-block sums; F16 weights take F16
+ *     activations, F32 weights the F32 rows. All sums are f32.
+ *   - batches of more than 8 rows (prefill) on tensor cores (gemm.cu): the weight tile is
+ *     dequantized to F16 in shared memory and the activations are F16 holding the values the CPU
+ *     engine's encoding would give: f16(d * q) of the Q8_0 (Q8_0/Q4_0 weights) or Q8_K (K-quants)
+ *     quantization, f16(x) for F16 weights. So prefill differs from the integer path only by the
+ *     f16 rounding of each weight and activation value (relative 2^-11), not by a different
+ *     quantization.
  *
- * Shapes: ne0 a multiple of 32 for Q8_0/Q4_0, of 8 for F16, of 4 for F32.
+ * Shapes: ne0 a multiple of 32 for Q8_0/Q4_0, of 256 for K-quants, of 8 for F16, of 4 for F32.
  */
 #ifndef MLXR_KERNELS_CUDA_MATVEC_H
 #define MLXR_KERNELS_CUDA_MATVEC_H
@@ -35,17 +44,31 @@ extern "C" {
 #endif
 
 typedef struct mlxr_cuda_mat {
-    mlxr_dtype type; /* F32, F16, Q8_0 or Q4_0 */
+    mlxr_dtype type; /* F32, F16, Q8_0, Q4_0, Q4_K, Q5_K or Q6_K */
     int64_t ne0, ne1;
     void *q;         /* device: quants or values, see above */
-    uint16_t *d;     /* device: f16 block scales (Q8_0/Q4_0), else NULL */
+    uint16_t *d;     /* device: f16 block scales (Q8_0/Q4_0), block headers (K-quants), else NULL */
 } mlxr_cuda_mat;
 
 /* True when matrices of this type and row length can live on the device. */
 bool mlxr_cuda_mat_supported(mlxr_dtype type, int64_t ne0);
 
-/* The activation encoding a weight type takes (F32 -> F32, F16 -> F16, Q8_0/Q4_0 -> Q8_0). */
-mlxr_dtype mlxr_cuda_vec_dot_type(mlxr_dtype type);
+/* How activation rows are held for a product (see "Activations" above). */
+typedef enum mlxr_cuda_enc {
+    MLXR_CUDA_ENC_F32 = 0,  /* the f32 rows themselves */
+    MLXR_CUDA_ENC_F16,      /* f16 [T][n], round to nearest even */
+    MLXR_CUDA_ENC_Q8_0,     /* int8 [T][n] + f32 [T][n/32] */
+    MLXR_CUDA_ENC_Q8_K,     /* int8 [T][n] + f32 [T][n/256] */
+    MLXR_CUDA_ENC_F16_Q8_0, /* f16 [T][n]: f16(d * q) of the Q8_0 encoding */
+    MLXR_CUDA_ENC_F16_Q8_K, /* f16 [T][n]: f16(d * q) of the Q8_K encoding */
+} mlxr_cuda_enc;
+
+/* The encoding mlxr_matmul_cuda expects for T rows times w. */
+mlxr_cuda_enc mlxr_cuda_act_enc(const mlxr_cuda_mat *w, int32_t T);
+
+/* The mlxr_cuda_out type an op can write directly for encoding e (F16, Q8_0), else F32 (the op
+ * writes f32 rows and mlxr_encode_cuda encodes them). */
+mlxr_dtype mlxr_cuda_enc_direct(mlxr_cuda_enc e);
 
 /*
  * Where an op puts its f32 result rows: as f32 in `y`, or directly encoded for the next matrix
@@ -78,14 +101,16 @@ void mlxr_cuda_mat_free(mlxr_cuda_mat *m);
 size_t mlxr_cuda_mat_bytes(const mlxr_cuda_mat *m);
 
 /*
- * Encode T rows of n floats (x, device, row stride n) in `vt`: Q8_0 into xq int8 [T][n] and xd f32
- * [T][n/32]; F16 into xq as f16 [T][n]; F32: nothing to do (pass x itself to the product).
+ * Encode T rows of n floats (x, device, row stride n) as `e` says into xq (int8 or f16 [T][n]) and
+ * xd (f32 scales, Q8_0/Q8_K only). F32: nothing to do (pass x itself to the product). n must be a
+ * multiple of 32 (Q8_0 kinds) or 256 (Q8_K kinds), else cudaErrorInvalidValue.
  */
-cudaError_t mlxr_encode_cuda(mlxr_dtype vt, const float *x, int64_t n, int32_t T, void *xq,
+cudaError_t mlxr_encode_cuda(mlxr_cuda_enc e, const float *x, int64_t n, int32_t T, void *xq,
                              float *xd, cudaStream_t st);
 
 /* y[t][r] (row t at y + t * ldy, ldy >= ne1) = row r of w . encoded activation row t (xq/xd as
- * mlxr_encode_cuda left them, or the f32 rows for F32 weights), for t < T, r < ne1. */
+ * mlxr_encode_cuda left them with mlxr_cuda_act_enc(w, T), or the f32 rows for F32 weights), for
+ * t < T, r < ne1. */
 cudaError_t mlxr_matmul_cuda(const mlxr_cuda_mat *w, const void *xq, const float *xd, int32_t T,
                              float *y, int64_t ldy, cudaStream_t st);
 

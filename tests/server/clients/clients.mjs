@@ -1,6 +1,8 @@
 // clients.mjs - drive a running `mlxr serve` with the official OpenAI and Ollama JavaScript
 // clients: list models, complete, chat (streamed and not: the same seed must give the same
-// text), and check that errors surface as the clients' own error types with our status/message.
+// text), embeddings (OpenAI embeddings.create, Ollama embed / embeddings: dimension, unit norm,
+// equal to a curl call), and check that errors surface as the clients' own error types with our
+// status/message.
 // usage: node clients.mjs http://127.0.0.1:PORT   (run by tests/cli/test_server.sh)
 import OpenAI from 'openai';
 import { Ollama } from 'ollama';
@@ -76,4 +78,85 @@ await assert.rejects(ollama.chat({ model: 'no-such-model', messages: msgs }), (e
   return true;
 });
 step('ollama errors');
+
+// --- Embeddings (pooling: the last token's hidden state; /v1/embeddings and /api/embed are
+// unit-length, /api/embeddings is raw)
+const TEXT = 'The list type is a mutable sequence.';
+const N_EMBD = 256;
+const dot = (a, b) => a.reduce((s, x, i) => s + x * b[i], 0);
+const norm = (v) => Math.sqrt(dot(v, v));
+// as float32: JSON carries 9 significant digits (exact for float32 once rounded back), base64
+// the float32 bytes themselves
+const maxDiff = (a, b) =>
+  a.reduce((d, x, i) => Math.max(d, Math.abs(Math.fround(x) - Math.fround(b[i]))), 0);
+const isUnit = (v) => v.length === N_EMBD && Math.abs(norm(v) - 1) < 1e-5;
+
+// the client's default request is encoding_format "base64", decoded by the client
+const oe = await openai.embeddings.create({ model: MODEL, input: TEXT });
+assert.equal(oe.object, 'list');
+assert.equal(oe.data.length, 1);
+assert.equal(oe.data[0].index, 0);
+assert.ok(isUnit(oe.data[0].embedding), `norm ${norm(oe.data[0].embedding)}`);
+assert.equal(oe.usage.prompt_tokens, 9); // BOS + 8 text tokens (tests/data/embed)
+const vec = oe.data[0].embedding;
+const of = await openai.embeddings.create({
+  model: MODEL, input: [TEXT, 'A'], encoding_format: 'float',
+});
+assert.equal(of.data.length, 2);
+assert.ok(of.data.every((d, i) => d.index === i && isUnit(d.embedding)));
+assert.equal(maxDiff(of.data[0].embedding, vec), 0, 'base64 and float encodings differ');
+assert.ok(dot(of.data[1].embedding, vec) < 0.9999, 'two texts gave the same vector');
+step('openai embeddings.create (base64 default, float, batch)');
+
+// the same text through curl gives the same vector
+const { execFileSync } = await import('node:child_process');
+const viaCurl = JSON.parse(execFileSync('curl', ['-s', '-H', 'Content-Type: application/json',
+  '--data-binary', JSON.stringify({ model: MODEL, input: TEXT }), `${base}/v1/embeddings`]));
+assert.equal(maxDiff(viaCurl.data[0].embedding, vec), 0, 'curl and the openai client differ');
+step('embeddings: openai client == curl');
+
+const ee = await ollama.embed({ model: MODEL, input: TEXT });
+assert.equal(ee.model, MODEL);
+assert.equal(ee.embeddings.length, 1);
+assert.ok(isUnit(ee.embeddings[0]));
+assert.equal(maxDiff(ee.embeddings[0], vec), 0, '/api/embed and /v1/embeddings differ');
+assert.equal(ee.prompt_eval_count, 9);
+assert.ok(ee.total_duration > 0);
+const eb = await ollama.embed({ model: MODEL, input: [TEXT, 'A'] });
+assert.equal(eb.embeddings.length, 2);
+assert.equal(maxDiff(eb.embeddings[1], of.data[1].embedding), 0);
+step('ollama embed (one, batch)');
+
+const legacy = await ollama.embeddings({ model: MODEL, prompt: TEXT });
+assert.equal(legacy.embedding.length, N_EMBD);
+assert.ok(norm(legacy.embedding) > 2, `legacy embeddings should be raw, norm ${norm(legacy.embedding)}`);
+assert.ok(maxDiff(legacy.embedding.map((x) => x / norm(legacy.embedding)), vec) < 1e-6);
+step('ollama embeddings (legacy, not normalized)');
+
+await assert.rejects(openai.embeddings.create({ model: 'no-such-model', input: TEXT }), (e) => {
+  assert.ok(e instanceof OpenAI.NotFoundError, String(e));
+  assert.equal(e.code, 'model_not_found');
+  return true;
+});
+await assert.rejects(openai.embeddings.create({ model: MODEL, input: TEXT, dimensions: 64 }), (e) => {
+  assert.ok(e instanceof OpenAI.BadRequestError, String(e));
+  assert.equal(e.param, 'dimensions');
+  return true;
+});
+await assert.rejects(openai.embeddings.create({ model: MODEL, input: '' }), (e) => {
+  assert.ok(e instanceof OpenAI.BadRequestError, String(e));
+  return true;
+});
+await assert.rejects(ollama.embed({ model: 'no-such-model', input: TEXT }), (e) => {
+  assert.equal(e.name, 'ResponseError', String(e));
+  assert.equal(e.status_code, 404);
+  assert.match(e.error, /no-such-model/);
+  return true;
+});
+await assert.rejects(ollama.embed({ model: MODEL, input: TEXT.repeat(300), truncate: false }), (e) => {
+  assert.equal(e.status_code, 400, String(e));
+  assert.match(e.error, /context length/);
+  return true;
+});
+step('embeddings errors');
 console.log(`clients: ${n} steps passed`);
