@@ -171,6 +171,7 @@ static int32_t *tokenize_segmented(chat *ch, const char *text, size_t text_len, 
         ok = json_object_set_new(json_array_get(copy, i), "content", json_string(markers[i])) == 0;
     }
     size_t mk_len = 0;
+    bool mismatch = false; /* the renderings do not line up */
     if (!ok) cli_error("out of memory");
     ok = ok && render(ch, copy, &mk, &mk_len);
     *n = 0;
@@ -182,20 +183,21 @@ static int32_t *tokenize_segmented(chat *ch, const char *text, size_t text_len, 
             if (p && (!best || p < best)) best = p, bi = i;
         }
         size_t seg = best ? (size_t)(best - (mk + at)) : strlen(mk + at);
-        if (ti + seg > text_len || memcmp(text + ti, mk + at, seg) != 0) ok = false;
-        if (!ok || !(ok = ids_add(ch, &ids, n, &cap, mk + at, seg, true))) break;
+        if (ti + seg > text_len || memcmp(text + ti, mk + at, seg) != 0) mismatch = true;
+        if (mismatch || !(ok = ids_add(ch, &ids, n, &cap, mk + at, seg, true))) break;
         at += seg;
         ti += seg;
         if (!best) break;
         const char *c = json_string_value(json_object_get(json_array_get(ch->msgs, bi), "content"));
         size_t cl = c ? strlen(c) : 0;
-        if (ti + cl > text_len || memcmp(text + ti, c, cl) != 0) ok = false;
-        if (!ok || !(ok = ids_add(ch, &ids, n, &cap, c, cl, false))) break;
+        if (ti + cl > text_len || memcmp(text + ti, c, cl) != 0) mismatch = true;
+        if (mismatch || !(ok = ids_add(ch, &ids, n, &cap, c, cl, false))) break;
         at += strlen(markers[bi]);
         ti += cl;
     }
-    if (ok && ti != text_len) ok = false;
-    if (!ok && mk && markers && copy)
+    if (ok && ti != text_len) mismatch = true;
+    ok = ok && !mismatch;
+    if (mismatch)
         cli_error("the conversation holds control-token text (such as a chat template marker) and "
                   "this model's template does not pass message contents through unchanged, so it "
                   "cannot be kept as plain text; not sent");

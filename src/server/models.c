@@ -4,6 +4,7 @@
  */
 #include "server/server.h"
 
+#include "server/modelfile.h"
 #include "util/err.h"
 
 #include <jansson.h>
@@ -583,11 +584,44 @@ void mlxr_server_retire(mlxr_server *s, mlxr_gen *g) {
 static bool submit(mlxr_server *s, mlxr_served_model *m, const mlxr_api_req *r,
                    const char *endpoint, mlxr_gen **g, mlxr_api_error *e);
 
+/* The Modelfile settings stored for an installed model (/api/create), if any. */
+static bool model_settings(mlxr_server *s, const char *key, mlxr_modelfile *mf) {
+    mlxr_model_entry ent;
+    char *json = NULL;
+    pthread_mutex_lock(&s->reg_mu);
+    if (s->reg && mlxr_registry_find(s->reg, key, &ent, NULL) == MLXR_OK) {
+        json = ent.modelfile;
+        ent.modelfile = NULL;
+        mlxr_model_entry_clear(&ent);
+    }
+    pthread_mutex_unlock(&s->reg_mu);
+    json_t *o = json ? json_loads(json, 0, NULL) : NULL;
+    free(json);
+    memset(mf, 0, sizeof *mf);
+    bool ok = o && mlxr_modelfile_from_json(o, mf, NULL) == MLXR_OK;
+    json_decref(o);
+    if (!ok) mlxr_modelfile_free(mf);
+    return ok;
+}
+
 bool mlxr_server_submit(mlxr_server *s, const mlxr_api_req *r, const char *endpoint,
                         mlxr_served_model **mo, mlxr_gen **g, mlxr_api_error *e) {
     mlxr_served_model *m;
     if (!mlxr_server_model(s, r->model, &m, e)) return false;
-    bool ok = submit(s, m, r, endpoint, g, e);
+    /* a created model's PARAMETERs, SYSTEM and MESSAGEs are the request's defaults */
+    mlxr_modelfile mf;
+    mlxr_modelfile_applied keep = {0};
+    mlxr_api_req applied;
+    const mlxr_api_req *use = r;
+    bool ok = true;
+    if (model_settings(s, m->key, &mf)) {
+        ok = mlxr_modelfile_apply(&mf, r, m->has_template, &applied, &keep);
+        if (ok) use = &applied;
+        else mlxr_api_error_set(e, 500, "server_error", NULL, NULL, "out of memory");
+    }
+    ok = ok && submit(s, m, use, endpoint, g, e);
+    mlxr_modelfile_applied_free(&keep);
+    mlxr_modelfile_free(&mf);
     mlxr_server_model_done(s, m, r->keep_alive_s);
     if (ok) *mo = m;
     return ok;

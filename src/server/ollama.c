@@ -4,6 +4,7 @@
  * nanoseconds, as Ollama reports them; errors are {"error": "..."}.
  */
 #include "server/http.h"
+#include "server/modelfile.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -113,10 +114,31 @@ enum MHD_Result mlxr_ollama_show(mlxr_http_req *r) {
     snprintf(ctx_key, sizeof ctx_key, "%s.context_length", e.arch);
     json_t *info = json_pack("{s:s,s:I,s:i}", "general.architecture", e.arch,
                              "general.parameter_count", (json_int_t)e.n_params, ctx_key, e.n_ctx);
-    json_t *j = json_pack("{s:s,s:s,s:s,s:o,s:o,s:[s],s:s}", "modelfile", "", "parameters", "",
-                          "template", e.chat_template ? e.chat_template : "", "details",
+    /* the Modelfile settings of /api/create, if any; a stored TEMPLATE is shown in place of
+     * the model's own chat template (but not used: it is a Go template) */
+    mlxr_modelfile mf = {0};
+    json_t *stored = e.modelfile ? json_loads(e.modelfile, 0, NULL) : NULL;
+    if (stored && mlxr_modelfile_from_json(stored, &mf, NULL) != MLXR_OK) mlxr_modelfile_free(&mf);
+    json_decref(stored);
+    char *mf_text = mlxr_modelfile_render(&mf, e.path ? e.path : key);
+    char *params = mlxr_modelfile_params_text(&mf);
+    const char *tmpl = mf.tmpl ? mf.tmpl : e.chat_template ? e.chat_template : "";
+    json_t *j = json_pack("{s:s,s:s,s:s,s:o,s:o,s:[s],s:s}", "modelfile", mf_text ? mf_text : "",
+                          "parameters", params ? params : "", "template", tmpl, "details",
                           details_json(&e), "model_info", info, "capabilities", "completion",
                           "modified_at", "");
+    if (mf.system) json_object_set_new(j, "system", json_string(mf.system));
+    if (mf.license) json_object_set_new(j, "license", json_string(mf.license));
+    if (mf.n_msgs) {
+        json_t *ms = json_array();
+        for (size_t i = 0; i < mf.n_msgs; i++)
+            json_array_append_new(ms, json_pack("{s:s,s:s}", "role", mf.msgs[i].role, "content",
+                                                mf.msgs[i].content));
+        json_object_set_new(j, "messages", ms);
+    }
+    free(mf_text);
+    free(params);
+    mlxr_modelfile_free(&mf);
     char when[48];
     rfc3339(e.created, 0, when, sizeof when);
     json_object_set_new(j, "modified_at", json_string(when));
@@ -130,15 +152,17 @@ enum MHD_Result mlxr_ollama_ps(mlxr_http_req *r) {
     char **keys = NULL;
     size_t n = 0;
     int64_t *expires = calloc(s->n_models ? s->n_models : 1, sizeof *expires);
+    int32_t *n_ctx = calloc(s->n_models ? s->n_models : 1, sizeof *n_ctx);
     int64_t now_ns = mlxr_gen_now_ns(), now_s = (int64_t)time(NULL);
     pthread_mutex_lock(&s->models_mu);
-    keys = expires ? calloc(s->n_models ? s->n_models : 1, sizeof *keys) : NULL;
+    keys = expires && n_ctx ? calloc(s->n_models ? s->n_models : 1, sizeof *keys) : NULL;
     for (size_t i = 0; keys && i < s->n_models; i++) {
         mlxr_served_model *m = s->models[i];
         if (!m->engine) continue;
         /* unix seconds when an idle model unloads; 0: never (keep_alive < 0) */
         expires[n] = m->keep_alive_s < 0 ? 0
                      : now_s + (m->last_used_ns + m->keep_alive_s * 1000000000 - now_ns) / 1000000000;
+        n_ctx[n] = mlxr_gen_engine_n_ctx(m->engine);
         keys[n++] = strdup(m->key);
     }
     pthread_mutex_unlock(&s->models_mu);
@@ -150,6 +174,7 @@ enum MHD_Result mlxr_ollama_ps(mlxr_http_req *r) {
             if (expires[i]) rfc3339(expires[i], 0, when, sizeof when);
             json_object_set_new(m, "expires_at", json_string(when));
             json_object_set_new(m, "size_vram", json_integer(0));
+            json_object_set_new(m, "context_length", json_integer(n_ctx[i])); /* as Ollama */
             json_array_append_new(arr, m);
         }
         if (keys[i]) mlxr_model_entry_clear(&e);
@@ -157,6 +182,7 @@ enum MHD_Result mlxr_ollama_ps(mlxr_http_req *r) {
     }
     free(keys);
     free(expires);
+    free(n_ctx);
     return mlxr_http_json(r, 200, json_pack("{s:o}", "models", arr));
 }
 

@@ -2,7 +2,8 @@
  * ollama_admin.c - Ollama's model management endpoints on the local registry: POST /api/copy,
  * DELETE /api/delete, POST /api/pull (a GGUF file by http(s) URL or local path: mlxr has no
  * library of model names) and
- * POST /api/create (from a GGUF path or an installed model, as `from` or a Modelfile's FROM).
+ * POST /api/create (from a GGUF path or an installed model, as `from` or a Modelfile's FROM, with
+ * the Modelfile's settings stored in the new row: modelfile.h).
  *
  * pull and create read a path on the server's file system: anyone who may call the API can make
  * the server import any GGUF file its user can read (as Ollama's create does). Local imports run
@@ -12,6 +13,7 @@
  */
 #include "server/fetch.h"
 #include "server/http.h"
+#include "server/modelfile.h"
 #include "server/pull_stream.h"
 
 #include "util/err.h"
@@ -49,28 +51,41 @@ static enum MHD_Result reg_error(mlxr_http_req *r, mlxr_status st, const mlxr_er
                             NULL, "%s", err->msg[0] ? err->msg : mlxr_status_str(st));
 }
 
-/* Import src as name (reg_mu taken here). */
-static mlxr_status import(mlxr_server *s, const char *src, const char *name, mlxr_err *err) {
+/* Import src as name with Modelfile settings (JSON or NULL; reg_mu taken here). */
+static mlxr_status import_with(mlxr_server *s, const char *src, const char *name,
+                               const char *modelfile, mlxr_err *err) {
     pthread_mutex_lock(&s->reg_mu);
-    mlxr_status st = s->reg ? mlxr_registry_import(s->reg, src, name, NULL, err)
+    mlxr_status st = s->reg ? mlxr_registry_import_with(s->reg, src, name, modelfile, NULL, err)
                             : MLXR_FAIL(err, MLXR_ERR_INVALID, "the server has no registry");
     pthread_mutex_unlock(&s->reg_mu);
     return st;
 }
 
-/* The path of an installed model, or NULL (malloc'ed). */
-static char *installed_path(mlxr_server *s, const char *name) {
+static mlxr_status import(mlxr_server *s, const char *src, const char *name, mlxr_err *err) {
+    return import_with(s, src, name, NULL, err);
+}
+
+/* The path of an installed model, or NULL (malloc'ed); *modelfile (if asked) its stored
+ * Modelfile settings or NULL (malloc'ed). */
+static char *installed(mlxr_server *s, const char *name, char **modelfile) {
     mlxr_model_entry ent;
     char *path = NULL;
+    if (modelfile) *modelfile = NULL;
     pthread_mutex_lock(&s->reg_mu);
     if (s->reg && mlxr_registry_find(s->reg, name, &ent, NULL) == MLXR_OK) {
         path = ent.path;
         ent.path = NULL;
+        if (modelfile) {
+            *modelfile = ent.modelfile;
+            ent.modelfile = NULL;
+        }
         mlxr_model_entry_clear(&ent);
     }
     pthread_mutex_unlock(&s->reg_mu);
     return path;
 }
+
+static char *installed_path(mlxr_server *s, const char *name) { return installed(s, name, NULL); }
 
 /* The status lines of a finished import: NDJSON when streaming, else the last one. */
 static enum MHD_Result statuses(mlxr_http_req *r, bool stream, const char *const *lines, size_t n) {
@@ -110,7 +125,8 @@ enum MHD_Result mlxr_ollama_copy(mlxr_http_req *r) {
     if (!o) return mlxr_http_error(r, &e);
     const char *src = str_member(o, "source"), *dst = str_member(o, "destination");
     enum MHD_Result ret;
-    char *path = src && dst ? installed_path(r->srv, src) : NULL;
+    char *settings = NULL; /* the copy keeps the source's Modelfile settings */
+    char *path = src && dst ? installed(r->srv, src, &settings) : NULL;
     if (!src || !dst) {
         ret = mlxr_http_errorf(r, 400, "invalid_request_error", NULL,
                                "'source' and 'destination' are required");
@@ -119,10 +135,11 @@ enum MHD_Result mlxr_ollama_copy(mlxr_http_req *r) {
                                "model '%s' not found", src);
     } else {
         mlxr_err err = {0};
-        mlxr_status st = import(r->srv, path, dst, &err); /* the same blob: a new row */
+        mlxr_status st = import_with(r->srv, path, dst, settings, &err); /* the same blob */
         ret = st == MLXR_OK ? mlxr_http_text(r, 200, "application/json", "", 0)
                             : reg_error(r, st, &err);
     }
+    free(settings);
     free(path);
     json_decref(o);
     return ret;
@@ -229,21 +246,52 @@ enum MHD_Result mlxr_ollama_pull(mlxr_http_req *r) {
     return ret;
 }
 
-/* The FROM line of a Modelfile (copied into buf), or false. */
-static bool modelfile_from(const char *mf, char *buf, size_t cap) {
-    for (const char *l = mf; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL) {
-        while (*l == ' ' || *l == '\t') l++;
-        if (strncasecmp(l, "FROM", 4) != 0 || (l[4] != ' ' && l[4] != '\t')) continue;
-        l += 5;
-        while (*l == ' ' || *l == '\t') l++;
-        size_t n = strcspn(l, "\r\n");
-        while (n && (l[n - 1] == ' ' || l[n - 1] == '\t')) n--;
-        if (!n || n >= cap) return false;
-        memcpy(buf, l, n);
-        buf[n] = '\0';
-        return true;
+/* The settings of a create request: the base model's stored ones (FROM an installed model), then
+ * the Modelfile text, then the structured fields. False with a 400 error message in err. */
+static bool create_settings(mlxr_server *s, json_t *o, mlxr_modelfile *mf, char **base_path,
+                            mlxr_err *err) {
+    memset(mf, 0, sizeof *mf);
+    *base_path = NULL;
+    json_t *text = json_object_get(o, "modelfile");
+    mlxr_modelfile given = {0};
+    if (text && !json_is_null(text) && !json_is_string(text)) {
+        MLXR_FAIL(err, MLXR_ERR_INVALID, "'modelfile' must be a string");
+        return false;
     }
-    return false;
+    if (json_is_string(text) &&
+        mlxr_modelfile_parse(json_string_value(text), json_string_length(text), &given, err) != MLXR_OK)
+        return false;
+    bool oom = false;
+    char *given_json = mlxr_modelfile_to_json(&given, &oom);
+    json_t *layer = given_json ? json_loads(given_json, 0, NULL) : NULL;
+    free(given_json);
+    bool ok = !oom && (!given_json || layer);
+    /* the structured fields override the text's */
+    mlxr_status st = ok ? mlxr_modelfile_from_json(o, &given, err)
+                        : MLXR_FAIL(err, MLXR_ERR_NOMEM, "out of memory");
+    ok = st == MLXR_OK;
+    if (ok && !given.from)
+        ok = MLXR_FAIL(err, MLXR_ERR_INVALID, "'from' or a modelfile with a FROM line is "
+                       "required") == MLXR_OK;
+    char *base_json = NULL;
+    if (ok) *base_path = installed(s, given.from, &base_json);
+    json_t *base = base_json ? json_loads(base_json, 0, NULL) : NULL;
+    free(base_json);
+    /* base settings, then the text's layer, then the structured fields */
+    if (ok && base) ok = mlxr_modelfile_from_json(base, mf, err) == MLXR_OK;
+    if (ok && layer) ok = mlxr_modelfile_from_json(layer, mf, err) == MLXR_OK;
+    if (ok) ok = mlxr_modelfile_from_json(o, mf, err) == MLXR_OK;
+    if (ok && !(mf->from = strdup(given.from)))
+        ok = MLXR_FAIL(err, MLXR_ERR_NOMEM, "out of memory") == MLXR_OK;
+    json_decref(base);
+    json_decref(layer);
+    mlxr_modelfile_free(&given);
+    if (!ok) {
+        mlxr_modelfile_free(mf);
+        free(*base_path);
+        *base_path = NULL;
+    }
+    return ok;
 }
 
 enum MHD_Result mlxr_ollama_create(mlxr_http_req *r) {
@@ -251,29 +299,36 @@ enum MHD_Result mlxr_ollama_create(mlxr_http_req *r) {
     json_t *o = load_body(r, &e);
     if (!o) return mlxr_http_error(r, &e);
     const char *model = str_member(o, "model") ? str_member(o, "model") : str_member(o, "name");
-    const char *from = str_member(o, "from"), *mf = str_member(o, "modelfile");
     bool stream = !json_is_false(json_object_get(o, "stream"));
-    char from_buf[1024];
-    if (!from && mf && modelfile_from(mf, from_buf, sizeof from_buf)) from = from_buf;
     enum MHD_Result ret;
-    if (!model || !from) {
-        ret = mlxr_http_errorf(r, 400, "invalid_request_error", NULL,
-                               "'model' and 'from' (or a modelfile with a FROM line) are required; "
-                               "only FROM is supported");
+    mlxr_modelfile mf = {0};
+    char *path = NULL, n1[104], t1[64];
+    mlxr_err err = {0};
+    if (!model) {
+        ret = mlxr_http_errorf(r, 400, "invalid_request_error", NULL, "'model' is required");
+    } else if (mlxr_registry_parse_name(model, n1, t1, &err) != MLXR_OK ||
+               !create_settings(r->srv, o, &mf, &path, &err)) {
+        /* nothing imported: a bad Modelfile leaves no row */
+        ret = mlxr_http_errorf(r, err.code == MLXR_ERR_NOMEM ? 500 : 400,
+                               err.code == MLXR_ERR_NOMEM ? "server_error" : "invalid_request_error",
+                               NULL, "%s", err.msg[0] ? err.msg : "invalid modelfile");
     } else {
-        char *path = installed_path(r->srv, from);
-        const char *src = path ? path : local_path(from);
-        mlxr_err err = {0};
-        mlxr_status st = path || access(src, R_OK) == 0
-                             ? import(r->srv, src, model, &err)
+        const char *src = path ? path : local_path(mf.from);
+        bool oom = false;
+        char *settings = mlxr_modelfile_to_json(&mf, &oom);
+        mlxr_status st = oom ? MLXR_FAIL(&err, MLXR_ERR_NOMEM, "out of memory")
+                         : path || access(src, R_OK) == 0
+                             ? import_with(r->srv, src, model, settings, &err)
                              : MLXR_FAIL(&err, MLXR_ERR_NOT_FOUND,
                                          "'%s' is neither an installed model nor a readable "
-                                         "file", from);
+                                         "file", mf.from);
+        free(settings);
         static const char *const lines[] = {"parsing modelfile", "using existing layer",
                                             "writing manifest", "success"};
         ret = st == MLXR_OK ? statuses(r, stream, lines, 4) : reg_error(r, st, &err);
-        free(path);
     }
+    free(path);
+    mlxr_modelfile_free(&mf);
     json_decref(o);
     return ret;
 }

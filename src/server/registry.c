@@ -28,7 +28,7 @@ struct mlxr_registry {
 };
 
 #define COLS "name, tag, path, format, arch, n_params, quant, size, sha256, n_ctx, " \
-             "chat_template, created, last_used"
+             "chat_template, created, last_used, modelfile"
 
 static const char *schema =
     "CREATE TABLE IF NOT EXISTS models ("
@@ -38,12 +38,35 @@ static const char *schema =
     " quant TEXT NOT NULL, size INTEGER NOT NULL, sha256 TEXT NOT NULL,"
     " n_ctx INTEGER NOT NULL, chat_template TEXT,"
     " created INTEGER NOT NULL, last_used INTEGER NOT NULL DEFAULT 0,"
+    " modelfile TEXT,"                /* JSON (modelfile.h); added in a later version */
     " PRIMARY KEY (name, tag));";
+
+/* A catalog made before the modelfile column: add it (rows read as NULL: no settings). */
+static bool has_modelfile_column(sqlite3 *db) {
+    sqlite3_stmt *st = NULL;
+    bool has = sqlite3_prepare_v2(db, "SELECT modelfile FROM models LIMIT 0", -1, &st, NULL) ==
+               SQLITE_OK;
+    sqlite3_finalize(st);
+    return has;
+}
+
+static int migrate(sqlite3 *db, char **msg) {
+    if (has_modelfile_column(db)) return SQLITE_OK;
+    int rc = sqlite3_exec(db, "ALTER TABLE models ADD COLUMN modelfile TEXT", NULL, NULL, msg);
+    /* another process opening the same catalog may have added it first */
+    if (rc != SQLITE_OK && has_modelfile_column(db)) {
+        sqlite3_free(*msg);
+        *msg = NULL;
+        rc = SQLITE_OK;
+    }
+    return rc;
+}
 
 void mlxr_model_entry_clear(mlxr_model_entry *e) {
     if (!e) return;
     free(e->path);
     free(e->chat_template);
+    free(e->modelfile);
     memset(e, 0, sizeof *e);
 }
 
@@ -160,7 +183,8 @@ mlxr_status mlxr_registry_open(const char *home, mlxr_registry **out, mlxr_err *
         sqlite3_busy_timeout(r->db, 10000);
         if (sqlite3_exec(r->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;", NULL, NULL,
                          &msg) != SQLITE_OK ||
-            sqlite3_exec(r->db, schema, NULL, NULL, &msg) != SQLITE_OK)
+            sqlite3_exec(r->db, schema, NULL, NULL, &msg) != SQLITE_OK ||
+            migrate(r->db, &msg) != SQLITE_OK)
             st = MLXR_FAIL(err, MLXR_ERR_IO, "catalog %s: %s", db, msg ? msg : "error");
         sqlite3_free(msg);
     }
@@ -320,7 +344,7 @@ static mlxr_status insert_row(mlxr_registry *r, const mlxr_model_entry *e, const
     int rc = sqlite3_exec(r->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
     if (rc == SQLITE_OK)
         rc = sqlite3_prepare_v2(r->db, "INSERT OR REPLACE INTO models (" COLS ") VALUES "
-                                "(?,?,?,?,?,?,?,?,?,?,?,?,0)", -1, &st, NULL);
+                                "(?,?,?,?,?,?,?,?,?,?,?,?,0,?)", -1, &st, NULL);
     if (rc == SQLITE_OK) {
         sqlite3_bind_text(st, 1, e->name, -1, SQLITE_STATIC);
         sqlite3_bind_text(st, 2, e->tag, -1, SQLITE_STATIC);
@@ -335,6 +359,8 @@ static mlxr_status insert_row(mlxr_registry *r, const mlxr_model_entry *e, const
         if (e->chat_template) sqlite3_bind_text(st, 11, e->chat_template, -1, SQLITE_STATIC);
         else sqlite3_bind_null(st, 11);
         sqlite3_bind_int64(st, 12, e->created);
+        if (e->modelfile) sqlite3_bind_text(st, 13, e->modelfile, -1, SQLITE_STATIC);
+        else sqlite3_bind_null(st, 13);
         rc = sqlite3_step(st) == SQLITE_DONE ? SQLITE_OK : SQLITE_ERROR;
     }
     sqlite3_finalize(st);
@@ -349,6 +375,12 @@ static mlxr_status insert_row(mlxr_registry *r, const mlxr_model_entry *e, const
 
 mlxr_status mlxr_registry_import(mlxr_registry *r, const char *src, const char *name_tag,
                                  mlxr_model_entry *out, mlxr_err *err) {
+    return mlxr_registry_import_with(r, src, name_tag, NULL, out, err);
+}
+
+mlxr_status mlxr_registry_import_with(mlxr_registry *r, const char *src, const char *name_tag,
+                                      const char *modelfile, mlxr_model_entry *out,
+                                      mlxr_err *err) {
     mlxr_model_entry e = {0};
     mlxr_status st = mlxr_registry_parse_name(name_tag, e.name, e.tag, err);
     if (st != MLXR_OK) return st;
@@ -360,7 +392,7 @@ mlxr_status mlxr_registry_import(mlxr_registry *r, const char *src, const char *
     char tmp_rel[128], blob_rel[128];
     snprintf(tmp_rel, sizeof tmp_rel, "models/tmp/import-%ld-%ld", (long)getpid(), (long)time(NULL));
     char *tmp = path_join(r->home, tmp_rel), *blob = NULL;
-    if (!tmp) {
+    if (!tmp || (modelfile && !(e.modelfile = strdup(modelfile)))) {
         st = MLXR_FAIL(err, MLXR_ERR_NOMEM, "out of memory");
         goto done;
     }
@@ -428,6 +460,7 @@ static void row_to_entry(mlxr_registry *r, sqlite3_stmt *st, mlxr_model_entry *e
     if (sqlite3_column_text(st, 10)) e->chat_template = strdup(TXT(10));
     e->created = sqlite3_column_int64(st, 11);
     e->last_used = sqlite3_column_int64(st, 12);
+    if (sqlite3_column_text(st, 13)) e->modelfile = strdup(TXT(13));
 #undef TXT
 }
 

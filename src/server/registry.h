@@ -15,6 +15,9 @@
  * unreferenced blob; mlxr_registry_open removes both, so a catalog row always names a complete,
  * verified file and no half model is ever visible.
  *
+ * Schema changes: columns added later (modelfile) are added by mlxr_registry_open to a catalog
+ * made by an older version (ALTER TABLE ... ADD COLUMN; their rows read as NULL).
+ *
  * Names: NAME[:TAG], NAME of 1..100 characters from [A-Za-z0-9._-/] not starting with '.',
  * '-' or '/', TAG of 1..60 from [A-Za-z0-9._-]; the tag defaults to "latest".
  * Thread safety: one mlxr_registry per thread, or serialize calls (the daemon holds a mutex).
@@ -40,6 +43,8 @@ typedef struct mlxr_model_entry {
     char sha256[65];
     int32_t n_ctx;           /* training context length, 0 if unknown */
     char *chat_template;     /* tokenizer.chat_template or NULL */
+    char *modelfile;         /* the Modelfile settings of /api/create (system, template, license,
+                                parameters, messages) as a JSON object text (modelfile.h), or NULL */
     int64_t created, last_used; /* unix seconds; last_used 0 = never */
 } mlxr_model_entry;
 
@@ -62,6 +67,10 @@ mlxr_status mlxr_registry_parse_name(const char *s, char *name, char *tag, mlxr_
  * (may be NULL) receives the new entry. */
 mlxr_status mlxr_registry_import(mlxr_registry *r, const char *src, const char *name_tag,
                                  mlxr_model_entry *out, mlxr_err *err);
+/* The same, storing `modelfile` (JSON text or NULL) in the new row's one transaction. */
+mlxr_status mlxr_registry_import_with(mlxr_registry *r, const char *src, const char *name_tag,
+                                      const char *modelfile, mlxr_model_entry *out,
+                                      mlxr_err *err);
 /* Look up name_tag; MLXR_ERR_NOT_FOUND if absent. */
 mlxr_status mlxr_registry_find(mlxr_registry *r, const char *name_tag, mlxr_model_entry *out,
                                mlxr_err *err);

@@ -155,6 +155,13 @@ static bool parse_sampling(json_t *o, mlxr_api_req *r, mlxr_api_error *e) {
         p->seed = (uint64_t)ll;
         r->seed_set = true;
     }
+    /* which of them were given (MLXR_OPT_* bits, in this order): a model's Modelfile
+     * parameters are defaults for the others */
+    static const char *const keys[] = {"temperature", "top_p", "min_p", "presence_penalty",
+                                       "frequency_penalty", "repeat_penalty", "top_k",
+                                       "repeat_last_n"};
+    for (unsigned i = 0; i < sizeof keys / sizeof *keys; i++)
+        if (member(o, keys[i])) r->opts_set |= 1u << i;
     return true;
 }
 

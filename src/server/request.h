@@ -36,6 +36,18 @@ typedef struct mlxr_chat_msg {
     char *content;
 } mlxr_chat_msg;
 
+/* Bits of mlxr_api_req.opts_set (set by the parser of the sampling fields). */
+enum {
+    MLXR_OPT_TEMPERATURE = 1u << 0,
+    MLXR_OPT_TOP_P = 1u << 1,
+    MLXR_OPT_MIN_P = 1u << 2,
+    MLXR_OPT_PRESENCE_PENALTY = 1u << 3,
+    MLXR_OPT_FREQUENCY_PENALTY = 1u << 4,
+    MLXR_OPT_REPEAT_PENALTY = 1u << 5,
+    MLXR_OPT_TOP_K = 1u << 6,
+    MLXR_OPT_REPEAT_LAST_N = 1u << 7,
+};
+
 /* A validated generation request; every string is owned (mlxr_api_req_free). */
 typedef struct mlxr_api_req {
     mlxr_api_kind kind;
@@ -49,6 +61,8 @@ typedef struct mlxr_api_req {
     bool stream;
     bool include_usage;     /* OpenAI stream_options.include_usage */
     bool seed_set;
+    uint32_t opts_set;      /* sampling fields the request gave: MLXR_OPT_* bits (so that a
+                               model's Modelfile PARAMETERs apply only to the others) */
     bool max_tokens_set;    /* else: 16 for completions, the rest of the context otherwise */
     int32_t num_ctx;        /* Ollama options.num_ctx; 0 = unset */
     int64_t keep_alive_s;   /* Ollama keep_alive in seconds; -1 = forever; -2 = unset */

@@ -69,6 +69,12 @@ for k in pp_tok_s pp_sd tg_tok_s tg_sd threads model; do
     grep -q "\"$k\"" "$tmp/bench" && ok || bad "bench --json lacks $k"
 done
 
+# --- Q8_0 KV cache (--kv-type, llama.cpp's -ctk/-ctv; its accuracy: tests/kv/test_kv_q8.c)
+pyd="$DATA/models/pydoc-7M/pydoc-7M-f16.gguf"
+"$MLXR" bench -m "$pyd" -p 16 -n 8 -r 1 -t 2 --json -ctk q8_0 -ctv q8_0 > "$tmp/bench" 2>&1 && ok \
+    || bad "bench -ctk q8_0 failed: $(cat "$tmp/bench")"
+grep -q '"kv_type": *"q8_0"' "$tmp/bench" && ok || bad "bench --json lacks kv_type q8_0: $(cat "$tmp/bench")"
+
 # --- errors: one line on stderr, non-zero exit
 expect_error() { # description, then the command
     local what=$1; shift
@@ -91,6 +97,9 @@ a=$("$MLXR" run -m "$DATA/models/stories260K.gguf" -p "Once upon a time" -n 8 --
 b=$("$MLXR" run -m "$DATA/models/stories260K.gguf" -p "Once upon a time" -n 8 --temp 0 -t 1 -ngl 0 2>/dev/null)
 [ -n "$a" ] && [ "$a" = "$b" ] && ok || bad "-ngl 0 changes the output"
 expect_error "unknown command" "$MLXR" frobnicate
+expect_error "-ctk and -ctv differ" "$MLXR" run -m "$pyd" -p hi -ctk q8_0 -ctv f16
+expect_error "bad --kv-type" "$MLXR" run -m "$pyd" -p hi --kv-type q4_0
+expect_error "Q8_0 cache, head size 8" "$MLXR" run -m "$DATA/models/stories260K.gguf" -p hi --kv-type q8_0
 # every reference model is readable now: make an unsupported one by retyping toy-f16's F16
 # output.weight as I16 (same size; integer tensors have no matrix product). Its tensor info is
 # name (u64 length 13, bytes), n_dims (u32 2), 2 dims (u64), then the type (u32).

@@ -157,7 +157,7 @@ check '[ "$(req GET /api/version)" = 200 ] && json $tmp/r "len(j[\"version\"]) >
 check '[ "$(req GET /api/tags)" = 200 ] && json $tmp/r "any(m[\"name\"] == \"pydoc-7M-q8_0:latest\" and m[\"details\"][\"quantization_level\"] == \"Q8_0\" and m[\"size\"] > 0 for m in j[\"models\"])"' "/api/tags: $(cat $tmp/r)"
 check '[ "$(req POST /api/show "{\"model\":\"pydoc-7M-q8_0\"}")" = 200 ] && json $tmp/r "j[\"details\"][\"family\"] == \"llama\" and j[\"model_info\"][\"llama.context_length\"] == 512"' "/api/show: $(cat $tmp/r)"
 check '[ "$(req POST /api/show "{\"model\":\"nope\"}")" = 404 ] && json $tmp/r "isinstance(j[\"error\"], str)"' "/api/show unknown: $(cat $tmp/r)"
-check '[ "$(req GET /api/ps)" = 200 ] && json $tmp/r "j[\"models\"][0][\"name\"] == \"pydoc-7M-q8_0:latest\""' "/api/ps: $(cat $tmp/r)"
+check '[ "$(req GET /api/ps)" = 200 ] && json $tmp/r "j[\"models\"][0][\"name\"] == \"pydoc-7M-q8_0:latest\" and j[\"models\"][0][\"context_length\"] == 512"' "/api/ps: $(cat $tmp/r)"
 gen='{"model":"pydoc-7M-q8_0","prompt":"A dictionary maps","stream":false,"options":{"temperature":0,"num_predict":41}}'
 check '[ "$(req POST /api/generate "$gen")" = 200 ] && json $tmp/r "j[\"response\"] == open(\"$tmp/want\").read() and j[\"done\"] and j[\"done_reason\"] == \"length\" and j[\"eval_count\"] == 41 and j[\"prompt_eval_count\"] > 0 and j[\"total_duration\"] >= j[\"eval_duration\"] > 0"' \
     "/api/generate greedy == reference: $(cat $tmp/r)"
