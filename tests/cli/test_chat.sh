@@ -18,17 +18,8 @@ shopt -s lastpipe # `printf ... | chat ARGS` sets rc in this shell
 MLXR=$1
 DATA=$2
 M=$DATA/models/pydoc-7M/pydoc-7M-q8_0.gguf
-pass=0
-fail=0
-ok() { pass=$((pass + 1)); }
-bad() { fail=$((fail + 1)); echo "FAIL: $*" >&2; }
-tmp=$(mktemp -d)
-pids=()
-cleanup() {
-    for p in "${pids[@]}"; do kill "$p" 2>/dev/null && wait "$p" 2>/dev/null; done
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
+HERE=$(cd "$(dirname "$0")" && pwd)
+. "$HERE/lib/common.sh"
 # sanitizer builds: every report goes to a file, checked at the end (most runs keep stderr)
 export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}log_path=$tmp/san"
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:+$UBSAN_OPTIONS:}log_path=$tmp/san"
@@ -202,17 +193,7 @@ same "$tmp/got" "$tmp/want" && ok || bad "chat with a registry name: $(cat "$tmp
 
 # ---- mlxr ps / mlxr stop against a running daemon ----------------------------------------------
 SOCK=$tmp/mlxr.sock
-"$MLXR" serve --port 0 -t 1 --home "$H" --socket "$SOCK" > "$tmp/serve.out" 2> "$tmp/serve.log" &
-pids+=($!)
-PORT=""
-for _ in $(seq 1 100); do
-    PORT=$(grep -o 'listening on http://[0-9.]*:[0-9]*' "$tmp/serve.log" | grep -o '[0-9]*$')
-    [ -n "$PORT" ] && break
-    sleep 0.1
-done
-if [ -z "$PORT" ]; then
-    bad "server did not start: $(cat "$tmp/serve.log")"
-else
+if start_server serve --home "$H" --socket "$SOCK"; then
     export MLXR_HOST=127.0.0.1:$PORT
     "$MLXR" ps > "$tmp/ps" 2> "$tmp/err" && ok || bad "ps: $(cat "$tmp/err")"
     [ "$(wc -l < "$tmp/ps")" = 1 ] && grep -q '^NAME .*SIZE .*CONTEXT .*UNTIL' "$tmp/ps" && ok ||
@@ -259,5 +240,4 @@ fi
 
 for f in "$tmp"/san.*; do [ -e "$f" ] && bad "sanitizer report: $(head -c 2000 "$f")"; done
 
-echo "test_chat.sh: $pass passed, $fail failed"
-[ $fail = 0 ]
+finish test_chat

@@ -12,45 +12,8 @@ set -u
 MLXR=$1
 DATA=$2
 HERE=$(cd "$(dirname "$0")" && pwd)
-pass=0
-fail=0
-ok() { pass=$((pass + 1)); }
-bad() { fail=$((fail + 1)); echo "FAIL: $*" >&2; }
-check() { if eval "$1"; then ok; else bad "$2"; fi; }
-tmp=$(mktemp -d)
-pids=()
-cleanup() {
-    for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null; done
-    [ -n "${MLXR_KEEP_TMP:-}" ] && echo "kept $tmp" >&2 || rm -rf "$tmp"
-}
-trap cleanup EXIT
-for tool in curl python3; do
-    command -v $tool > /dev/null || { echo "test_server.sh: needs $tool" >&2; exit 1; }
-done
-PY=$(python3 -c 'import sys; print(sys.executable)')
-py() { "$PY" "$@"; }
-
-# json FILE PYTHON-EXPR: evaluate EXPR with j = the parsed file; exit 0 if truthy
-json() { py -c "import json,sys; j=json.load(open(sys.argv[1])); sys.exit(0 if ($2) else 1)" "$1" 2>/dev/null; }
-
-# start_server NAME ARGS...: start `mlxr serve --port 0 ARGS`, wait for it; sets PORT, SPID
-start_server() {
-    local name=$1
-    shift
-    "$MLXR" serve --port 0 -t 2 "$@" > "$tmp/$name.out" 2> "$tmp/$name.log" &
-    SPID=$!
-    pids+=("$SPID")
-    PORT=""
-    for _ in $(seq 1 100); do
-        PORT=$(grep -o 'listening on http://[0-9.]*:[0-9]*' "$tmp/$name.log" | grep -o '[0-9]*$')
-        [ -n "$PORT" ] && break
-        sleep 0.1
-    done
-    if [ -z "$PORT" ]; then
-        bad "server $name did not start: $(cat "$tmp/$name.log")"
-        return 1
-    fi
-}
+. "$HERE/lib/common.sh"
+need curl python3
 
 # req METHOD PATH [BODY] [CURL ARGS...]: writes the body to $tmp/r, prints the status code
 req() {
@@ -354,5 +317,4 @@ check '[ "$(req POST /api/generate "{\"model\":\"tiny:v1\",\"prompt\":\"Once\",\
 kill -TERM "$SPID"
 wait "$SPID"
 
-echo "test_server: $pass passed, $fail failed"
-[ $fail = 0 ]
+finish test_server

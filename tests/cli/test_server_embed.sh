@@ -12,25 +12,13 @@ set -u
 MLXR=$1
 HERE=$(cd "$(dirname "$0")" && pwd)
 REF=$HERE/../data/embed/pydoc-7M-q8_0.json
-pass=0
-fail=0
-ok() { pass=$((pass + 1)); }
-bad() { fail=$((fail + 1)); echo "FAIL: $*" >&2; }
+. "$HERE/lib/common.sh"
+need curl python3
 # check CONDITION MESSAGE [RESPONSE]: on failure the message and the response file's start
 check() {
     if eval "$1"; then ok
     else bad "$2${3:+: $(head -c 400 "$tmp/$3" 2>/dev/null)}"; fi
 }
-tmp=$(mktemp -d)
-SPID=""
-cleanup() {
-    [ -n "$SPID" ] && kill -9 "$SPID" 2>/dev/null
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
-for tool in curl python3; do
-    command -v $tool > /dev/null || { echo "test_server_embed.sh: needs $tool" >&2; exit 1; }
-done
 
 # py FILE PYTHON-EXPR: evaluate EXPR with j = the parsed file, ref = the reference JSON and a few
 # vector helpers; exit 0 if truthy
@@ -49,15 +37,7 @@ sys.exit(0 if eval(sys.argv[3]) else 1)
 EOF
 }
 
-"$MLXR" serve --port 0 -t 2 --home "$tmp/home" > "$tmp/server.out" 2> "$tmp/server.log" &
-SPID=$!
-PORT=""
-for _ in $(seq 1 100); do
-    PORT=$(grep -o 'listening on http://[0-9.]*:[0-9]*' "$tmp/server.log" | grep -o '[0-9]*$')
-    [ -n "$PORT" ] && break
-    sleep 0.1
-done
-[ -n "$PORT" ] || { echo "FAIL: server did not start: $(cat "$tmp/server.log")" >&2; exit 1; }
+start_server server --home "$tmp/home" || exit 1
 
 # req PATH BODY OUT: POST BODY, the response into $tmp/OUT, prints the status code
 req() {
@@ -175,5 +155,4 @@ wait "$SPID" || rc=$?
 SPID=""
 check '[ $rc = 0 ]' "SIGTERM shutdown (rc $rc)"
 
-echo "test_server_embed.sh: $pass passed, $fail failed"
-[ $fail = 0 ]
+finish test_server_embed

@@ -14,27 +14,12 @@
 set -u
 MLXR=$1
 DATA=$2
-pass=0
-fail=0
-ok() { pass=$((pass + 1)); }
-bad() { fail=$((fail + 1)); echo "FAIL: $*" >&2; }
-# check CONDITION MESSAGE: both evaluated at the check (the message after the condition ran)
+HERE=$(cd "$(dirname "$0")" && pwd)
+. "$HERE/lib/common.sh"
+need curl python3
+# check CONDITION MESSAGE: the message (single-quoted by callers) is expanded only on failure
 check() { if eval "$1"; then ok; else bad "$(eval "printf '%s' \"$2\"")"; fi; }
-tmp=$(mktemp -d)
-pids=()
-cleanup() {
-    for p in "${pids[@]}"; do { kill -9 "$p" && wait "$p"; } 2>/dev/null; done
-    [ -n "${MLXR_KEEP_TMP:-}" ] && echo "kept $tmp" >&2 || rm -rf "$tmp"
-}
-trap cleanup EXIT
-for tool in curl python3; do
-    command -v $tool > /dev/null || { echo "test_server_pull.sh: needs $tool" >&2; exit 1; }
-done
-PY=$(python3 -c 'import sys; print(sys.executable)')
-py() { "$PY" "$@"; }
-json() { py -c "import json,sys; j=json.load(open(sys.argv[1])); sys.exit(0 if ($2) else 1)" "$1" 2>/dev/null; }
 
-# ---- the far server: GET /MODE/stories260K.gguf ------------------------------------------------
 mkdir -p "$tmp/www"
 cp "$DATA/models/stories260K.gguf" "$tmp/www/"
 SIZE=$(wc -c < "$tmp/www/stories260K.gguf")
@@ -126,18 +111,9 @@ done
 [ -n "$FAR" ] || { echo "far server did not start: $(cat "$tmp/far.out" 2>/dev/null)" >&2; exit 1; }
 URL=http://127.0.0.1:$FAR
 
-# ---- mlxr serve with a fresh home (copied from test_server.sh) --------------------------------
+# ---- mlxr serve with a fresh home ----------------------------------------------------------
 HOME_DIR=$tmp/home
-"$MLXR" serve --port 0 -t 2 --home "$HOME_DIR" > "$tmp/serve.out" 2> "$tmp/serve.log" &
-SPID=$!
-pids+=($SPID)
-PORT=""
-for _ in $(seq 1 100); do
-    PORT=$(grep -o 'listening on http://[0-9.]*:[0-9]*' "$tmp/serve.log" | grep -o '[0-9]*$')
-    [ -n "$PORT" ] && break
-    sleep 0.1
-done
-[ -n "$PORT" ] || { echo "server did not start: $(cat "$tmp/serve.log" 2>/dev/null)" >&2; exit 1; }
+start_server serve --home "$HOME_DIR" || exit 1
 
 # pull BODY: POST /api/pull, body to $tmp/r, prints the status code
 pull() {
@@ -242,5 +218,4 @@ check '"$MLXR" pull "$URL/slow/stories260K.gguf" --name cli:slow --home "$CLI_HO
 check '! "$MLXR" pull --insecure "$URL/html/page.gguf" --name cli:html --home "$CLI_HOME" > /dev/null 2> "$tmp/cli.err" && grep -q "not a GGUF file" "$tmp/cli.err" && ! "$MLXR" list --home "$CLI_HOME" | grep -q "^cli:html" && [ -z "$(ls -A "$CLI_HOME/models/tmp")" ]' 'mlxr pull of a non-GGUF: $(cat "$tmp/cli.err" 2>/dev/null)'
 check '! "$MLXR" pull "$URL/badlinked/stories260K.gguf" --name cli:sha --home "$CLI_HOME" > /dev/null 2> "$tmp/cli.err" && grep -q "sha256" "$tmp/cli.err"' 'mlxr pull with a digest mismatch: $(cat "$tmp/cli.err" 2>/dev/null)'
 
-echo "test_server_pull: $pass passed, $fail failed"
-[ "$fail" = 0 ]
+finish test_server_pull

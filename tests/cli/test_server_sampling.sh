@@ -9,35 +9,12 @@
 # usage: test_server_sampling.sh PATH/TO/mlxr TESTDATA_DIR
 set -u
 MLXR=$1
-pass=0
-fail=0
-ok() { pass=$((pass + 1)); }
-bad() { fail=$((fail + 1)); echo "FAIL: $*" >&2; }
-check() { if eval "$1"; then ok; else bad "$2"; fi; }
-tmp=$(mktemp -d)
-SPID=""
-cleanup() {
-    [ -n "$SPID" ] && kill -9 "$SPID" 2>/dev/null
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
+HERE=$(cd "$(dirname "$0")" && pwd)
+. "$HERE/lib/common.sh"
+need curl python3
 touch "$tmp/r"
-for tool in curl python3; do
-    command -v $tool > /dev/null || { echo "test_server_sampling.sh: needs $tool" >&2; exit 1; }
-done
-py() { python3 "$@"; }
+start_server server --home "$tmp/home" || exit 1
 
-"$MLXR" serve --port 0 -t 2 --home "$tmp/home" > "$tmp/out" 2> "$tmp/log" &
-SPID=$!
-PORT=""
-for _ in $(seq 1 100); do
-    PORT=$(grep -o 'listening on http://[0-9.]*:[0-9]*' "$tmp/log" | grep -o '[0-9]*$')
-    [ -n "$PORT" ] && break
-    sleep 0.1
-done
-[ -n "$PORT" ] || { echo "FAIL: server did not start: $(cat "$tmp/log")" >&2; exit 1; }
-
-# req PATH BODY [OUT]: POST BODY, body to OUT ($tmp/r), prints the status code
 req() {
     curl -s -o "${3:-$tmp/r}" -w '%{http_code}' -X POST -H 'Content-Type: application/json' \
         --data-binary "$2" "http://127.0.0.1:$PORT$1"
@@ -235,5 +212,4 @@ check '[ "$(req /api/generate "{\"prompt\":\"x\",\"format\":\"yaml\"}")" = 400 ]
 
 kill "$SPID" 2>/dev/null
 wait "$SPID" 2>/dev/null
-echo "cli_test_server_sampling: $pass passed, $fail failed"
-[ $fail -eq 0 ]
+finish test_server_sampling
