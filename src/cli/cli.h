@@ -15,6 +15,7 @@ int cli_run(int argc, char **argv);
 int cli_tokenize(int argc, char **argv);
 int cli_detokenize(int argc, char **argv);
 int cli_info(int argc, char **argv);
+int cli_info_hf(const char *path); /* info_hf.c: a Hugging Face / MLX directory */
 int cli_template(int argc, char **argv);
 int cli_bench(int argc, char **argv);
 int cli_quantize(int argc, char **argv);

@@ -1,9 +1,11 @@
 /*
  * info.c - `mlxr info`: a GGUF file's header, every metadata key with its value (long arrays
- * abbreviated) and the tensor table.
+ * abbreviated) and the tensor table; for a Hugging Face / MLX directory or .safetensors file,
+ * info_hf.c prints its configuration and tensors instead.
  */
 #include "cli.h"
 #include "format/gguf.h"
+#include "model/hf.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -81,6 +83,7 @@ int cli_info(int argc, char **argv) {
         }
     }
     if (!model) model = cli_default_model();
+    if (mlxr_hf_is_path(model)) return cli_info_hf(model);
     mlxr_gguf *g = NULL;
     mlxr_err err = {0};
     if (mlxr_gguf_open(model, &g, &err) != MLXR_OK)

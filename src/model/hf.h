@@ -9,6 +9,8 @@
  *   model.safetensors              the tensors, or several shards listed by
  *   model.safetensors.index.json   {"weight_map": {tensor name: shard file name}}
  *   tokenizer.model                the SentencePiece model (protobuf; BPE models only)
+ *   tokenizer.json                 used when there is no tokenizer.model (hf_tokjson.c: BPE,
+ *                                  SentencePiece-style or byte-level)
  *   tokenizer_config.json          add_bos_token / add_eos_token, added_tokens_decoder,
  *                                  chat_template (all optional; or chat_template.jinja)
  *   generation_config.json         bos/eos_token_id when config.json has none; a second EOS

@@ -1,6 +1,7 @@
 /*
  * hf_impl.h - internals shared by the Hugging Face / MLX loader's files (hf_load.c: directory,
- * config and orchestration; hf_weights.c: tensors; hf_spm.c: tokenizer.model).
+ * config and orchestration; hf_weights.c: tensors; hf_spm.c: tokenizer.model; hf_tokjson.c:
+ * tokenizer.json).
  */
 #ifndef MLXR_MODEL_HF_IMPL_H
 #define MLXR_MODEL_HF_IMPL_H
@@ -56,6 +57,15 @@ typedef struct mlxr_hf_spm_opts {
  * Errors: MLXR_ERR_FORMAT, _UNSUPPORTED (not a BPE model), _NOMEM. */
 mlxr_status mlxr_hf_spm_vocab(const void *data, size_t size, const mlxr_hf_spm_opts *o,
                               mlxr_vocab **out, mlxr_err *err);
+
+/* hf_tokjson.c: the vocabulary from a parsed tokenizer.json (tc: tokenizer_config.json or NULL,
+ * for bos_token/eos_token; o->added is not used: tokenizer.json lists its own added tokens).
+ * Errors: MLXR_ERR_FORMAT, _UNSUPPORTED (Unigram, unknown pre-tokenizer), _NOMEM. */
+mlxr_status mlxr_hf_tokjson_vocab(const json_t *tj, const json_t *tc, const mlxr_hf_spm_opts *o,
+                                  mlxr_vocab **out, mlxr_err *err);
+/* m->vocab from tokenizer.model when the directory has one (mlxr_hf_load_vocab), else from
+ * tokenizer.json. */
+mlxr_status mlxr_hf_load_tokenizer(mlxr_model *m, mlxr_hf *h, int32_t n_vocab, mlxr_err *err);
 
 /* Keep p (malloc'ed) until mlxr_hf_free; frees p and fails when out of memory. */
 mlxr_status mlxr_hf_own(mlxr_hf *h, void *p, mlxr_err *err);

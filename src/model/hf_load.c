@@ -1,7 +1,8 @@
 /*
  * hf_load.c - loading a Hugging Face / MLX model directory (layout in hf.h): the path, config.json
  * (every hyperparameter checked before a tensor is touched), tokenizer_config.json, and the order
- * of the steps. Tensors are bound in hf_weights.c, the tokenizer built in hf_spm.c.
+ * of the steps. Tensors are bound in hf_weights.c, the tokenizer built in hf_spm.c (tokenizer.model)
+ * or hf_tokjson.c (tokenizer.json, when there is no tokenizer.model).
  */
 #include "model/hf_impl.h"
 
@@ -339,7 +340,7 @@ mlxr_status mlxr_hf_load(mlxr_model *m, const char *path, mlxr_err *err) {
     set_name(m, hf);
     if ((st = read_template(hf, err)) != MLXR_OK) return st;
     if ((st = read_generation(hf, err)) != MLXR_OK) return st;
-    if ((st = mlxr_hf_load_vocab(m, hf, m->info.n_vocab, err)) != MLXR_OK) return st;
+    if ((st = mlxr_hf_load_tokenizer(m, hf, m->info.n_vocab, err)) != MLXR_OK) return st;
     m->info.bos_id = mlxr_vocab_bos(m->vocab);
     m->info.eos_id = mlxr_vocab_eos(m->vocab);
     if (m->vocab_only) return MLXR_OK;

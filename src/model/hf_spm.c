@@ -356,9 +356,7 @@ mlxr_status mlxr_hf_load_vocab(mlxr_model *m, mlxr_hf *h, int32_t n_vocab, mlxr_
         char why[MLXR_ERR_MSG_MAX];
         snprintf(why, sizeof why, "%s", err ? err->msg : "");
         return MLXR_FAIL(err, MLXR_ERR_UNSUPPORTED,
-                         "no readable tokenizer.model (models with only a tokenizer.json are not "
-                         "supported yet): %s",
-                         why);
+                         "tokenizer.model cannot be read: %s", why);
     }
     if (st != MLXR_OK) return st;
     st = mlxr_hf_spm_vocab(map.data, map.size, &o, &m->vocab, err);

@@ -170,14 +170,20 @@ static mlxr_status add_message(mlxr_modelfile *mf, const char *role, const char 
 
 /* LICENSE lines accumulate, separated by a blank line. */
 static mlxr_status add_license(mlxr_modelfile *mf, const char *s, size_t n, mlxr_err *err) {
-    size_t old = mf->license ? strlen(mf->license) : 0;
+    size_t old = mf->license ? mf->license_len : 0;
     if (old + n > MAX_VALUE) return MLXR_FAIL(err, MLXR_ERR_INVALID, "license too long");
-    char *p = realloc(mf->license, old + n + 3);
-    if (!p) return MLXR_FAIL(err, MLXR_ERR_NOMEM, "out of memory");
+    if (!mf->license || old + n + 3 > mf->license_cap) {
+        size_t cap = (old + n + 3) * 2;
+        char *p = realloc(mf->license, cap);
+        if (!p) return MLXR_FAIL(err, MLXR_ERR_NOMEM, "out of memory");
+        mf->license = p;
+        mf->license_cap = cap;
+    }
+    char *p = mf->license;
     if (old) memcpy(p + old, "\n\n", 2), old += 2;
     memcpy(p + old, s, n);
     p[old + n] = '\0';
-    mf->license = p;
+    mf->license_len = old + n;
     return MLXR_OK;
 }
 
@@ -216,7 +222,10 @@ static mlxr_status read_value(const char **pp, const char *end, bool keep_ws, ch
         if (!(*out = dupn(s, (size_t)(e - s)))) return MLXR_FAIL(err, MLXR_ERR_NOMEM, "out of memory");
     } else if (p < end && *p == '"') {
         const char *q = p + 1;
-        char *buf = malloc((size_t)(end - q) + 1);
+        /* a quoted value ends on its line: size the copy by the line, not the rest of the file
+         * (many short values in a large body must not each cost a large allocation) */
+        const char *eol = memchr(q, '\n', (size_t)(end - q));
+        char *buf = malloc((size_t)((eol ? eol : end) - q) + 1);
         if (!buf) return MLXR_FAIL(err, MLXR_ERR_NOMEM, "out of memory");
         size_t n = 0;
         while (q < end && *q != '"' && *q != '\n') {
@@ -300,7 +309,7 @@ mlxr_status mlxr_modelfile_parse(const char *text, size_t len, mlxr_modelfile *m
             if (!n || n >= sizeof name) {
                 st = MLXR_FAIL(err, MLXR_ERR_INVALID, "line %d: %s needs a %s and a value", at,
                                is_param ? "PARAMETER" : "MESSAGE", is_param ? "name" : "role");
-            } else if ((st = read_value(&p, end, false, &value, &line, err)) == MLXR_OK) {
+            } else if ((st = read_value(&p, end, is_param, &value, &line, err)) == MLXR_OK) {
                 for (char *c = name; *c; c++)
                     if (*c >= 'A' && *c <= 'Z') *c = (char)(*c - 'A' + 'a');
                 st = is_param ? mlxr_modelfile_set_param(mf, name, value, err)
@@ -531,30 +540,46 @@ static char *sb_done(sbuf *b) {
     return b->p;
 }
 
-/* A value as the text form reads it back: bare when it is one plain line, else """...""" (or
- * "..." with escapes when it holds """ itself). */
-static void sb_value(sbuf *b, const char *v, bool allow_bare) {
-    bool plain = allow_bare && *v && !strchr(v, '\n') && v[0] != '"' && !is_space(v[0]) &&
-                 !is_space(v[strlen(v) - 1]);
-    if (plain) {
-        sb_str(b, v);
-    } else if (!strstr(v, "\"\"\"") && v[strlen(v) ? strlen(v) - 1 : 0] != '"') {
+/* A value as the text form reads it back: """...""" (trimmed by the reader unless keep_ws), or
+ * "..." with \" and \\ escapes when it holds """ itself or when `quote` prefers it for a
+ * one-line value (PARAMETER stop). */
+static void sb_value(sbuf *b, const char *v, bool quote) {
+    bool one_line = !strchr(v, '\n');
+    bool triple_ok = !strstr(v, "\"\"\"") && (!*v || v[strlen(v) - 1] != '"');
+    if (triple_ok && !(quote && one_line)) {
         sb_str(b, "\"\"\"");
         sb_str(b, v);
         sb_str(b, "\"\"\"");
-    } else {
-        /* one line with escapes cannot carry a newline: such values are rare enough that the
-         * shown text keeps them as they are (Ollama shows them this way too) */
-        sb_str(b, "\"");
-        for (const char *c = v; *c; c++) {
-            if (*c == '"' || *c == '\\') sb_add(b, "\\", 1);
-            sb_add(b, c, 1);
-        }
-        sb_str(b, "\"");
+        return;
     }
+    /* (a value holding both """ and a newline cannot be written back exactly; it is rare) */
+    sb_str(b, "\"");
+    for (const char *c = v; *c; c++) {
+        if (*c == '"' || *c == '\\') sb_add(b, "\\", 1);
+        sb_add(b, c, 1);
+    }
+    sb_str(b, "\"");
 }
 
-static void params_text(sbuf *b, const mlxr_modelfile *mf, const char *prefix) {
+/* Go's %q of a string, as Ollama's parameters text writes stop strings. */
+static void sb_goquote(sbuf *b, const char *v) {
+    sb_str(b, "\"");
+    for (const unsigned char *c = (const unsigned char *)v; *c; c++) {
+        char esc[8];
+        if (*c == '"' || *c == '\\') snprintf(esc, sizeof esc, "\\%c", *c);
+        else if (*c == '\n') snprintf(esc, sizeof esc, "\\n");
+        else if (*c == '\t') snprintf(esc, sizeof esc, "\\t");
+        else if (*c == '\r') snprintf(esc, sizeof esc, "\\r");
+        else if (*c < 0x20 || *c == 0x7f) snprintf(esc, sizeof esc, "\\x%02x", *c);
+        else snprintf(esc, sizeof esc, "%c", *c);
+        sb_str(b, esc);
+    }
+    sb_str(b, "\"");
+}
+
+/* One line per parameter value: "PARAMETER name value" for the Modelfile (modelfile true), or
+ * Ollama's show form "name<padded to 30> value". */
+static void params_text(sbuf *b, const mlxr_modelfile *mf, bool modelfile) {
     json_t *o = params_json(mf);
     for (size_t i = 0; o && i < N_PARAMS; i++) {
         json_t *v = json_object_get(o, params[i].name);
@@ -564,14 +589,18 @@ static void params_text(sbuf *b, const mlxr_modelfile *mf, const char *prefix) {
         json_t *x;
         json_array_foreach(arr, k, x) {
             char num[64];
-            sb_str(b, prefix);
+            if (modelfile) sb_str(b, "PARAMETER ");
             sb_str(b, params[i].name);
-            for (size_t pad = strlen(params[i].name); !*prefix && pad < 30; pad++) sb_add(b, " ", 1);
-            if (*prefix) sb_add(b, " ", 1);
-            if (json_is_string(x)) {
-                sb_value(b, json_string_value(x), !*prefix);
+            for (size_t pad = strlen(params[i].name); !modelfile && pad < 30; pad++)
+                sb_add(b, " ", 1);
+            sb_add(b, " ", 1);
+            if (json_is_string(x) && modelfile) {
+                sb_value(b, json_string_value(x), true);
+            } else if (json_is_string(x)) {
+                sb_goquote(b, json_string_value(x));
             } else {
-                if (json_is_integer(x)) snprintf(num, sizeof num, "%lld", (long long)json_integer_value(x));
+                if (json_is_integer(x))
+                    snprintf(num, sizeof num, "%lld", (long long)json_integer_value(x));
                 else snprintf(num, sizeof num, "%g", json_real_value(x));
                 sb_str(b, num);
             }
@@ -584,7 +613,7 @@ static void params_text(sbuf *b, const mlxr_modelfile *mf, const char *prefix) {
 
 char *mlxr_modelfile_params_text(const mlxr_modelfile *mf) {
     sbuf b = {0};
-    params_text(&b, mf, "");
+    params_text(&b, mf, false);
     if (b.n && b.p[b.n - 1] == '\n') b.p[--b.n] = '\0'; /* Ollama's has no final newline */
     return sb_done(&b);
 }
@@ -604,7 +633,7 @@ char *mlxr_modelfile_render(const mlxr_modelfile *mf, const char *from) {
         sb_value(&b, mf->system, false);
         sb_str(&b, "\n");
     }
-    params_text(&b, mf, "PARAMETER ");
+    params_text(&b, mf, true);
     for (size_t i = 0; i < mf->n_msgs; i++) {
         sb_str(&b, "MESSAGE ");
         sb_str(&b, mf->msgs[i].role);
@@ -663,7 +692,8 @@ bool mlxr_modelfile_apply(const mlxr_modelfile *mf, const mlxr_api_req *in, bool
         out->seed_set = true;
     }
     /* num_predict -1 / -2 (the rest of the context) is the default already */
-    if ((mf->set & MLXR_MF_NUM_PREDICT) && !in->max_tokens_set && mf->num_predict > 0) {
+    if ((mf->set & MLXR_MF_NUM_PREDICT) && !in->max_tokens_set &&
+        !(in->opts_set & MLXR_OPT_NUM_PREDICT) && mf->num_predict > 0) {
         p->max_tokens = mf->num_predict;
         out->max_tokens_set = true;
     }

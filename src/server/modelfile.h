@@ -44,6 +44,7 @@ enum {
 typedef struct mlxr_modelfile {
     char *from;                     /* FROM, or NULL */
     char *system, *tmpl, *license;  /* NULL when absent */
+    size_t license_len, license_cap; /* LICENSE pieces append (amortized growth) */
     uint32_t set;                   /* MLXR_MF_* */
     float temperature, top_p, min_p, repeat_penalty, presence_penalty, frequency_penalty;
     int32_t top_k, repeat_last_n, num_predict, num_ctx;

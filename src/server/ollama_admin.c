@@ -281,7 +281,7 @@ static bool create_settings(mlxr_server *s, json_t *o, mlxr_modelfile *mf, char 
     if (ok && base) ok = mlxr_modelfile_from_json(base, mf, err) == MLXR_OK;
     if (ok && layer) ok = mlxr_modelfile_from_json(layer, mf, err) == MLXR_OK;
     if (ok) ok = mlxr_modelfile_from_json(o, mf, err) == MLXR_OK;
-    if (ok && !(mf->from = strdup(given.from)))
+    if (ok && !mf->from && !(mf->from = strdup(given.from)))
         ok = MLXR_FAIL(err, MLXR_ERR_NOMEM, "out of memory") == MLXR_OK;
     json_decref(base);
     json_decref(layer);

@@ -419,6 +419,7 @@ static bool parse_ollama(json_t *o, mlxr_api_req *r, mlxr_api_error *e) {
         if (!parse_sampling(opt, r, e)) return false;
         /* -1: until the context is full (Ollama's default); -2: fill the context */
         if (!opt_int(opt, "num_predict", -2, 1 << 24, &ll, &set, e)) return false;
+        if (set) r->opts_set |= MLXR_OPT_NUM_PREDICT;
         if (set && ll > 0) {
             r->params.max_tokens = (int32_t)ll;
             r->max_tokens_set = true;

@@ -36,7 +36,7 @@ typedef struct mlxr_chat_msg {
     char *content;
 } mlxr_chat_msg;
 
-/* Bits of mlxr_api_req.opts_set (set by the parser of the sampling fields). */
+/* Bits of mlxr_api_req.opts_set (set by the request parser). */
 enum {
     MLXR_OPT_TEMPERATURE = 1u << 0,
     MLXR_OPT_TOP_P = 1u << 1,
@@ -46,6 +46,7 @@ enum {
     MLXR_OPT_REPEAT_PENALTY = 1u << 5,
     MLXR_OPT_TOP_K = 1u << 6,
     MLXR_OPT_REPEAT_LAST_N = 1u << 7,
+    MLXR_OPT_NUM_PREDICT = 1u << 8, /* Ollama's options.num_predict, -1 and -2 included */
 };
 
 /* A validated generation request; every string is owned (mlxr_api_req_free). */

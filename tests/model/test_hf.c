@@ -795,7 +795,11 @@ static void check_hostile(const char *hf_dir, const char *tmp) {
         expect_fail(dir, MLXR_ERR_FORMAT, "tokenizer.model", "huge protobuf length");
         free(data);
         unlink(p);
-        expect_fail(dir, MLXR_ERR_UNSUPPORTED, "tokenizer.model", "no tokenizer.model");
+        /* without tokenizer.model the tokenizer.json is used (tests/model/test_hf_tokjson.c);
+         * with neither there is no tokenizer */
+        join(p, sizeof p, dir, "tokenizer.json");
+        unlink(p);
+        expect_fail(dir, MLXR_ERR_IO, "tokenizer.model", "no tokenizer.model or tokenizer.json");
     }
 
     /* shard index naming a file outside the directory */
