@@ -30,12 +30,12 @@ typedef struct mlxr_gen_engine mlxr_gen_engine;
 typedef struct mlxr_gen mlxr_gen;
 
 typedef struct mlxr_gen_engine_opts {
-    int32_t n_ctx;      /* tokens per sequence; 0 = the model's training context, at most 4096 */
+    int32_t n_ctx;      /* tokens per sequence; 0 = the model's training context */
     int32_t n_threads;  /* 0 = all online CPUs */
     int32_t max_queue;  /* requests waiting (not counting the running ones); 0 = 16 */
     mlxr_metrics *metrics; /* may be NULL; borrowed until mlxr_gen_engine_free */
     int32_t n_seq_max;  /* sequences generated at once (batched); 0 = 16 */
-    int64_t kv_mem_bytes; /* KV pool; 0 = n_seq_max x n_ctx positions */
+    int64_t kv_mem_bytes; /* KV pool; 0 = n_seq_max x min(n_ctx, 4096) positions */
     bool no_batch_invariant; /* allow batch-dependent float rounding (faster prompts; outputs
                                 may then differ with the load) */
     mlxr_kv_type kv_type;    /* KV cache type (mlxr_context_opts.kv_type; 0 = F16) */

@@ -351,6 +351,9 @@ static void on_done(void *user, uint64_t eid, const mlxr_request_stats *rs) {
 
 /* ---- engine ------------------------------------------------------------------------------- */
 
+/* Positions per sequence the default KV pool holds (see mlxr_gen_engine_new). */
+#define DEFAULT_POOL_CTX 4096
+
 mlxr_status mlxr_gen_engine_new(mlxr_model *model, const mlxr_gen_engine_opts *opts,
                                 mlxr_gen_engine **out, mlxr_err *err) {
     *out = NULL;
@@ -362,7 +365,6 @@ mlxr_status mlxr_gen_engine_new(mlxr_model *model, const mlxr_gen_engine_opts *o
     e->model = model;
     const mlxr_model_info *info = mlxr_model_get_info(model);
     e->n_ctx = opts && opts->n_ctx > 0 ? opts->n_ctx : info->n_ctx_train;
-    if (!(opts && opts->n_ctx > 0) && e->n_ctx > 4096) e->n_ctx = 4096;
     e->n_vocab = info->n_vocab;
     e->n_seq_max = opts && opts->n_seq_max > 0 ? opts->n_seq_max : 16;
     e->max_queue = opts && opts->max_queue > 0 ? opts->max_queue : 16;
@@ -377,6 +379,18 @@ mlxr_status mlxr_gen_engine_new(mlxr_model *model, const mlxr_gen_engine_opts *o
     eo.ctx.batch_invariant = !(opts && opts->no_batch_invariant);
     eo.ctx.kv_mem_bytes = opts ? opts->kv_mem_bytes : 0;
     eo.ctx.kv_type = opts ? opts->kv_type : MLXR_KV_F16;
+    if (eo.ctx.kv_mem_bytes == 0 && e->n_ctx > DEFAULT_POOL_CTX) {
+        /* Every request may grow to the model's full trained context, but the pool is sized
+         * for n_seq_max x DEFAULT_POOL_CTX positions, not n_seq_max x n_ctx (128k-context
+         * models would reserve tens of GB): pages are taken as sequences grow, and when they
+         * run out the engine preempts the newest sequence. */
+        int64_t elt_x32 = eo.ctx.kv_type == MLXR_KV_F32    ? 128 /* bytes per 32 values */
+                          : eo.ctx.kv_type == MLXR_KV_Q8_0 ? 34
+                                                           : 64;
+        int64_t pos_bytes =
+            (int64_t)info->n_layer * 2 * info->n_head_kv * info->head_dim * elt_x32 / 32;
+        eo.ctx.kv_mem_bytes = pos_bytes * e->n_seq_max * DEFAULT_POOL_CTX;
+    }
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     eo.ctx.n_threads = opts && opts->n_threads > 0 ? opts->n_threads : (ncpu > 0 ? (int32_t)ncpu : 1);
     mlxr_status st = mlxr_engine_new(model, &eo, &e->eng, err);

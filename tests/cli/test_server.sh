@@ -317,4 +317,14 @@ check '[ "$(req POST /api/generate "{\"model\":\"tiny:v1\",\"prompt\":\"Once\",\
 kill -TERM "$SPID"
 wait "$SPID"
 
+# ---- a model trained for 16384 positions: that is its context by default (no silent cap), while
+# the KV pool is sized for 16 sequences x 4096 positions (2048 blocks of 32) --------------------
+"$(dirname "$MLXR")/mlxr-gen-llama" -o "$tmp/long.gguf" --type q8_0 --preset tiny --n-ctx 16384 \
+    > /dev/null 2>&1 || bad "mlxr-gen-llama"
+start_server long --model "$tmp/long.gguf" --home "$tmp/home_long" || exit 1
+check '[ "$(req GET /api/ps)" = 200 ] && json $tmp/r "j[\"models\"][0][\"context_length\"] == 16384"' "full trained context: $(cat $tmp/r)"
+check '[ "$(req GET /metrics)" = 200 ] && grep -q "mlxr_kv_blocks{model=\"long:latest\",state=\"free\"} 2048" $tmp/r' "default pool: $(grep kv_blocks $tmp/r)"
+kill -TERM "$SPID"
+wait "$SPID"
+
 finish test_server
