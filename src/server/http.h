@@ -43,6 +43,11 @@ enum MHD_Result mlxr_http_errorf(mlxr_http_req *r, int status, const char *type,
 
 /* Add the CORS headers a response needs (the request's Origin is on the allow-list). */
 void mlxr_http_add_cors(mlxr_http_req *r, struct MHD_Response *resp);
+/* Queue a streamed 200 response (a content-reader callback; consumed): content type, no
+ * caching, CORS, and no idle timeout (a stream may be silent for long; a client that leaves is
+ * noticed by the reader instead). */
+enum MHD_Result mlxr_http_queue_stream(mlxr_http_req *r, struct MHD_Response *resp,
+                                       const char *ctype);
 
 /* Whether the client hung up (the socket reports HUP/RDHUP/ERR). */
 bool mlxr_http_client_gone(struct MHD_Connection *c);

@@ -365,14 +365,5 @@ enum MHD_Result mlxr_pull_url(mlxr_http_req *r, const char *url, const char *nam
         job_free(p);
         return MHD_NO;
     }
-    MHD_add_response_header(resp, "Content-Type", "application/x-ndjson");
-    MHD_add_response_header(resp, "Cache-Control", "no-cache");
-    mlxr_http_add_cors(r, resp);
-    /* a download may be long: the idle timeout must not cut the stream; a client that leaves is
-     * noticed by the reader instead */
-    MHD_set_connection_option(r->conn, MHD_CONNECTION_OPTION_TIMEOUT, (unsigned int)0);
-    r->status = 200;
-    enum MHD_Result ret = MHD_queue_response(r->conn, 200, resp);
-    MHD_destroy_response(resp);
-    return ret;
+    return mlxr_http_queue_stream(r, resp, "application/x-ndjson");
 }

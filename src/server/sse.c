@@ -119,11 +119,16 @@ enum MHD_Result mlxr_http_stream(mlxr_http_req *r, mlxr_gen *g, const char *ctyp
         reader_free(s);
         return MHD_NO;
     }
+    return mlxr_http_queue_stream(r, resp, ctype);
+}
+
+enum MHD_Result mlxr_http_queue_stream(mlxr_http_req *r, struct MHD_Response *resp,
+                                       const char *ctype) {
     MHD_add_response_header(resp, "Content-Type", ctype);
     MHD_add_response_header(resp, "Cache-Control", "no-cache");
     mlxr_http_add_cors(r, resp);
-    /* a stream may be silent for long (a big prompt on a CPU): the idle timeout must not cut it;
-     * a client that leaves is noticed by the reader instead */
+    /* a stream may be silent for long (a big prompt on a CPU, a slow download): the idle timeout
+     * must not cut it; a client that leaves is noticed by the reader instead */
     MHD_set_connection_option(r->conn, MHD_CONNECTION_OPTION_TIMEOUT, (unsigned int)0);
     r->status = 200;
     enum MHD_Result ret = MHD_queue_response(r->conn, 200, resp);
