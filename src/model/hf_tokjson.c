@@ -50,6 +50,7 @@
 
 #include "tokenizer/vocab_impl.h"
 #include "util/err.h"
+#include "util/strbuf.h"
 
 #define TJ "tokenizer.json"
 #define MAX_TOKENS (1 << 24)
@@ -90,28 +91,10 @@ static const struct {
      "gpt-4o"},
 };
 
-/* A growing string for the signature. */
-typedef struct sbuf {
-    char *p;
-    size_t n, cap;
-    bool oom;
-} sbuf;
-
-static void sb_add(sbuf *b, const char *s, size_t n) {
-    if (b->oom) return;
-    if (b->n + n + 2 > b->cap) {
-        size_t cap = (b->n + n + 2) * 2;
-        char *q = realloc(b->p, cap);
-        if (!q) {
-            b->oom = true;
-            return;
-        }
-        b->p = q, b->cap = cap;
-    }
-    if (b->n) b->p[b->n++] = '\n';
-    memcpy(b->p + b->n, s, n);
-    b->n += n;
-    b->p[b->n] = '\0';
+/* Add one step to the signature: steps are separated by newlines. */
+static void sig_add(mlxr_strbuf *b, const char *s, size_t n) {
+    if (b->len) mlxr_strbuf_add(b, "\n", 1);
+    mlxr_strbuf_add(b, s, n);
 }
 
 static const char *type_of(const json_t *o) {
@@ -124,7 +107,7 @@ static bool is_type(const json_t *o, const char *t) {
 }
 
 /* Append the steps of pre-tokenizer `p` (Sequence flattened) to b. */
-static mlxr_status pre_steps(const json_t *p, sbuf *b, int depth, mlxr_err *err) {
+static mlxr_status pre_steps(const json_t *p, mlxr_strbuf *b, int depth, mlxr_err *err) {
     if (!json_is_object(p))
         return MLXR_FAIL(err, MLXR_ERR_FORMAT, TJ ": a pre_tokenizer is not an object");
     const char *t = type_of(p);
@@ -158,24 +141,24 @@ static mlxr_status pre_steps(const json_t *p, sbuf *b, int depth, mlxr_err *err)
         if (!s) return MLXR_FAIL(err, MLXR_ERR_NOMEM, "out of memory");
         memcpy(s, "re:", 3);
         memcpy(s + 3, re, n);
-        sb_add(b, s, n + 3);
+        sig_add(b, s, n + 3);
         free(s);
     } else if (!strcmp(t, "Digits")) {
         const char *d = json_is_true(json_object_get(p, "individual_digits")) ? "digits1" : "digits";
-        sb_add(b, d, strlen(d));
+        sig_add(b, d, strlen(d));
     } else if (!strcmp(t, "Punctuation")) {
         const char *beh = json_string_value(json_object_get(p, "behavior"));
         if (beh && strcmp(beh, "Contiguous") != 0)
             return MLXR_FAIL(err, MLXR_ERR_UNSUPPORTED,
                              TJ ": Punctuation behavior '%s' is not supported", beh);
-        sb_add(b, "punct", 5);
+        sig_add(b, "punct", 5);
     } else if (!strcmp(t, "ByteLevel")) {
         if (json_is_true(json_object_get(p, "add_prefix_space")))
             return MLXR_FAIL(err, MLXR_ERR_UNSUPPORTED,
                              TJ ": ByteLevel with add_prefix_space is not supported");
         const json_t *ur = json_object_get(p, "use_regex");
         const char *s = ur && !json_is_true(ur) ? "bytelevel" : "bytelevel+re";
-        sb_add(b, s, strlen(s));
+        sig_add(b, s, strlen(s));
     } else {
         return MLXR_FAIL(err, MLXR_ERR_UNSUPPORTED,
                          TJ ": pre-tokenizer '%.40s' is not supported for byte-level BPE", t);
@@ -198,7 +181,7 @@ static const json_t *find_step(const json_t *p, const char *t, int depth) {
 
 /* The pretok.c family for pre-tokenizer p (a ByteLevel BPE's). */
 static mlxr_status match_family(const json_t *p, const char **pre, mlxr_err *err) {
-    sbuf b = {0};
+    mlxr_strbuf b = {0};
     mlxr_status st = pre_steps(p, &b, 0, err);
     if (st != MLXR_OK) {
         free(b.p);

@@ -5,9 +5,9 @@
  * runner: a first token takes milliseconds to tens of seconds, later tokens 1 ms to 1 s.
  */
 #include "server/metrics.h"
+#include "util/strbuf.h"
 
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -115,60 +115,26 @@ GAUGE_FN(mlxr_metrics_models_set, models, =)
 GAUGE_FN(mlxr_metrics_queue_set, queue, =)
 GAUGE_FN(mlxr_metrics_running_set, running, =)
 
-typedef struct sbuf {
-    char *p;
-    size_t len, cap;
-    bool oom;
-} sbuf;
-
-static void sb_printf(sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void sb_printf(sbuf *b, const char *fmt, ...) {
-    if (b->oom) return;
-    for (;;) {
-        va_list ap;
-        va_start(ap, fmt);
-        int n = vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
-        va_end(ap);
-        if (n < 0) {
-            b->oom = true;
-            return;
-        }
-        if ((size_t)n < b->cap - b->len) {
-            b->len += (size_t)n;
-            return;
-        }
-        size_t nc = b->cap * 2 + (size_t)n + 1;
-        char *np = realloc(b->p, nc);
-        if (!np) {
-            b->oom = true;
-            return;
-        }
-        b->p = np;
-        b->cap = nc;
-    }
-}
-
-static void render_hist(sbuf *b, const char *name, const char *help, const hist *h) {
-    sb_printf(b, "# HELP %s %s\n# TYPE %s histogram\n", name, help, name);
+static void render_hist(mlxr_strbuf *b, const char *name, const char *help, const hist *h) {
+    mlxr_strbuf_printf(b, "# HELP %s %s\n# TYPE %s histogram\n", name, help, name);
     uint64_t cum = 0;
     for (int i = 0; i < N_BUCKETS; i++) {
         cum += h->count[i];
-        sb_printf(b, "%s_bucket{le=\"%g\"} %llu\n", name, h->le[i], (unsigned long long)cum);
+        mlxr_strbuf_printf(b, "%s_bucket{le=\"%g\"} %llu\n", name, h->le[i], (unsigned long long)cum);
     }
-    sb_printf(b, "%s_bucket{le=\"+Inf\"} %llu\n%s_sum %.6f\n%s_count %llu\n", name,
+    mlxr_strbuf_printf(b, "%s_bucket{le=\"+Inf\"} %llu\n%s_sum %.6f\n%s_count %llu\n", name,
               (unsigned long long)h->n, name, h->sum, name, (unsigned long long)h->n);
 }
 
 char *mlxr_metrics_render(mlxr_metrics *m, size_t *len) {
-    sbuf b = {malloc(4096), 0, 4096, false};
-    if (!b.p) return NULL;
+    mlxr_strbuf b = {0};
     pthread_mutex_lock(&m->mu);
-    sb_printf(&b, "# HELP mlxr_http_requests_total HTTP requests by endpoint and status.\n"
+    mlxr_strbuf_printf(&b, "# HELP mlxr_http_requests_total HTTP requests by endpoint and status.\n"
                   "# TYPE mlxr_http_requests_total counter\n");
     for (int i = 0; i < m->n_req; i++)
-        sb_printf(&b, "mlxr_http_requests_total{endpoint=\"%s\",status=\"%d\"} %llu\n",
+        mlxr_strbuf_printf(&b, "mlxr_http_requests_total{endpoint=\"%s\",status=\"%d\"} %llu\n",
                   m->req[i].endpoint, m->req[i].status, (unsigned long long)m->req[i].n);
-    sb_printf(&b, "# HELP mlxr_prompt_tokens_total Prompt tokens evaluated.\n"
+    mlxr_strbuf_printf(&b, "# HELP mlxr_prompt_tokens_total Prompt tokens evaluated.\n"
                   "# TYPE mlxr_prompt_tokens_total counter\nmlxr_prompt_tokens_total %llu\n"
                   "# HELP mlxr_generated_tokens_total Tokens generated.\n"
                   "# TYPE mlxr_generated_tokens_total counter\nmlxr_generated_tokens_total %llu\n",
@@ -177,7 +143,7 @@ char *mlxr_metrics_render(mlxr_metrics *m, size_t *len) {
                 "Time from request queued to its first token.", &m->ttft);
     render_hist(&b, "mlxr_token_latency_seconds", "Time between consecutive generated tokens.",
                 &m->tok);
-    sb_printf(&b, "# HELP mlxr_queue_depth Requests waiting for a model.\n"
+    mlxr_strbuf_printf(&b, "# HELP mlxr_queue_depth Requests waiting for a model.\n"
                   "# TYPE mlxr_queue_depth gauge\nmlxr_queue_depth %lld\n"
                   "# HELP mlxr_running_sequences Sequences being generated.\n"
                   "# TYPE mlxr_running_sequences gauge\nmlxr_running_sequences %lld\n"
@@ -185,10 +151,7 @@ char *mlxr_metrics_render(mlxr_metrics *m, size_t *len) {
                   "# TYPE mlxr_loaded_models gauge\nmlxr_loaded_models %lld\n",
               (long long)m->queue, (long long)m->running, (long long)m->models);
     pthread_mutex_unlock(&m->mu);
-    if (b.oom) {
-        free(b.p);
-        return NULL;
-    }
-    *len = b.len;
-    return b.p;
+    char *text = mlxr_strbuf_done(&b);
+    if (text) *len = b.len;
+    return text;
 }

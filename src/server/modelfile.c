@@ -4,6 +4,7 @@
 #include "server/modelfile.h"
 
 #include "util/err.h"
+#include "util/strbuf.h"
 
 #include <errno.h>
 #include <math.h>
@@ -506,64 +507,30 @@ char *mlxr_modelfile_to_json(const mlxr_modelfile *mf, bool *oom) {
 
 /* ---- text output -------------------------------------------------------------------------- */
 
-typedef struct sbuf {
-    char *p;
-    size_t n, cap;
-    bool oom;
-} sbuf;
-
-static void sb_add(sbuf *b, const char *s, size_t n) {
-    if (b->oom) return;
-    if (b->n + n + 1 > b->cap) {
-        size_t nc = (b->n + n + 1) * 2;
-        char *q = realloc(b->p, nc);
-        if (!q) {
-            b->oom = true;
-            return;
-        }
-        b->p = q;
-        b->cap = nc;
-    }
-    memcpy(b->p + b->n, s, n);
-    b->n += n;
-    b->p[b->n] = '\0';
-}
-
-static void sb_str(sbuf *b, const char *s) { sb_add(b, s, strlen(s)); }
-
-static char *sb_done(sbuf *b) {
-    if (!b->oom && !b->p) sb_add(b, "", 0);
-    if (b->oom) {
-        free(b->p);
-        return NULL;
-    }
-    return b->p;
-}
-
 /* A value as the text form reads it back: """...""" (trimmed by the reader unless keep_ws), or
  * "..." with \" and \\ escapes when it holds """ itself or when `quote` prefers it for a
  * one-line value (PARAMETER stop). */
-static void sb_value(sbuf *b, const char *v, bool quote) {
+static void sb_value(mlxr_strbuf *b, const char *v, bool quote) {
     bool one_line = !strchr(v, '\n');
     bool triple_ok = !strstr(v, "\"\"\"") && (!*v || v[strlen(v) - 1] != '"');
     if (triple_ok && !(quote && one_line)) {
-        sb_str(b, "\"\"\"");
-        sb_str(b, v);
-        sb_str(b, "\"\"\"");
+        mlxr_strbuf_str(b, "\"\"\"");
+        mlxr_strbuf_str(b, v);
+        mlxr_strbuf_str(b, "\"\"\"");
         return;
     }
     /* (a value holding both """ and a newline cannot be written back exactly; it is rare) */
-    sb_str(b, "\"");
+    mlxr_strbuf_str(b, "\"");
     for (const char *c = v; *c; c++) {
-        if (*c == '"' || *c == '\\') sb_add(b, "\\", 1);
-        sb_add(b, c, 1);
+        if (*c == '"' || *c == '\\') mlxr_strbuf_add(b, "\\", 1);
+        mlxr_strbuf_add(b, c, 1);
     }
-    sb_str(b, "\"");
+    mlxr_strbuf_str(b, "\"");
 }
 
 /* Go's %q of a string, as Ollama's parameters text writes stop strings. */
-static void sb_goquote(sbuf *b, const char *v) {
-    sb_str(b, "\"");
+static void sb_goquote(mlxr_strbuf *b, const char *v) {
+    mlxr_strbuf_str(b, "\"");
     for (const unsigned char *c = (const unsigned char *)v; *c; c++) {
         char esc[8];
         if (*c == '"' || *c == '\\') snprintf(esc, sizeof esc, "\\%c", *c);
@@ -572,14 +539,14 @@ static void sb_goquote(sbuf *b, const char *v) {
         else if (*c == '\r') snprintf(esc, sizeof esc, "\\r");
         else if (*c < 0x20 || *c == 0x7f) snprintf(esc, sizeof esc, "\\x%02x", *c);
         else snprintf(esc, sizeof esc, "%c", *c);
-        sb_str(b, esc);
+        mlxr_strbuf_str(b, esc);
     }
-    sb_str(b, "\"");
+    mlxr_strbuf_str(b, "\"");
 }
 
 /* One line per parameter value: "PARAMETER name value" for the Modelfile (modelfile true), or
  * Ollama's show form "name<padded to 30> value". */
-static void params_text(sbuf *b, const mlxr_modelfile *mf, bool modelfile) {
+static void params_text(mlxr_strbuf *b, const mlxr_modelfile *mf, bool modelfile) {
     json_t *o = params_json(mf);
     for (size_t i = 0; o && i < N_PARAMS; i++) {
         json_t *v = json_object_get(o, params[i].name);
@@ -589,11 +556,11 @@ static void params_text(sbuf *b, const mlxr_modelfile *mf, bool modelfile) {
         json_t *x;
         json_array_foreach(arr, k, x) {
             char num[64];
-            if (modelfile) sb_str(b, "PARAMETER ");
-            sb_str(b, params[i].name);
+            if (modelfile) mlxr_strbuf_str(b, "PARAMETER ");
+            mlxr_strbuf_str(b, params[i].name);
             for (size_t pad = strlen(params[i].name); !modelfile && pad < 30; pad++)
-                sb_add(b, " ", 1);
-            sb_add(b, " ", 1);
+                mlxr_strbuf_add(b, " ", 1);
+            mlxr_strbuf_add(b, " ", 1);
             if (json_is_string(x) && modelfile) {
                 sb_value(b, json_string_value(x), true);
             } else if (json_is_string(x)) {
@@ -602,9 +569,9 @@ static void params_text(sbuf *b, const mlxr_modelfile *mf, bool modelfile) {
                 if (json_is_integer(x))
                     snprintf(num, sizeof num, "%lld", (long long)json_integer_value(x));
                 else snprintf(num, sizeof num, "%g", json_real_value(x));
-                sb_str(b, num);
+                mlxr_strbuf_str(b, num);
             }
-            sb_str(b, "\n");
+            mlxr_strbuf_str(b, "\n");
         }
         json_decref(arr);
     }
@@ -612,41 +579,41 @@ static void params_text(sbuf *b, const mlxr_modelfile *mf, bool modelfile) {
 }
 
 char *mlxr_modelfile_params_text(const mlxr_modelfile *mf) {
-    sbuf b = {0};
+    mlxr_strbuf b = {0};
     params_text(&b, mf, false);
-    if (b.n && b.p[b.n - 1] == '\n') b.p[--b.n] = '\0'; /* Ollama's has no final newline */
-    return sb_done(&b);
+    if (b.len && b.p[b.len - 1] == '\n') b.p[--b.len] = '\0'; /* Ollama's has no final newline */
+    return mlxr_strbuf_done(&b);
 }
 
 char *mlxr_modelfile_render(const mlxr_modelfile *mf, const char *from) {
-    sbuf b = {0};
-    sb_str(&b, "# Modelfile generated by mlxr\nFROM ");
-    sb_str(&b, from);
-    sb_str(&b, "\n");
+    mlxr_strbuf b = {0};
+    mlxr_strbuf_str(&b, "# Modelfile generated by mlxr\nFROM ");
+    mlxr_strbuf_str(&b, from);
+    mlxr_strbuf_str(&b, "\n");
     if (mf->tmpl) {
-        sb_str(&b, "TEMPLATE ");
+        mlxr_strbuf_str(&b, "TEMPLATE ");
         sb_value(&b, mf->tmpl, false);
-        sb_str(&b, "\n");
+        mlxr_strbuf_str(&b, "\n");
     }
     if (mf->system) {
-        sb_str(&b, "SYSTEM ");
+        mlxr_strbuf_str(&b, "SYSTEM ");
         sb_value(&b, mf->system, false);
-        sb_str(&b, "\n");
+        mlxr_strbuf_str(&b, "\n");
     }
     params_text(&b, mf, true);
     for (size_t i = 0; i < mf->n_msgs; i++) {
-        sb_str(&b, "MESSAGE ");
-        sb_str(&b, mf->msgs[i].role);
-        sb_str(&b, " ");
+        mlxr_strbuf_str(&b, "MESSAGE ");
+        mlxr_strbuf_str(&b, mf->msgs[i].role);
+        mlxr_strbuf_str(&b, " ");
         sb_value(&b, mf->msgs[i].content, false);
-        sb_str(&b, "\n");
+        mlxr_strbuf_str(&b, "\n");
     }
     if (mf->license) {
-        sb_str(&b, "LICENSE ");
+        mlxr_strbuf_str(&b, "LICENSE ");
         sb_value(&b, mf->license, false);
-        sb_str(&b, "\n");
+        mlxr_strbuf_str(&b, "\n");
     }
-    return sb_done(&b);
+    return mlxr_strbuf_done(&b);
 }
 
 /* ---- applying to a request ---------------------------------------------------------------- */
