@@ -9,12 +9,7 @@ set -u
 MLXR=$1
 DATA=$2
 HF=$DATA/models/pydoc-7M/hf
-pass=0
-fail=0
-ok() { pass=$((pass + 1)); }
-bad() { fail=$((fail + 1)); echo "FAIL: $*" >&2; }
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
+. "$(cd "$(dirname "$0")" && pwd)/lib/common.sh"
 
 want_text() { # the generated text of a .ref file
     local hdr
@@ -80,5 +75,4 @@ check_error "convert bad bits" "$MLXR" convert --mlx-bits 5 "$HF" "$tmp/mlx5"
 check_error "convert without bits" "$MLXR" convert "$HF" "$tmp/mlx0"
 check_error "convert onto itself" "$MLXR" convert --mlx-bits 8 "$tmp/mlx8" "$tmp/mlx8"
 
-echo "cli_hf: $pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+finish cli_hf

@@ -11,12 +11,7 @@ set -u
 MLXR=$1
 DATA=$2
 HF=$(cd "$DATA/models/pydoc-7M/hf" && pwd) # absolute: the symlinks below point here
-pass=0
-fail=0
-ok() { pass=$((pass + 1)); }
-bad() { fail=$((fail + 1)); echo "FAIL: $*" >&2; }
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
+. "$(cd "$(dirname "$0")" && pwd)/lib/common.sh"
 
 mkdir "$tmp/tj"
 for f in config.json model.safetensors tokenizer.json tokenizer_config.json; do
@@ -82,5 +77,4 @@ else
         "$tmp/err" && ok || bad "info without a tokenizer: $(cat "$tmp/err")"
 fi
 
-echo "cli_hf_tokjson: $pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+finish cli_hf_tokjson

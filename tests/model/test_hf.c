@@ -35,37 +35,18 @@
 #include "mlxr.h"
 #include "util/fp16.h"
 
+#include "hf_test_util.h"
+
 static const char *const CASES[] = {"dict_maps", "list_type", "open_file", "py311"};
 #define N_CASES 4
 
 /* ---- small helpers ---------------------------------------------------------------------------- */
-
-static void rm_tree(const char *path) {
-    DIR *d = opendir(path);
-    if (d) {
-        struct dirent *e;
-        while ((e = readdir(d))) {
-            if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
-            char p[4096];
-            snprintf(p, sizeof p, "%s/%s", path, e->d_name);
-            rm_tree(p);
-        }
-        closedir(d);
-        rmdir(path);
-    } else {
-        unlink(path);
-    }
-}
 
 static bool write_file(const char *path, const void *data, size_t n) {
     FILE *f = fopen(path, "wb");
     if (!f) return false;
     bool ok = fwrite(data, 1, n, f) == n;
     return fclose(f) == 0 && ok;
-}
-
-static void join(char *buf, size_t cap, const char *a, const char *b) {
-    if (snprintf(buf, cap, "%s/%s", a, b) >= (int)cap) buf[0] = '\0';
 }
 
 static int argmax(const float *x, int n) {
@@ -267,69 +248,12 @@ static void check_reference(mlxr_model *m, const char *what, int isa, bool with_
 
 /* Inputs for the tokenizer comparison: the 46 test inputs, the prompts, pydoc passages. */
 static void check_tokenizer(const char *hf_dir) {
-    mlxr_load_opts vo = {0};
-    vo.vocab_only = true;
     mlxr_model *g = NULL, *h = NULL;
-    mlxr_err err = {0};
-    char *gp = test_data_path("models/pydoc-7M/pydoc-7M-f16.gguf");
-    CHECK(mlxr_model_load(gp, &vo, &g, &err) == MLXR_OK, "gguf vocab: %s", err.msg);
-    CHECK(mlxr_model_load(hf_dir, &vo, &h, &err) == MLXR_OK, "hf vocab: %s", err.msg);
-    free(gp);
+    hf_vocab_pair(hf_dir, "hf", &g, &h);
     if (!g || !h) goto done;
-    const mlxr_model_info *gi = mlxr_model_get_info(g), *hi = mlxr_model_get_info(h);
-    CHECK(gi->n_vocab == hi->n_vocab && gi->bos_id == hi->bos_id && gi->eos_id == hi->eos_id,
-          "vocab size / BOS / EOS differ: %d %d %d vs %d %d %d", gi->n_vocab, gi->bos_id,
-          gi->eos_id, hi->n_vocab, hi->bos_id, hi->eos_id);
-    int piece_diff = 0;
-    for (int32_t id = 0; id < gi->n_vocab && id < hi->n_vocab; id++) {
-        char a[256], b[256];
-        size_t la = 0, lb = 0;
-        mlxr_token_to_piece(g, id, a, sizeof a, &la, NULL);
-        mlxr_token_to_piece(h, id, b, sizeof b, &lb, NULL);
-        piece_diff += la != lb || memcmp(a, b, la) != 0;
-        piece_diff += mlxr_token_is_eog(g, id) != mlxr_token_is_eog(h, id);
-    }
-    CHECK(piece_diff == 0, "%d token pieces / end flags differ", piece_diff);
-
-    /* the inputs: split the .inp file on its separator; then the passage in 300-byte slices */
-    char *ip = test_data_path("tokenizer/ggml-vocab-llama-spm.gguf.inp");
-    size_t il = 0;
-    char *inp = test_read_file(ip, &il);
-    free(ip);
-    char *pp = malloc(strlen(MLXR_SOURCE_DIR) + 64);
-    sprintf(pp, "%s/tests/data/pydoc_passage.txt", MLXR_SOURCE_DIR);
-    size_t pl = 0;
-    char *passage = test_read_file(pp, &pl);
-    free(pp);
-    CHECK(inp && passage, "cannot read the tokenizer inputs");
-    const char *sep = "\n__ggml_vocab_test__\n";
-    int n_texts = 0, n_diff = 0;
-    int32_t a[4096], b[4096];
-    for (int pass = 0; pass < 4; pass++) {
-        const char *s = pass == 0 ? inp : passage;
-        size_t len = pass == 0 ? il : pl;
-        for (size_t off = 0; s && off < len;) {
-            size_t n;
-            if (pass == 0) {
-                const char *e = strstr(s + off, sep);
-                if (!e) break;
-                n = (size_t)(e - (s + off));
-            } else {
-                /* slices of 300 and of 97 bytes (cut anywhere, even inside a character),
-                 * and the whole passage at once */
-                size_t cut = pass == 1 ? 300 : pass == 3 ? 97 : len;
-                n = len - off < cut ? len - off : cut;
-            }
-            size_t na = 0, nb = 0;
-            mlxr_status s1 = mlxr_tokenize(g, s + off, n, true, false, a, 4096, &na, NULL);
-            mlxr_status s2 = mlxr_tokenize(h, s + off, n, true, false, b, 4096, &nb, NULL);
-            bool same = s1 == s2 && na == nb && (s1 != MLXR_OK || !memcmp(a, b, na * sizeof *a));
-            if (!same && n_diff++ < 5)
-                fprintf(stderr, "  tokenizer mismatch on text %d (%zu bytes)\n", n_texts, n);
-            n_texts++;
-            off += n + (pass == 0 ? strlen(sep) : 0);
-        }
-    }
+    int n_diff = 0;
+    int n_texts = hf_compare_texts(g, h, false, &n_diff);
+    static int32_t b[4096];
     for (int k = 0; k < N_CASES; k++) {
         ref_case rc;
         if (!load_case(CASES[k], &rc)) continue;
@@ -348,8 +272,6 @@ static void check_tokenizer(const char *hf_dir) {
     CHECK(n_diff == 0 && n_texts > 100, "tokenizer.model vs GGUF: %d of %d texts differ", n_diff,
           n_texts);
     fprintf(stderr, "  tokenizer.model vs GGUF tokenizer: %d texts, %d differ\n", n_texts, n_diff);
-    free(inp);
-    free(passage);
 done:
     mlxr_model_free(g);
     mlxr_model_free(h);
@@ -596,23 +518,6 @@ static void distance(mlxr_model *m, double *worst_out, double *top1, size_t *ste
 }
 
 /* ---- C: hostile inputs ------------------------------------------------------------------------ */
-
-/* A scratch model directory: symlinks to hf/'s files except those the case rewrites. */
-static void make_dir(const char *hf_dir, const char *dir, const char *const *skip) {
-    rm_tree(dir);
-    mkdir(dir, 0777);
-    const char *files[] = {"config.json", "model.safetensors", "tokenizer.model",
-                           "tokenizer_config.json", "tokenizer.json"};
-    for (size_t i = 0; i < sizeof files / sizeof *files; i++) {
-        bool s = false;
-        for (int k = 0; skip && skip[k]; k++) s |= !strcmp(skip[k], files[i]);
-        if (s) continue;
-        char a[4096], b[4096];
-        join(a, sizeof a, hf_dir, files[i]);
-        join(b, sizeof b, dir, files[i]);
-        CHECK(symlink(a, b) == 0, "symlink %s: %s", b, strerror(errno));
-    }
-}
 
 static void expect_fail(const char *dir, mlxr_status want, const char *needle, const char *what) {
     mlxr_model *m = NULL;

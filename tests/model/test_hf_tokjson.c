@@ -30,56 +30,7 @@
 #include "mlxr.h"
 #include "tokenizer/vocab_impl.h"
 
-static void rm_tree(const char *path) {
-    DIR *d = opendir(path);
-    if (d) {
-        struct dirent *e;
-        while ((e = readdir(d))) {
-            if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
-            char p[4096];
-            snprintf(p, sizeof p, "%s/%s", path, e->d_name);
-            rm_tree(p);
-        }
-        closedir(d);
-        rmdir(path);
-    } else {
-        unlink(path);
-    }
-}
-
-static void join(char *buf, size_t cap, const char *a, const char *b) {
-    if (snprintf(buf, cap, "%s/%s", a, b) >= (int)cap) buf[0] = '\0';
-}
-
-/* dir = symlinks to hf/'s files but tokenizer.model (and those in skip). */
-static void make_dir(const char *hf_dir, const char *dir, const char *skip) {
-    rm_tree(dir);
-    mkdir(dir, 0777);
-    const char *files[] = {"config.json", "model.safetensors", "tokenizer_config.json",
-                           "tokenizer.json"};
-    for (size_t i = 0; i < sizeof files / sizeof *files; i++) {
-        if (skip && !strcmp(skip, files[i])) continue;
-        char a[4096], b[4096];
-        join(a, sizeof a, hf_dir, files[i]);
-        join(b, sizeof b, dir, files[i]);
-        CHECK(symlink(a, b) == 0, "symlink %s: %s", b, strerror(errno));
-    }
-}
-
-/* The inputs of a .inp file (split on the separator); returns the count, fills starts/lens. */
-#define MAX_INPUTS 64
-static int split_inputs(const char *s, size_t len, const char **start, size_t *lens) {
-    const char *sep = "\n__ggml_vocab_test__\n";
-    int n = 0;
-    for (size_t off = 0; s && off < len && n < MAX_INPUTS;) {
-        const char *e = strstr(s + off, sep);
-        if (!e) break;
-        start[n] = s + off;
-        lens[n++] = (size_t)(e - (s + off));
-        off = (size_t)(e - s) + strlen(sep);
-    }
-    return n;
-}
+#include "hf_test_util.h"
 
 /* ---- A: pydoc-7M with tokenizer.json only ------------------------------------------------------ */
 
@@ -150,68 +101,22 @@ done:
 static void check_pydoc(const char *hf_dir, const char *tmp) {
     char dir[4096];
     join(dir, sizeof dir, tmp, "pydoc-tokjson");
-    make_dir(hf_dir, dir, NULL);
-    mlxr_load_opts vo = {0};
-    vo.vocab_only = true;
-    mlxr_model *g = NULL, *h = NULL;
+    make_dir(hf_dir, dir, (const char *const[]){"tokenizer.model", NULL});
     mlxr_err err = {0};
-    char *gp = test_data_path("models/pydoc-7M/pydoc-7M-f16.gguf");
-    CHECK(mlxr_model_load(gp, &vo, &g, &err) == MLXR_OK, "gguf vocab: %s", err.msg);
-    CHECK(mlxr_model_load(dir, &vo, &h, &err) == MLXR_OK, "tokenizer.json vocab: %s", err.msg);
-    free(gp);
+    mlxr_model *g = NULL, *h = NULL;
+    hf_vocab_pair(dir, "tokenizer.json", &g, &h);
     if (!g || !h) goto done;
-    const mlxr_model_info *gi = mlxr_model_get_info(g), *hi = mlxr_model_get_info(h);
-    CHECK(gi->n_vocab == hi->n_vocab && gi->bos_id == hi->bos_id && gi->eos_id == hi->eos_id,
-          "vocab size / BOS / EOS differ: %d %d %d vs %d %d %d", gi->n_vocab, gi->bos_id,
-          gi->eos_id, hi->n_vocab, hi->bos_id, hi->eos_id);
-    int piece_diff = 0;
-    for (int32_t id = 0; id < gi->n_vocab && id < hi->n_vocab; id++) {
-        char a[256], b[256];
-        size_t la = 0, lb = 0;
-        mlxr_token_to_piece(g, id, a, sizeof a, &la, NULL);
-        mlxr_token_to_piece(h, id, b, sizeof b, &lb, NULL);
-        piece_diff += la != lb || memcmp(a, b, la) != 0;
-        piece_diff += mlxr_token_is_eog(g, id) != mlxr_token_is_eog(h, id);
-    }
-    CHECK(piece_diff == 0, "%d token pieces / end flags differ", piece_diff);
-
+    /* each text with BOS and with special-token parsing both ways */
+    int n_diff = 0;
+    int n_texts = hf_compare_texts(g, h, true, &n_diff);
     char *ip = test_data_path("tokenizer/ggml-vocab-llama-spm.gguf.inp");
-    size_t il = 0, pl = 0;
+    size_t il = 0;
     char *inp = test_read_file(ip, &il);
     free(ip);
-    char pp[4096];
-    snprintf(pp, sizeof pp, "%s/tests/data/pydoc_passage.txt", MLXR_SOURCE_DIR);
-    char *passage = test_read_file(pp, &pl);
-    CHECK(inp && passage, "cannot read the tokenizer inputs");
     const char *start[MAX_INPUTS];
     size_t lens[MAX_INPUTS];
     int n_in = split_inputs(inp, il, start, lens);
-    int n_texts = 0, n_diff = 0;
     static int32_t a[8192], b[8192];
-    /* the 46 inputs, then the passage in slices of 300 and 97 bytes (cut anywhere) and whole,
-     * each with BOS and with special-token parsing both ways */
-    for (int pass = 0; pass < 4; pass++) {
-        size_t off = 0;
-        for (int k = 0; pass ? passage && off < pl : k < n_in; k++) {
-            const char *s;
-            size_t n;
-            if (!pass) {
-                s = start[k], n = lens[k];
-            } else {
-                size_t cut = pass == 1 ? 300 : pass == 2 ? 97 : pl;
-                s = passage + off, n = pl - off < cut ? pl - off : cut;
-                off += n;
-            }
-            size_t na = 0, nb = 0;
-            bool ps = k % 2 == 1;
-            mlxr_status s1 = mlxr_tokenize(g, s, n, true, ps, a, 8192, &na, NULL);
-            mlxr_status s2 = mlxr_tokenize(h, s, n, true, ps, b, 8192, &nb, NULL);
-            bool same = s1 == s2 && na == nb && (s1 != MLXR_OK || !memcmp(a, b, na * sizeof *a));
-            if (!same && n_diff++ < 5)
-                fprintf(stderr, "  mismatch on text %d (%zu bytes)\n", n_texts, n);
-            n_texts++;
-        }
-    }
     static const int32_t want1[] = {1, 579, 1138, 13};
     static const int32_t want2[] = {1, 728, 436, 3894, 3949, 3912, 3936, 3936, 3917, 269};
     size_t nb = 0;
@@ -223,7 +128,6 @@ static void check_pydoc(const char *hf_dir, const char *tmp) {
           n_texts);
     fprintf(stderr, "  pydoc tokenizer.json vs GGUF tokenizer: %d texts, %d differ\n", n_texts,
             n_diff);
-    free(passage);
 
     /* the same vocabulary written the way transformers writes newer SentencePiece conversions
      * (no normalizer, a Metaspace pre-tokenizer with prepend_scheme "first") */
@@ -668,7 +572,7 @@ static void check_hostile(const char *hf_dir, const char *tmp) {
         {NULL, "neither tokenizer.model nor tokenizer.json", MLXR_ERR_IO},
     };
     for (size_t i = 0; i < sizeof files / sizeof *files; i++) {
-        make_dir(hf_dir, dir, "tokenizer.json");
+        make_dir(hf_dir, dir, (const char *const[]){"tokenizer.model", "tokenizer.json", NULL});
         join(p, sizeof p, dir, "tokenizer.json");
         if (files[i].text) {
             FILE *f = fopen(p, "wb");
