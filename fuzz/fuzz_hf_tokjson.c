@@ -8,16 +8,10 @@
  * Run: scripts/fuzz.sh [SECONDS] hf_tokjson   (seeds: fuzz/seeds/hf_tokjson/: a small
  * SentencePiece-style file, a small byte-level one with Llama 3's published pre-tokenizer)
  */
+#include "fuzz_vocab_use.h"
 #include "model/hf_impl.h"
-#include "tokenizer/detok.h"
-#include "tokenizer/vocab.h"
 
 #include <string.h>
-
-#define REQUIRE(cond)                                                                              \
-    do {                                                                                           \
-        if (!(cond)) __builtin_trap();                                                             \
-    } while (0)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     json_t *tj = json_loadb((const char *)data, size, JSON_REJECT_DUPLICATES, NULL);
@@ -34,18 +28,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     }
     json_decref(tj); /* the vocabulary owns copies */
     static const char text[] = "Hello  world\n\t<s> caf\xc3\xa9 \xff 123 it's";
-    int32_t ids[256];
-    size_t n = 0;
-    mlxr_err terr;
-    terr.msg[0] = '\0';
-    mlxr_status st = mlxr_vocab_tokenize(v, text, sizeof text - 1, true, true, ids, 256, &n, &terr);
-    REQUIRE(st == MLXR_OK || st == MLXR_ERR_RANGE || terr.msg[0] != '\0');
-    if (st == MLXR_OK) {
-        for (size_t i = 0; i < n; i++) REQUIRE(ids[i] >= 0 && ids[i] < mlxr_vocab_n_tokens(v));
-        char out[4096];
-        size_t len = 0;
-        (void)mlxr_vocab_detokenize(v, ids, n, true, out, sizeof out, &len, NULL);
-    }
-    mlxr_vocab_free(v);
+    fuzz_use_vocab(v, text, sizeof text - 1);
     return 0;
 }

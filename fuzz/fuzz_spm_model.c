@@ -8,16 +8,10 @@
  * Run: scripts/fuzz.sh [SECONDS] spm_model   (seeds: fuzz/seeds/spm_model/, made by
  * fuzz/make_spm_model_seeds.py)
  */
+#include "fuzz_vocab_use.h"
 #include "model/hf_impl.h"
-#include "tokenizer/detok.h"
-#include "tokenizer/vocab.h"
 
 #include <string.h>
-
-#define REQUIRE(cond)                                                                              \
-    do {                                                                                           \
-        if (!(cond)) __builtin_trap();                                                             \
-    } while (0)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     mlxr_vocab *v = NULL;
@@ -29,19 +23,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         return 0;
     }
     static const char text[] = "Hello  world\n\t<s> caf\xc3\xa9 \xff 123";
-    int32_t ids[256];
-    size_t n = 0;
-    mlxr_err terr;
-    terr.msg[0] = '\0';
-    /* a vocabulary may lack what the text needs (no byte pieces, no UNK): an explained error */
-    mlxr_status st = mlxr_vocab_tokenize(v, text, sizeof text - 1, true, true, ids, 256, &n, &terr);
-    REQUIRE(st == MLXR_OK || st == MLXR_ERR_RANGE || terr.msg[0] != '\0');
-    if (st == MLXR_OK) {
-        for (size_t i = 0; i < n; i++) REQUIRE(ids[i] >= 0 && ids[i] < mlxr_vocab_n_tokens(v));
-        char out[4096];
-        size_t len = 0;
-        (void)mlxr_vocab_detokenize(v, ids, n, true, out, sizeof out, &len, NULL);
-    }
-    mlxr_vocab_free(v);
+    fuzz_use_vocab(v, text, sizeof text - 1);
     return 0;
 }
