@@ -15,21 +15,11 @@ MLXR=${1:-build/mlxr}
 shift || true
 THREADS=${THREADS:-2}
 REQS=${REQS:-256}
-home=$(mktemp -d)
-log=$home/serve.log
-args=(serve --port 0 -t "$THREADS" --home "$home" --parallel 64 --max-queue 256 --quiet)
+. "$(dirname "$0")/serve_lib.sh"
+args=(serve --port 0 -t "$THREADS" --parallel 64 --max-queue 256 --quiet)
 [ -n "${MODEL:-}" ] && args+=(--model "$MODEL")
 args+=("$@")
-"$MLXR" "${args[@]}" 2> "$log" &
-spid=$!
-trap 'kill $spid 2>/dev/null; wait $spid 2>/dev/null; rm -rf "$home"' EXIT
-port=""
-for _ in $(seq 1 100); do
-    port=$(grep -o 'listening on http://[0-9.]*:[0-9]*' "$log" | grep -o '[0-9]*$' || true)
-    [ -n "$port" ] && break
-    sleep 0.1
-done
-[ -n "$port" ] || { cat "$log"; exit 1; }
+start_serve "${args[@]}"
 python3 - "$port" "$REQS" <<'PY'
 import http.client, json, sys, threading, time
 port, total = int(sys.argv[1]), int(sys.argv[2])

@@ -23,22 +23,12 @@ client=(python3 "$HERE/server_load.py" --rates "$RATES" --duration "$DURATION" -
 if [ -n "${URL:-}" ]; then
     exec "${client[@]}" --url "$URL"
 fi
-home=$(mktemp -d)
-log=$home/serve.log
-args=(serve --port 0 --home "$home" --parallel "${PARALLEL:-16}" --max-queue "${MAX_QUEUE:-256}"
+. "$(dirname "$0")/serve_lib.sh"
+args=(serve --port 0 --parallel "${PARALLEL:-16}" --max-queue "${MAX_QUEUE:-256}"
       --max-connections 1024 --quiet)
 [ -n "${THREADS:-}" ] && args+=(-t "$THREADS")
 [ -n "${MODEL:-}" ] && args+=(--model "$MODEL")
 args+=("$@")
-"$MLXR" "${args[@]}" 2> "$log" &
-spid=$!
-trap 'kill $spid 2>/dev/null; wait $spid 2>/dev/null; rm -rf "$home"' EXIT
-port=""
-for _ in $(seq 1 100); do
-    port=$(grep -o 'listening on http://[0-9.]*:[0-9]*' "$log" | grep -o '[0-9]*$' || true)
-    [ -n "$port" ] && break
-    sleep 0.1
-done
-[ -n "$port" ] || { cat "$log"; exit 1; }
+start_serve "${args[@]}"
 echo "mlxr serve ${args[*]:1}; rates $RATES/s for ${DURATION}s each, seed $SEED" >&2
 "${client[@]}" --url "http://127.0.0.1:$port"
