@@ -14,6 +14,9 @@
  *    bandwidth.
  * 2a. The prefill GEMM (T = 512) on the products of a 7B layer, per weight type, in TFLOPS.
  * 2b. The other ops of a decode step, timed alone at 7B shapes.
+ * (MLXR_BENCH_ONLY=models skips 1a-2b, =matvec or =ops runs only that table; MLXR_CUDA_PDL=0,
+ * MLXR_CUDA_FUSE=0, MLXR_CUDA_FUSED_SWIGLU=1 and MLXR_CUDA_MV_ROWS=2|4|8 switch the decode-step
+ * optimizations for A/B runs.)
  * 3. For each MODEL (whole model on the GPU): pp512 (one batch of 512 tokens) and tg128 (128
  *    single-token steps after it, each a CUDA graph replay, logits copied back every step), in
  *    tokens/s, against the decode roofline: weight bytes / copy bandwidth.
@@ -29,6 +32,7 @@
 #include "kernels/cuda/act.h"
 #include "kernels/cuda/argmax.h"
 #include "kernels/cuda/attention.h"
+#include "kernels/cuda/cuda_err.h"
 #include "kernels/cuda/gemm.h"
 #include "kernels/cuda/matvec.h"
 #include "kernels/cuda/norm.h"
@@ -130,7 +134,9 @@ static double time_op(op_fn fn, void *arg, int warm, int reps) {
 typedef struct mv_arg {
     mlxr_cuda_mat m[64];
     int n, next, T;
+    int swiglu; /* 0: the product; 1: product + mlxr_swiglu_cuda; 2: the fused gate|up + SwiGLU */
     mlxr_cuda_enc enc;
+    mlxr_cuda_out out; /* SwiGLU's output, in the down product's encoding */
     float *x, *xd, *y;
     void *xq;
 } mv_arg;
@@ -139,7 +145,13 @@ static void mv_op(void *p) {
     mv_arg *a = p;
     const mlxr_cuda_mat *m = &a->m[a->next];
     a->next = (a->next + 1) % a->n;
-    mlxr_matmul_cuda(m, a->enc == MLXR_CUDA_ENC_F32 ? (void *)a->x : a->xq, a->xd, a->T, a->y, m->ne1, 0);
+    const void *x = a->enc == MLXR_CUDA_ENC_F32 ? (void *)a->x : a->xq;
+    if (a->swiglu == 2) {
+        mlxr_matmul_swiglu_cuda(m, x, a->xd, &a->out, 0);
+        return;
+    }
+    mlxr_matmul_cuda(m, x, a->xd, a->T, a->y, m->ne1, 0);
+    if (a->swiglu == 1) mlxr_swiglu_cuda(a->y, a->y + m->ne1 / 2, m->ne1, m->ne1 / 2, 1, &a->out, 0);
 }
 
 static void bench_matvec(double bw) {
@@ -152,9 +164,15 @@ static void bench_matvec(double bw) {
     CK(cudaMalloc(&a.xq, 64 * 22016 * 2));
     CK(cudaMalloc((void **)&a.xd, 64 * 22016 / 32 * 4));
     CK(cudaMalloc((void **)&a.y, 64 * 32000 * 4));
+    void *oq;
+    float *od, *oy;
+    CK(cudaMalloc(&oq, 11008 * 2));
+    CK(cudaMalloc((void **)&od, 11008 / 32 * 4));
+    CK(cudaMalloc((void **)&oy, 11008 * 4));
+    printf("PDL %s; decode rows per block: default unless marked R=\n", mlxr_cuda_pdl_enabled() ? "on" : "off");
     printf("| matvec | type | matrix (7B) | rows x cols | tokens | us/call | GB/s | of copy bw |\n|---|---|---|---|---|---|---|---|\n");
     for (int ti = 0; ti < 5; ti++) {
-        double sum_b = 0, sum_t = 0;
+        double sum_b = 0, sum_t = 0, sum_br[3] = {0}, sum_tr[3] = {0};
         for (int si = 0; si < 5; si++) {
             const int64_t ne0 = shapes[si][0], ne1 = shapes[si][1];
             size_t rb;
@@ -170,29 +188,61 @@ static void bench_matvec(double bw) {
                 }
             free(rows);
             a.next = 0;
-            const int Ts[3] = {1, 8, 64}; /* decode; dp4a batch; tensor-core batch */
-            for (int ti2 = 0; ti2 < 3; ti2++) {
+            /* decode at the default shape and at 2, 4, 8 rows per block; dp4a batch; tensor cores */
+            const int Ts[6] = {1, 1, 1, 1, 8, 64}, Rs[6] = {0, 2, 4, 8, 0, 0};
+            for (int ti2 = 0; ti2 < 6; ti2++) {
                 const int T = Ts[ti2];
                 a.T = T;
+                a.swiglu = 0;
+                mlxr_matvec_rows_cuda(Rs[ti2]);
                 /* the activations are encoded once per shape: in a decode step the encoding is
                  * fused into the RMSNorm / SwiGLU before the product (timed in the op table) */
                 a.enc = mlxr_cuda_act_enc(&a.m[0], T);
                 CK(mlxr_encode_cuda(a.enc, a.x, ne0, T, a.xq, a.xd, 0));
                 const double t = time_op(mv_op, &a, 100, 400);
                 const double bytes = (double)bytes1 + (double)T * ne0 * 5 + (double)T * ne1 * 4;
-                if (T == 1) {
+                if (T == 1 && !Rs[ti2]) {
                     sum_b += bytes;
                     sum_t += t;
+                } else if (T == 1) {
+                    sum_br[Rs[ti2] / 4] += bytes;
+                    sum_tr[Rs[ti2] / 4] += t;
                 }
-                printf("| matvec | %s | %s | %lld x %lld | %d | %.1f | %.0f | %.0f%% |\n", mlxr_dtype_name(types[ti]),
-                       what[si], (long long)ne1, (long long)ne0, T, t * 1e6, bytes / t / 1e9,
+                char tok[16];
+                snprintf(tok, sizeof tok, Rs[ti2] ? "%d R=%d" : "%d", T, Rs[ti2]);
+                printf("| matvec | %s | %s | %lld x %lld | %s | %.1f | %.0f | %.0f%% |\n", mlxr_dtype_name(types[ti]),
+                       what[si], (long long)ne1, (long long)ne0, tok, t * 1e6, bytes / t / 1e9,
                        100.0 * bytes / t / 1e9 / bw);
+            }
+            mlxr_matvec_rows_cuda(0);
+            if (si == 2) { /* gate|up: the product + SwiGLU, separate and fused, default shape */
+                a.T = 1;
+                a.enc = mlxr_cuda_act_enc(&a.m[0], 1);
+                CK(mlxr_encode_cuda(a.enc, a.x, ne0, 1, a.xq, a.xd, 0));
+                const mlxr_dtype ot = types[ti] == MLXR_DTYPE_F16 ? MLXR_DTYPE_F16
+                                    : a.enc == MLXR_CUDA_ENC_Q8_K ? MLXR_DTYPE_Q8_K : MLXR_DTYPE_Q8_0;
+                a.out = (mlxr_cuda_out){ot, oy, oq, od};
+                for (a.swiglu = 1; a.swiglu <= 2; a.swiglu++) {
+                    const double t = time_op(mv_op, &a, 100, 400);
+                    printf("| matvec | %s | %s + swiglu -> %s, %s | %lld x %lld | 1 | %.1f | %.0f | %.0f%% |\n",
+                           mlxr_dtype_name(types[ti]), what[si], mlxr_dtype_name(ot),
+                           a.swiglu == 2 ? "fused" : "2 launches",
+                           (long long)ne1, (long long)ne0, t * 1e6, bytes1 / t / 1e9, 100.0 * bytes1 / t / 1e9 / bw);
+                }
+                a.swiglu = 0;
             }
             for (int k = 0; k < a.n; k++) mlxr_cuda_mat_free(&a.m[k]);
         }
         printf("| matvec-summary | %s | the 5 decode products of a 7B layer + output | | 1 | %.1f | %.0f | %.0f%% |\n",
                mlxr_dtype_name(types[ti]), sum_t * 1e6, sum_b / sum_t / 1e9, 100.0 * sum_b / sum_t / 1e9 / bw);
+        for (int r = 0; r < 3; r++)
+            printf("| matvec-summary | %s | the same, %d rows per block | | 1 R=%d | %.1f | %.0f | %.0f%% |\n",
+                   mlxr_dtype_name(types[ti]), 2 << r, 2 << r, sum_tr[r] * 1e6, sum_br[r] / sum_tr[r] / 1e9,
+                   100.0 * sum_br[r] / sum_tr[r] / 1e9 / bw);
     }
+    cudaFree(oq);
+    cudaFree(od);
+    cudaFree(oy);
     cudaFree(a.x);
     cudaFree(a.xq);
     cudaFree(a.xd);
@@ -209,10 +259,32 @@ typedef struct ops_arg {
     mlxr_cuda_mat emb;
 } ops_arg;
 
+/* The block table of one sequence whose n_ctx positions fill the pool in order (made once per
+ * n_ctx, kept for the run): the paged cache laid out like a contiguous one. */
+static const int32_t *identity_table(int n_ctx) {
+    static const int32_t *tab[4];
+    static int ctx_of[4];
+    for (int i = 0; i < 4; i++)
+        if (tab[i] && ctx_of[i] == n_ctx) return tab[i];
+    const int nb = (n_ctx + MLXR_CUDA_KV_BLOCK - 1) / MLXR_CUDA_KV_BLOCK;
+    int32_t *h = malloc((size_t)nb * 4), *d = NULL;
+    for (int i = 0; i < nb; i++) h[i] = i;
+    CK(cudaMalloc((void **)&d, (size_t)nb * 4));
+    CK(cudaMemcpy(d, h, (size_t)nb * 4, cudaMemcpyHostToDevice));
+    free(h);
+    for (int i = 0; i < 4; i++)
+        if (!tab[i]) {
+            tab[i] = d;
+            ctx_of[i] = n_ctx;
+            break;
+        }
+    return d;
+}
+
 static void ops_op(void *p) {
     ops_arg *a = p;
     const mlxr_cuda_out oq = {MLXR_DTYPE_Q8_0, NULL, a->xq, a->xd};
-    const mlxr_cuda_kv kv = {a->kc, a->vc, (int64_t)a->n_ctx * 4096, 4096};
+    const mlxr_cuda_kv kv = {a->kc, a->vc, identity_table(a->n_ctx), (a->n_ctx + 31) / 32, 4096};
     const mlxr_cuda_att_shape sh = {32, 32, 128, (a->n_ctx + MLXR_CUDA_ATT_SPLIT - 1) / MLXR_CUDA_ATT_SPLIT};
     switch (a->which) {
     case 0: mlxr_add_rmsnorm_cuda(a->x, a->dx, a->w, &oq, NULL, 1, 4096, 1e-5f, 0); break;
@@ -373,7 +445,7 @@ static void bench_attention_prefill(void) {
     CK(cudaMalloc(&vc, (size_t)n_ctx * 4096 * 2));
     CK(cudaMemset(kc, 0, (size_t)n_ctx * 4096 * 2));
     CK(cudaMemset(vc, 0, (size_t)n_ctx * 4096 * 2));
-    a.kv = (mlxr_cuda_kv){kc, vc, (int64_t)n_ctx * 4096, 4096};
+    a.kv = (mlxr_cuda_kv){kc, vc, identity_table(n_ctx), n_ctx / 32, 4096};
     CK(cudaMalloc((void **)&a.q, (size_t)512 * 12288 * 4));
     CK(cudaMemset(a.q, 0, (size_t)512 * 12288 * 4));
     CK(cudaMalloc((void **)&a.out, (size_t)512 * 4096 * 4));
@@ -393,11 +465,19 @@ static void bench_attention_prefill(void) {
     for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) cudaFree(bufs[i]);
 }
 
+/* Warnings of the library on stderr: a failed CUDA graph capture (the backend then falls back to
+ * plain launches, slower) must not pass unnoticed in a benchmark. */
+static void log_warn(mlxr_log_level level, const char *msg, void *user) {
+    (void)user;
+    if (level >= MLXR_LOG_WARN) fprintf(stderr, "mlxr: %s\n", msg);
+}
+
 static void bench_model(const char *path, double bw) {
     mlxr_model *m = NULL;
     mlxr_err err = {0};
     double t0 = now_s();
-    if (mlxr_model_load(path, NULL, &m, &err) != MLXR_OK) {
+    const mlxr_load_opts lo = {log_warn, NULL, false};
+    if (mlxr_model_load(path, &lo, &m, &err) != MLXR_OK) {
         fprintf(stderr, "%s: %s\n", path, err.msg);
         return;
     }
@@ -451,9 +531,10 @@ static void bench_model(const char *path, double bw) {
     }
     const double roof = bw * 1e9 / (double)h->n_bytes;
     const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
-    printf("| model | %s | %.2f GB weights, %d layers, n_embd %d | load+upload %.1f s | pp512 %.0f tok/s | tg128 %.1f tok/s | roofline %.0f tok/s (%.0f%%) |\n",
+    printf("| model | %s | %.2f GB weights, %d layers, n_embd %d | load+upload %.1f s | pp512 %.0f tok/s | tg128 %.1f tok/s | roofline %.0f tok/s (%.0f%%) | PDL %s, Q8_K direct %s, fused swiglu %s |\n",
            base, h->n_bytes / 1e9, h->n_layer, h->n_embd, t_load, pp, tg, roof,
-           100.0 * tg / roof);
+           100.0 * tg / roof, mlxr_cuda_pdl_enabled() ? "on" : "off", mlxr_cuda_fuse_enabled() ? "on" : "off",
+           mlxr_cuda_fused_swiglu_enabled() ? "on" : "off");
     mlxr_context_free(c);
     mlxr_model_free(m);
 }
@@ -479,11 +560,11 @@ int main(int argc, char **argv) {
     const double bw = copy_bw();
     printf("| device | %s | %d SMs | %.0f GB | copy bw %.0f GB/s (read+write) |\n", p.name, p.multiProcessorCount,
            p.totalGlobalMem / 1e9, bw);
-    const char *only = getenv("MLXR_BENCH_ONLY"); /* "models": skip the kernel tables */
-    if (!only || strcmp(only, "models")) {
-        bench_matvec(bw);
+    const char *only = getenv("MLXR_BENCH_ONLY"); /* "models": skip the kernel tables; "matvec": only that one */
+    if (!only || !strcmp(only, "matvec")) bench_matvec(bw);
+    if (!only || !strcmp(only, "ops")) bench_ops();
+    if (!only) {
         bench_gemm();
-        bench_ops();
         bench_attention_prefill();
     }
     for (int i = 1; i < argc; i++) bench_model(argv[i], bw);

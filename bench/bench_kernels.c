@@ -15,7 +15,8 @@
  * Types with a tiled product (gemm) also get a prompt-processing line: y = W . X^T for 32
  * activation rows, gemm called on 32-row blocks as the forward pass does, in ns per 256 weights
  * per activation row, against 32 vec_dot passes over the whole matrix. Types with an interleaved
- * layout (Q4_0, Q8_0: kernels.h gemm_packed, what the forward pass uses on AVX2) get one more line:
+ * layout (Q4_0, Q8_0: kernels.h; Q4_K, Q6_K: kernels/ref/repack_k.h; gemm_packed, what the forward
+ * pass uses on AVX2) get one more line:
  * the packed product for the 32 rows, and for one row (decoding) hot and cold.
  * Weights of the types without a quantizer in this table are random blocks with sane scales
  * (the speed of a dot product does not depend on the values).
@@ -184,7 +185,7 @@ static void bench_packed(const mlxr_type_kernels *tk, char **mats, int n_mats, s
         }
     }
     const double w256 = (double)n_rows * (double)n_cols / 256.0;
-    printf("%-6s %-7s packed x%d: %.2f ns/256w/row (%.2fx tiled); packed x1: %.2f ns/256w "
+    printf("%-6s %-16s packed x%d: %.2f ns/256w/row (%.2fx tiled); packed x1: %.2f ns/256w "
            "(%.2f GB/s hot, %.2f GB/s cold)\n",
            type, isa, nc, 1e9 * t_nc / (w256 * nc), tiled / t_nc, 1e9 * t_hot / w256,
            1e-9 * (double)mat_bytes / t_hot,
@@ -221,7 +222,7 @@ int main(int argc, char **argv) {
     const mlxr_isa cpu = mlxr_cpu_isa();
     printf("matrix %lld x %lld, single thread, cpu isa %s\n", (long long)n_rows, (long long)n_cols,
            mlxr_isa_name(cpu));
-    printf("%-6s %-7s %7s %9s %10s %11s %9s %10s %9s\n", "type", "isa", "MiB", "hot GB/s",
+    printf("%-6s %-16s %7s %9s %10s %11s %9s %10s %9s\n", "type", "isa", "MiB", "hot GB/s",
            "hot ns/row", "hot ns/256w", "cold GB/s", "cold ns/row", "max rdiff");
 
     mlxr_kernels ref;
@@ -275,7 +276,7 @@ int main(int argc, char **argv) {
             }
             const double rdiff = maxdiff / maxref;
             const double per256 = 1e9 * hot / ((double)n_rows * (double)n_cols / 256.0);
-            printf("%-6s %-7s %7.1f %9.2f %10.1f %11.2f %9.2f %10.1f %9.2g\n", bt->name,
+            printf("%-6s %-16s %7.1f %9.2f %10.1f %11.2f %9.2f %10.1f %9.2g\n", bt->name,
                    mlxr_isa_name(k.isa), (double)mat_bytes / 1048576.0, 1e-9 * mat_bytes / hot,
                    1e9 * hot / (double)n_rows, per256, 1e-9 * mat_bytes / cold,
                    1e9 * cold / (double)n_rows, rdiff);
@@ -295,7 +296,7 @@ int main(int argc, char **argv) {
                 const double td = time_gemm(&k.type[bt->t], mats[0], row_bytes, xs, xb, yy, n_rows,
                                             n_cols, NC, 0);
                 const double units = (double)n_rows * (double)n_cols / 256.0 * NC;
-                printf("%-6s %-7s gemm x%d: %.2f ns/256w/row (tiled) vs %.2f (vec_dot), %.2fx\n",
+                printf("%-6s %-16s gemm x%d: %.2f ns/256w/row (tiled) vs %.2f (vec_dot), %.2fx\n",
                        bt->name, mlxr_isa_name(k.isa), NC, 1e9 * tg / units, 1e9 * td / units,
                        td / tg);
                 if (k.type[bt->t].gemm_packed && k.type[bt->t].repack)

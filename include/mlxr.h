@@ -189,7 +189,8 @@ typedef struct mlxr_context_opts {
     int32_t n_batch;   /* most tokens per mlxr_decode call; 0 = 512 */
     int32_t n_threads; /* 0 = number of online CPUs */
     mlxr_kv_type kv_type;
-    int32_t isa_max;   /* -1/0 = best available; else cap the CPU ISA (1 scalar, 2 AVX2, 3 AVX-512) */
+    int32_t isa_max;   /* -1/0 = best available; else cap the CPU ISA (1 scalar, 2 AVX2, 3 AVX-512,
+                          4 AVX-512 VNNI, 5 AVX-512 VNNI + BF16) */
     int64_t kv_mem_bytes; /* paged KV pool size in bytes (blocks of 32 positions, all layers);
                              0 = enough for every sequence to reach n_ctx (n_seq_max x n_ctx) */
     bool batch_invariant; /* compute every batch entry as if it were alone (one dot product per

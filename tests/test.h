@@ -37,6 +37,11 @@ uint64_t test_rng_u64(uint64_t *state);
 /* Uniform float in [lo, hi). */
 float test_rng_f32(uint64_t *state, float lo, float hi);
 
+/* MLXR_TEST_NGL (set by CMake's cuda_* copies of the engine, KV and speculative tests): the
+ * n_gpu_layers every context of the test takes; 0 when unset. Exits 77 (CTest's skip) when it is
+ * set and the machine has no CUDA device. */
+int32_t test_gpu_layers(void);
+
 /* The shared test data folder: $MLXR_TESTDATA, else the build-time default. */
 const char *test_data_dir(void);
 /* Join test_data_dir() and a relative path into a static-lifetime string (malloc'ed). */

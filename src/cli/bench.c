@@ -91,7 +91,7 @@ fail:
 
 /* --parallel N [--prefix-share]: see the file comment. */
 static int bench_engine(mlxr_model *m, const char *model, long P, long N, long T, long n_par,
-                        bool prefix_share, bool json, mlxr_kv_type kv_type) {
+                        bool prefix_share, bool json, mlxr_kv_type kv_type, long ngl) {
     const mlxr_model_info *info = mlxr_model_get_info(m);
     const int32_t plen = (int32_t)(prefix_share ? P + 16 : P);
     if (plen < 1 || N < 1) return cli_error("--parallel needs -p >= 1 and -n >= 1");
@@ -101,6 +101,7 @@ static int bench_engine(mlxr_model *m, const char *model, long P, long N, long T
     eo.ctx.n_threads = (int32_t)T;
     eo.ctx.n_batch = 512;
     eo.ctx.kv_type = kv_type;
+    eo.ctx.n_gpu_layers = (int32_t)ngl;
     const char *kvn = mlxr_kv_type_name(kv_type);
     int32_t **prompts = calloc((size_t)n_par, sizeof *prompts);
     par_req *reqs = calloc((size_t)n_par, sizeof *reqs);
@@ -214,14 +215,9 @@ int cli_bench(int argc, char **argv) {
     if (T == 0) T = sysconf(_SC_NPROCESSORS_ONLN) > 0 ? sysconf(_SC_NPROCESSORS_ONLN) : 1;
     mlxr_model *m = cli_load_model(model, false);
     if (!m) return 1;
-    if ((n_par > 0 || prefix_share) && ngl != 0) {
-        mlxr_model_free(m);
-        return cli_error("-ngl applies to the plain benchmark; the engine (--parallel, "
-                         "--prefix-share) runs on the CPU");
-    }
     if (n_par > 0 || prefix_share) {
         int brc = bench_engine(m, model, P, N, T, n_par > 0 ? n_par : 8, prefix_share, json,
-                               kv_type);
+                               kv_type, ngl);
         mlxr_model_free(m);
         return brc;
     }

@@ -1,7 +1,8 @@
 /*
  * info_hf.c - `mlxr info` for a Hugging Face / MLX model directory (or one .safetensors file of
  * one): the configuration as the loader read it (architecture, sizes, quantization, tokenizer)
- * and the tensor table of every shard, as stored (before any conversion at load).
+ * and the tensor table of every shard, as stored (before any conversion at load), then the native
+ * types that MLX triples load as.
  */
 #include "cli.h"
 #include "model/hf_impl.h"
@@ -83,6 +84,26 @@ int cli_info_hf(const char *path) {
                    mlxr_st_dtype_name(t->dtype), shape, t->nbytes, s);
         }
     }
+    /* MLX triples load as native types (kernels/mlx_affine.h): how many matrices of each */
+    int64_t n_mlx[MLXR_DTYPE_MLX_COUNT] = {0};
+    for (int s = 0; s < hf->n_shard; s++)
+        for (int64_t i = 0; i < mlxr_st_n_tensors(hf->shard[s]); i++) {
+            const char *name = mlxr_st_tensor_at(hf->shard[s], i)->name;
+            const size_t len = strlen(name), sl = strlen(".scales");
+            char prefix[160];
+            if (len <= sl || len - sl >= sizeof prefix || strcmp(name + len - sl, ".scales"))
+                continue;
+            snprintf(prefix, sizeof prefix, "%.*s", (int)(len - sl), name);
+            const int t = (int)mlxr_hf_mlx_type(hf, prefix) - MLXR_DTYPE_MLX_FIRST;
+            if (t >= 0 && t < MLXR_DTYPE_MLX_COUNT) n_mlx[t]++;
+        }
+    for (int t = 0, first = 1; t < MLXR_DTYPE_MLX_COUNT; t++)
+        if (n_mlx[t]) {
+            printf("%s%s: %" PRId64 " matrices\n", first ? "\nloaded as (native MLX types):\n  "
+                                                            : "  ",
+                   mlxr_dtype_name((mlxr_dtype)(MLXR_DTYPE_MLX_FIRST + t)), n_mlx[t]);
+            first = 0;
+        }
     mlxr_model_free(m);
     return 0;
 }

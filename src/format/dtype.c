@@ -40,18 +40,42 @@ static const mlxr_dtype_traits TRAITS[MLXR_DTYPE_COUNT] = {
     [MLXR_DTYPE_TQ2_0] = {"TQ2_0", QK_K, 2 + QK_K / 4},
 };
 
+/* The internal types (dtype.h); MLX affine blocks are {f16|bf16 scale, bias; group*bits/8 bytes
+ * of codes} per group (kernels/mlx_affine.h). */
+#define MLX_T(bits, gs, sfx) {"MLX_Q" #bits "_G" #gs sfx, gs, 4 + gs * bits / 8}
+static const mlxr_dtype_traits INTERNAL[MLXR_DTYPE_TABLE_SIZE - MLXR_DTYPE_INTERNAL_FIRST] = {
+    [0] = {"MLX_A8", 32, 4 + 4 + 32},
+    [1] = MLX_T(4, 32, ""),      [2] = MLX_T(4, 32, "_BF16"),
+    [3] = MLX_T(4, 64, ""),      [4] = MLX_T(4, 64, "_BF16"),
+    [5] = MLX_T(4, 128, ""),     [6] = MLX_T(4, 128, "_BF16"),
+    [7] = MLX_T(8, 32, ""),      [8] = MLX_T(8, 32, "_BF16"),
+    [9] = MLX_T(8, 64, ""),      [10] = MLX_T(8, 64, "_BF16"),
+    [11] = MLX_T(8, 128, ""),    [12] = MLX_T(8, 128, "_BF16"),
+};
+#undef MLX_T
+
 const mlxr_dtype_traits *mlxr_dtype_get(int64_t t) {
     if (t < 0 || t >= MLXR_DTYPE_COUNT || TRAITS[t].name == NULL) return NULL;
     return &TRAITS[t];
 }
 
+bool mlxr_dtype_is_internal(int64_t t) {
+    return t >= MLXR_DTYPE_INTERNAL_FIRST && t < MLXR_DTYPE_TABLE_SIZE &&
+           INTERNAL[t - MLXR_DTYPE_INTERNAL_FIRST].name != NULL;
+}
+
+const mlxr_dtype_traits *mlxr_dtype_traits_of(int64_t t) {
+    if (mlxr_dtype_is_internal(t)) return &INTERNAL[t - MLXR_DTYPE_INTERNAL_FIRST];
+    return mlxr_dtype_get(t);
+}
+
 const char *mlxr_dtype_name(mlxr_dtype t) {
-    const mlxr_dtype_traits *tr = mlxr_dtype_get(t);
+    const mlxr_dtype_traits *tr = mlxr_dtype_traits_of(t);
     return tr ? tr->name : NULL;
 }
 
 size_t mlxr_dtype_row_size(mlxr_dtype t, int64_t n) {
-    const mlxr_dtype_traits *tr = mlxr_dtype_get(t);
+    const mlxr_dtype_traits *tr = mlxr_dtype_traits_of(t);
     if (!tr || n < 0 || n % tr->blck_size != 0) return 0;
     return (size_t)(n / tr->blck_size) * (size_t)tr->type_size;
 }

@@ -1,6 +1,6 @@
 /*
- * kernels.h - CPU kernels: one signature per op, variants by suffix (_ref, _avx2, _avx512), and a
- * dispatch table filled once per context from the CPU's features.
+ * kernels.h - CPU kernels: one signature per op, variants by suffix (_ref, _avx2, _avx512,
+ * _avx512vnni, _avx512bf16), and a dispatch table filled once per context from the CPU's features.
  *
  * Kernels do not allocate, log or know about models. `_ref` variants (src/kernels/ref/) are the
  * definition of correct: plain loops, compiled without fast-math.
@@ -13,7 +13,7 @@
  * Matrix-vector products convert the activation row to the weight type's `vec_dot_type` first, as
  * llama.cpp does, so results match it closely; the dot product then runs on the two encoded rows:
  *   F32 -> F32, F16 -> F16, BF16 -> BF16, Q8_0/Q4_0/Q5_0/IQ4_NL -> Q8_0, Q4_1/Q5_1 -> Q8_1,
- *   Q2_K..Q6_K/IQ4_XS -> Q8_K.
+ *   Q2_K..Q6_K/IQ4_XS -> Q8_K, the internal MLX affine types (format/dtype.h) -> MLX_A8.
  */
 #ifndef MLXR_KERNELS_H
 #define MLXR_KERNELS_H
@@ -21,6 +21,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "format/dtype.h"
 #include "kernels/blocks.h"
 #include "mlxr.h"
 
@@ -37,11 +38,15 @@ typedef struct mlxr_block_q4_0 {
     uint8_t qs[MLXR_QK4_0 / 2];
 } mlxr_block_q4_0;
 
+/* ISA levels, each including the ones below it. */
 typedef enum mlxr_isa {
     MLXR_ISA_SCALAR = 1,
-    MLXR_ISA_AVX2 = 2,   /* AVX2 + FMA + F16C */
-    MLXR_ISA_AVX512 = 3, /* AVX-512 F/BW/DQ/VL */
+    MLXR_ISA_AVX2 = 2,        /* AVX2 + FMA + F16C */
+    MLXR_ISA_AVX512 = 3,      /* AVX-512 F/BW/DQ/VL */
+    MLXR_ISA_AVX512_VNNI = 4, /* + AVX512_VNNI (vpdpbusd: u8 x s8 dot products into int32) */
+    MLXR_ISA_AVX512_BF16 = 5, /* + AVX512_BF16 (vdpbf16ps); every such CPU has VNNI as well */
 } mlxr_isa;
+#define MLXR_ISA_MAX MLXR_ISA_AVX512_BF16
 
 /* Best ISA this CPU and build support. */
 mlxr_isa mlxr_cpu_isa(void);
@@ -114,11 +119,14 @@ typedef struct mlxr_type_kernels {
 
 typedef struct mlxr_kernels {
     mlxr_isa isa;
-    mlxr_type_kernels type[MLXR_DTYPE_COUNT];
+    mlxr_type_kernels type[MLXR_DTYPE_TABLE_SIZE]; /* GGUF and internal types (format/dtype.h) */
 } mlxr_kernels;
 
 /* Fill `k` with the best variants up to `isa` (clamped to what the CPU has). */
 void mlxr_kernels_init(mlxr_kernels *k, mlxr_isa isa);
+/* The MLX affine types' entries (src/kernels/ref/mlx_types.c) for level k->isa; called by
+ * mlxr_kernels_init. */
+void mlxr_kernels_init_mlx(mlxr_kernels *k);
 
 /* ---- reference variants (src/kernels/ref/) ------------------------------------------------ */
 
@@ -244,5 +252,20 @@ void mlxr_quantize_q8_0_avx512(const float *x, void *y, int64_t n);
 void mlxr_vec_dot_q4_k_avx512(int64_t n, float *s, const void *x, const void *y);
 void mlxr_vec_dot_q5_k_avx512(int64_t n, float *s, const void *x, const void *y);
 void mlxr_vec_dot_q6_k_avx512(int64_t n, float *s, const void *x, const void *y);
+
+/* AVX512_VNNI (src/kernels/cpu/vnni_avx512.c) and AVX512_BF16 (bf16_avx512.c) variants */
+void mlxr_vec_dot_q8_0_avx512vnni(int64_t n, float *s, const void *x, const void *y);
+void mlxr_vec_dot_q4_0_avx512vnni(int64_t n, float *s, const void *x, const void *y);
+void mlxr_vec_dot_q4_k_avx512vnni(int64_t n, float *s, const void *x, const void *y);
+void mlxr_vec_dot_q5_k_avx512vnni(int64_t n, float *s, const void *x, const void *y);
+void mlxr_vec_dot_q6_k_avx512vnni(int64_t n, float *s, const void *x, const void *y);
+void mlxr_vec_dot_bf16_avx512bf16(int64_t n, float *s, const void *x, const void *y);
+/* src/kernels/cpu/repack_vnni_avx512.c */
+void mlxr_gemm_q4_0x8_avx512vnni(int64_t n, int64_t nr, int64_t nc, const void *w,
+                                 size_t w_stride, const void *x, size_t x_stride, float *y,
+                                 size_t ldy);
+void mlxr_gemm_q8_0x8_avx512vnni(int64_t n, int64_t nr, int64_t nc, const void *w,
+                                 size_t w_stride, const void *x, size_t x_stride, float *y,
+                                 size_t ldy);
 
 #endif

@@ -17,6 +17,20 @@
  * is the dot of the dequantized weight row with the dequantized int8 activation up to float
  * rounding of a handful of terms per group; its distance from the F32 dot is the activation's
  * int8 rounding only (at most d_k / 2 per element, d_k = max|x| / 127 over the block).
+ *
+ * Native layout (the weight types MLX_Q<bits>_G<group>[_BF16] of format/dtype.h), made at load
+ * from the three arrays by mlxr_mlx_row_to_blocks: one block per group of gs weights,
+ *   { u16 scale; u16 bias; u8 qs[gs * bits / 8]; }   (4 + gs * bits / 8 bytes, 2-byte aligned)
+ * scale and bias in f16, or in bf16 for the _BF16 types: the source file's values, unchanged (a
+ * bf16 value need not fit f16), so the bytes per weight are MLX's own (4-bit group 64: 4.5 bits).
+ * Codes, per 32-weight piece p of the group (bytes [4 * bits * p, 4 * bits * (p + 1)) of qs):
+ *   4 bits: byte j (j < 16) = q[32p + j] | q[32p + 16 + j] << 4   (GGML Q4_0/Q4_1's nibble
+ *           order, not MLX's: one AND gives weights 0..15 of the piece in order, one shift
+ *           16..31, with no interleave in the dot product's inner loop)
+ *   8 bits: byte j = q[32p + j]   (MLX's order)
+ * x[i] = scale * q[i] + bias. The activation type of their products is MLX_A8 (mlxr_mlx_q8
+ * blocks): vec_dot, gemm and to_float sit in the kernel table (kernels.h) like any GGUF type's,
+ * with the arithmetic of mlxr_mlx_affine_dot_q8_ref.
  */
 #ifndef MLXR_KERNELS_MLX_AFFINE_H
 #define MLXR_KERNELS_MLX_AFFINE_H
@@ -111,5 +125,20 @@ void mlxr_mlx_affine_matvec(const mlxr_mlx_matrix *m, const mlxr_mlx_q8 *x, floa
 mlxr_status mlxr_mlx_affine_quantize(const float *x, int64_t n, int bits, int group_size,
                                      mlxr_mlx_scale_type scale_type, uint32_t *w,
                                      uint16_t *scales, uint16_t *biases, mlxr_err *err);
+
+/* ---- native layout (ref/mlx_types.c, cpu/mlx_types_avx2.c) ----------------------------- */
+
+/* The weight type of (bits, group_size, scale_type), or MLXR_DTYPE_COUNT when unsupported. */
+mlxr_dtype mlxr_mlx_dtype(int bits, int group_size, mlxr_mlx_scale_type scale_type);
+/* The parameters of an MLX weight type; false when t is none. Any pointer may be NULL. */
+bool mlxr_mlx_dtype_params(mlxr_dtype t, int *bits, int *group_size,
+                           mlxr_mlx_scale_type *scale_type);
+/* Row `row` (checked) in the native layout of its type: mlxr_dtype_row_size(type, row->n) bytes
+ * at dst (any alignment). */
+void mlxr_mlx_row_to_blocks(const mlxr_mlx_row *row, void *dst);
+
+/* The AVX2 entries of the MLX types (vec_dot, gemm, the MLX_A8 encoder) into t (indexed by
+ * dtype); called by mlxr_kernels_init_mlx at level AVX2 and up. */
+void mlxr_mlx_types_avx2(mlxr_type_kernels *t);
 
 #endif

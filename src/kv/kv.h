@@ -57,6 +57,11 @@ typedef struct mlxr_kv_pool {
     size_t layer_bytes; /* bytes of one block's K (or V) in one layer: BLOCK * row_bytes */
     uint8_t *k;         /* [n_layer][n_block * BLOCK][row_bytes] */
     uint8_t *v;         /* v_trans: [n_layer][kv_dim][n_block * BLOCK] elements, else as k */
+    /* A device backend (CUDA) keeps the rows in its own memory with the same block numbering: the
+     * pool then holds only the bookkeeping (k, v NULL) and block copies go through copy_rows. */
+    bool device_rows;
+    void (*copy_rows)(void *user, int32_t to, int32_t from);
+    void *copy_user;
 
     int32_t *ref;       /* [n_block] sequences holding the block */
     int32_t *free_list; /* [n_block] stack of free blocks */
@@ -85,10 +90,12 @@ static inline int32_t mlxr_kv_blocks_for(int32_t n) {
 }
 
 /* Allocate a pool of n_block blocks of type `type` for n_seq sequences of at most n_ctx
- * positions. Errors: MLXR_ERR_NOMEM, MLXR_ERR_RANGE (sizes overflow), MLXR_ERR_UNSUPPORTED (Q8_0
- * with kv_dim not a multiple of 32). On failure the pool is freed. */
+ * positions; device_rows: no host rows (a device backend holds them and sets copy_rows before
+ * the first truncation). Errors: MLXR_ERR_NOMEM, MLXR_ERR_RANGE (sizes overflow),
+ * MLXR_ERR_UNSUPPORTED (Q8_0 with kv_dim not a multiple of 32). On failure the pool is freed. */
 mlxr_status mlxr_kv_pool_init(mlxr_kv_pool *p, int32_t n_block, int32_t n_layer, int32_t kv_dim,
-                              mlxr_kv_type type, int32_t n_seq, int32_t n_ctx, mlxr_err *err);
+                              mlxr_kv_type type, int32_t n_seq, int32_t n_ctx, bool device_rows,
+                              mlxr_err *err);
 void mlxr_kv_pool_release(mlxr_kv_pool *p);
 
 /* Bytes of one position's kv_dim values in `type`; 0 for an unknown type, or for Q8_0 when

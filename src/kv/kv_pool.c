@@ -54,7 +54,8 @@ size_t mlxr_kv_block_bytes(int32_t n_layer, int32_t kv_dim, mlxr_kv_type type) {
 }
 
 mlxr_status mlxr_kv_pool_init(mlxr_kv_pool *p, int32_t n_block, int32_t n_layer, int32_t kv_dim,
-                              mlxr_kv_type type, int32_t n_seq, int32_t n_ctx, mlxr_err *err) {
+                              mlxr_kv_type type, int32_t n_seq, int32_t n_ctx, bool device_rows,
+                              mlxr_err *err) {
     memset(p, 0, sizeof *p);
     if (mlxr_kv_row_bytes(type, kv_dim) == 0)
         return MLXR_FAIL(err, MLXR_ERR_UNSUPPORTED,
@@ -80,8 +81,11 @@ mlxr_status mlxr_kv_pool_init(mlxr_kv_pool *p, int32_t n_block, int32_t n_layer,
         p->n_bucket <<= 1;
     size_t nb = (size_t)n_block;
     /* calloc: never-written rows are read only behind a probability of exactly 0, never as NaN */
-    p->k = calloc(all, 1);
-    p->v = calloc(all, 1);
+    p->device_rows = device_rows;
+    if (!device_rows) {
+        p->k = calloc(all, 1);
+        p->v = calloc(all, 1);
+    }
     p->ref = calloc(nb, sizeof *p->ref);
     p->free_list = malloc(nb * sizeof *p->free_list);
     p->tokens = calloc(nb * BS, sizeof *p->tokens);
@@ -93,7 +97,7 @@ mlxr_status mlxr_kv_pool_init(mlxr_kv_pool *p, int32_t n_block, int32_t n_layer,
     p->lru_next = malloc(nb * sizeof *p->lru_next);
     p->table = malloc((size_t)n_seq * (size_t)p->max_blocks * sizeof *p->table);
     p->seq_len = calloc((size_t)n_seq, sizeof *p->seq_len);
-    if (!p->k || !p->v || !p->ref || !p->free_list || !p->tokens || !p->hash || !p->hashed ||
+    if ((!device_rows && (!p->k || !p->v)) || !p->ref || !p->free_list || !p->tokens || !p->hash || !p->hashed ||
         !p->hnext || !p->bucket || !p->lru_prev || !p->lru_next || !p->table || !p->seq_len) {
         mlxr_kv_pool_release(p);
         return MLXR_FAIL(err, MLXR_ERR_NOMEM, "out of memory for a KV pool of %d blocks (%zu MiB)",
@@ -254,6 +258,11 @@ void mlxr_kv_seq_clear(mlxr_kv_pool *p, int32_t s) {
 /* Copy block `from` (all layers, K and V, and its tokens) into `to`: byte copies, whatever the
  * type (a Q8_0 row carries its own scales). */
 static void block_copy(mlxr_kv_pool *p, int32_t to, int32_t from) {
+    memcpy(&p->tokens[(size_t)to * BS], &p->tokens[(size_t)from * BS], BS * sizeof *p->tokens);
+    if (p->device_rows) {
+        if (p->copy_rows) p->copy_rows(p->copy_user, to, from);
+        return;
+    }
     const size_t pos = (size_t)p->n_block * BS, row = (size_t)BS * p->v_elt;
     for (int32_t il = 0; il < p->n_layer; il++) {
         const size_t k0 = (size_t)il * pos * p->row_bytes;
@@ -269,7 +278,6 @@ static void block_copy(mlxr_kv_pool *p, int32_t to, int32_t from) {
             memcpy(v + (size_t)to * row, v + (size_t)from * row, row);
         }
     }
-    memcpy(&p->tokens[(size_t)to * BS], &p->tokens[(size_t)from * BS], BS * sizeof *p->tokens);
 }
 
 mlxr_status mlxr_kv_seq_truncate(mlxr_kv_pool *p, int32_t s, int32_t n, mlxr_err *err) {

@@ -44,6 +44,7 @@ mlxr_status mlxr_cuda_forward(mlxr_context *c, const mlxr_batch *b, mlxr_err *er
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "kernels/cuda/act.h"
 #include "kernels/cuda/argmax.h"
@@ -81,9 +82,13 @@ struct mlxr_cuda_ctx {
     mlxr_cuda_mat tok_embd, output;
     bool output_tied;
     float *out_norm;
-    void *k_cache, *v_cache;   /* f16 [n_seq][n_layer][n_ctx][kv_dim] */
-    int64_t layer_stride;      /* n_ctx * kv_dim elements */
-    int64_t seq_stride;        /* n_layer * layer_stride */
+    void *k_cache, *v_cache;   /* f16 [n_layer][pool rows][kv_dim]: the paged pool's rows (kv.h) */
+    int64_t layer_elems;       /* pool rows * kv_dim */
+    int32_t *d_table;          /* device copy of the pool's block tables [n_seq][max_blocks] */
+    int32_t *h_table;          /* pinned staging copy of them */
+    int32_t max_blocks;
+    size_t table_bytes;
+    bool copy_failed;          /* a block copy (copy on write) failed: the cache is not to be trusted */
     mlxr_cuda_att_shape ash;
     float theta_scale;
     int32_t qdim, kv_dim, W, E, F, V; /* W = qdim + 2 kv_dim: a row of Q|K|V */
@@ -98,6 +103,62 @@ struct mlxr_cuda_ctx {
     bool graph_failed;
     bool one_seq;              /* the batch being enqueued has a single sequence */
 };
+
+/*
+ * MLXR_CUDA_PROFILE=1: time every op of the passes that are not graph replays (the graph is then
+ * not used) by synchronizing after it, and print the totals per op and shape to stderr when the
+ * context is freed. A diagnostic for "where does a step go" on machines without Nsight; it
+ * serializes the stream, so the totals overstate small kernels by their launch latency.
+ */
+#define PROF_MAX 64
+typedef struct prof_ent {
+    const char *name;
+    int64_t rows, T;
+    double s;
+    long n;
+} prof_ent;
+static prof_ent prof_tab[PROF_MAX];
+static int prof_n = -1; /* -1: not decided yet; 0: off or empty */
+static double prof_t0;
+
+static bool prof_on(void) {
+    if (prof_n < 0) {
+        const char *v = getenv("MLXR_CUDA_PROFILE");
+        prof_n = v && *v && strcmp(v, "0") ? 0 : -2;
+    }
+    return prof_n >= 0;
+}
+
+static double prof_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static void prof_mark(cudaStream_t st, const char *name, int64_t rows, int64_t T) {
+    cudaStreamSynchronize(st);
+    const double t = prof_now(), dt = t - prof_t0;
+    prof_t0 = t;
+    if (!name) return;
+    int i = 0;
+    while (i < prof_n && !(prof_tab[i].name == name && prof_tab[i].rows == rows && prof_tab[i].T == T)) i++;
+    if (i == prof_n) {
+        if (prof_n == PROF_MAX) return;
+        prof_tab[prof_n++] = (prof_ent){name, rows, T, 0, 0};
+    }
+    prof_tab[i].s += dt;
+    prof_tab[i].n++;
+}
+
+static void prof_print(void) {
+    if (prof_n <= 0) return;
+    fprintf(stderr, "CUDA op profile (synchronized after each op):\n%-22s %8s %6s %8s %10s %9s\n", "op", "rows", "T",
+            "calls", "total ms", "us/call");
+    for (int i = 0; i < prof_n; i++)
+        fprintf(stderr, "%-22s %8lld %6lld %8ld %10.2f %9.1f\n", prof_tab[i].name, (long long)prof_tab[i].rows,
+                (long long)prof_tab[i].T, prof_tab[i].n, 1e3 * prof_tab[i].s, 1e6 * prof_tab[i].s / (double)prof_tab[i].n);
+    prof_n = 0;
+}
 
 int32_t mlxr_gpu_count(void) {
     int n = 0;
@@ -240,12 +301,17 @@ static mlxr_status ctx_init(mlxr_context *c, mlxr_cuda_ctx *g, mlxr_err *err) {
         TRY(upload_vec(&D->ffn_norm, &L->ffn_norm, g->E, err));
     }
 
-    /* KV cache (always f16 on the device) and scratch */
-    g->layer_stride = (int64_t)c->n_ctx * g->kv_dim;
-    g->seq_stride = g->layer_stride * h->n_layer;
-    const size_t kv_bytes = (size_t)c->n_seq * (size_t)g->seq_stride * 2;
+    /* KV cache: the rows of the context's paged pool (F16), the pool's own block numbering; its
+     * size is the pool's, i.e. kv_mem_bytes (or every sequence's full context by default) */
+    const mlxr_kv_pool *P = &c->kv;
+    g->layer_elems = (int64_t)P->n_block * MLXR_CUDA_KV_BLOCK * g->kv_dim;
+    const size_t kv_bytes = (size_t)g->layer_elems * (size_t)h->n_layer * 2;
     TRY(dev_alloc(&g->k_cache, kv_bytes, err, "cudaMalloc(K cache)"));
     TRY(dev_alloc(&g->v_cache, kv_bytes, err, "cudaMalloc(V cache)"));
+    g->max_blocks = P->max_blocks;
+    g->table_bytes = (size_t)P->n_seq * (size_t)P->max_blocks * 4;
+    TRY(dev_alloc((void **)&g->d_table, g->table_bytes, err, "cudaMalloc(block tables)"));
+    MLXR_CUDA_TRY(err, cudaMallocHost((void **)&g->h_table, g->table_bytes));
     const size_t B = (size_t)g->B;
     size_t wide = (size_t)g->E;
     if ((size_t)g->F > wide) wide = (size_t)g->F;
@@ -270,6 +336,7 @@ static mlxr_status ctx_init(mlxr_context *c, mlxr_cuda_ctx *g, mlxr_err *err) {
 }
 
 static void ctx_release(mlxr_cuda_ctx *g) {
+    prof_print();
     if (g->L)
         for (int32_t il = 0; il < g->n_layer; il++) {
             gpu_layer *D = &g->L[il];
@@ -283,14 +350,28 @@ static void ctx_release(mlxr_cuda_ctx *g) {
     free(g->L);
     if (!g->output_tied) mlxr_cuda_mat_free(&g->output);
     mlxr_cuda_mat_free(&g->tok_embd);
-    void *bufs[] = {g->out_norm, g->k_cache, g->v_cache, g->x, g->xn, g->dx, g->qkv, g->att, g->gu,
+    void *bufs[] = {g->out_norm, g->k_cache, g->v_cache, g->d_table, g->x, g->xn, g->dx, g->qkv, g->att, g->gu,
                     g->hb, g->logits, g->part_o, g->part_ml, g->xq, g->xd, g->d_in};
     for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) cudaFree(bufs[i]);
     cudaFreeHost(g->h_in);
+    cudaFreeHost(g->h_table);
     cudaFreeHost(g->h_logits);
     if (g->graph) cudaGraphExecDestroy(g->graph);
     if (g->st) cudaStreamDestroy(g->st);
     free(g);
+}
+
+/* The pool copies block `from` into `to` (copy on write when a sequence is cut inside a shared
+ * block): every layer's K and V rows of the block, device to device, in stream order. */
+static void copy_rows(void *user, int32_t to, int32_t from) {
+    mlxr_cuda_ctx *g = user;
+    const size_t blk = (size_t)MLXR_CUDA_KV_BLOCK * (size_t)g->kv_dim * 2, pitch = (size_t)g->layer_elems * 2;
+    for (int i = 0; i < 2; i++) {
+        uint8_t *base = i ? g->v_cache : g->k_cache;
+        if (cudaMemcpy2DAsync(base + (size_t)to * blk, pitch, base + (size_t)from * blk, pitch, blk,
+                              (size_t)g->n_layer, cudaMemcpyDeviceToDevice, g->st) != cudaSuccess)
+            g->copy_failed = true;
+    }
 }
 
 mlxr_status mlxr_cuda_context_new(mlxr_context *c, int32_t n_gpu_layers, mlxr_err *err) {
@@ -306,6 +387,8 @@ mlxr_status mlxr_cuda_context_new(mlxr_context *c, int32_t n_gpu_layers, mlxr_er
         return st;
     }
     c->gpu = g;
+    c->kv.copy_rows = copy_rows;
+    c->kv.copy_user = g;
     return MLXR_OK;
 }
 
@@ -317,11 +400,13 @@ void mlxr_cuda_context_free(mlxr_context *c) {
 
 /* ---- the pass --------------------------------------------------------------------------------- */
 
-#define LAUNCH(err, call, name)                                                                   \
+#define LAUNCH_ROWS(err, call, name, rows, T)                                                     \
     do {                                                                                          \
         mlxr_status st_ = mlxr_cuda_status((call), (err), name, __FILE__, __LINE__);              \
         if (st_ != MLXR_OK) return st_;                                                           \
+        if (prof_n >= 0) prof_mark(g->st, name, rows, T);                                         \
     } while (0)
+#define LAUNCH(err, call, name) LAUNCH_ROWS(err, call, name, 0, T)
 
 /* What the rows of an op's output hold for the products that read them: `out` (the op writes f32
  * rows, or encodes them directly when every reader takes the same directly-writable encoding),
@@ -334,25 +419,36 @@ typedef struct act_in {
 
 /* The input for n matrices reading the same T rows (f32 rows at f32). */
 static act_in act_for(mlxr_cuda_ctx *g, const mlxr_cuda_mat *w, int n, int32_t T, float *f32) {
-    mlxr_dtype d = mlxr_cuda_enc_direct(mlxr_cuda_act_enc(&w[0], T));
+    const mlxr_cuda_enc e = mlxr_cuda_act_enc(&w[0], T);
+    mlxr_dtype d = mlxr_cuda_enc_direct(e);
+    /* Q8_K is written directly by the ops that can (RMSNorm, SwiGLU; enqueue keeps attention at f32) */
+    if (e == MLXR_CUDA_ENC_Q8_K && mlxr_cuda_fuse_enabled()) d = MLXR_DTYPE_Q8_K;
     for (int i = 1; i < n; i++)
-        if (mlxr_cuda_act_enc(&w[i], T) != mlxr_cuda_act_enc(&w[0], T)) d = MLXR_DTYPE_F32;
-    const int have = d == MLXR_DTYPE_Q8_0 ? MLXR_CUDA_ENC_Q8_0 : d == MLXR_DTYPE_F16 ? MLXR_CUDA_ENC_F16 : -1;
+        if (mlxr_cuda_act_enc(&w[i], T) != e) d = MLXR_DTYPE_F32;
+    const int have = d == MLXR_DTYPE_Q8_0 ? MLXR_CUDA_ENC_Q8_0
+                   : d == MLXR_DTYPE_F16  ? MLXR_CUDA_ENC_F16
+                   : d == MLXR_DTYPE_Q8_K ? MLXR_CUDA_ENC_Q8_K
+                                          : -1;
     return (act_in){{d, f32, g->xq, g->xd}, have};
 }
 
-/* y (row stride ldy) = w . x for T rows, x as `in` holds it (encoded here first if needed). */
+/* y (row stride ldy) = w . x for T rows, x as `in` holds it (encoded here first if needed); or,
+ * with swiglu set, the fused gate|up + SwiGLU product of one row into *swiglu (y unused). */
 static mlxr_status matmul(mlxr_cuda_ctx *g, const mlxr_cuda_mat *w, act_in *in, int32_t T, float *y, int64_t ldy,
-                          mlxr_err *err) {
+                          const mlxr_cuda_out *swiglu, mlxr_err *err) {
     const mlxr_cuda_enc e = mlxr_cuda_act_enc(w, T);
     if (e != MLXR_CUDA_ENC_F32 && in->have != (int)e) {
         if (in->out.type != MLXR_DTYPE_F32)
             return MLXR_FAIL(err, MLXR_ERR_INTERNAL, "CUDA backend: activations held encoded, needed as %d", (int)e);
-        LAUNCH(err, mlxr_encode_cuda(e, in->out.y, w->ne0, T, g->xq, g->xd, g->st), "encode activations");
+        LAUNCH_ROWS(err, mlxr_encode_cuda(e, in->out.y, w->ne0, T, in->out.q, in->out.d, g->st), "encode activations",
+                    w->ne0, T);
         in->have = (int)e;
     }
-    LAUNCH(err, mlxr_matmul_cuda(w, e == MLXR_CUDA_ENC_F32 ? (const void *)in->out.y : g->xq, g->xd, T, y, ldy, g->st),
-           "matmul");
+    const void *x = e == MLXR_CUDA_ENC_F32 ? (const void *)in->out.y : in->out.q;
+    if (swiglu)
+        LAUNCH_ROWS(err, mlxr_matmul_swiglu_cuda(w, x, in->out.d, swiglu, g->st), "matmul + swiglu", w->ne1, T);
+    else
+        LAUNCH_ROWS(err, mlxr_matmul_cuda(w, x, in->out.d, T, y, ldy, g->st), "matmul", w->ne1, T);
     return MLXR_OK;
 }
 
@@ -371,16 +467,16 @@ static mlxr_status enqueue(mlxr_context *c, mlxr_cuda_ctx *g, int32_t T, int32_t
         LAUNCH(err, mlxr_add_rmsnorm_cuda(g->x, il ? g->dx : NULL, L->attn_norm, &in.out, NULL, T, g->E, eps, g->st),
                "rmsnorm");
         for (int i = 0, r0 = 0; i < L->n_qkv; r0 += (int)L->wqkv[i].ne1, i++)
-            TRY(matmul(g, &L->wqkv[i], &in, T, g->qkv + r0, W, err));
+            TRY(matmul(g, &L->wqkv[i], &in, T, g->qkv + r0, W, NULL, err));
         float *q = g->qkv, *k = g->qkv + g->qdim, *v = k + g->kv_dim;
-        const mlxr_cuda_kv kv = {(uint16_t *)g->k_cache + il * g->layer_stride,
-                                 (uint16_t *)g->v_cache + il * g->layer_stride, g->seq_stride, g->kv_dim};
+        const mlxr_cuda_kv kv = {(uint16_t *)g->k_cache + il * g->layer_elems,
+                                 (uint16_t *)g->v_cache + il * g->layer_elems, g->d_table, g->max_blocks, g->kv_dim};
         LAUNCH(err, mlxr_rope_kv_store_cuda(q, k, v, W, h->n_head, h->n_head_kv, h->head_dim, h->n_rot, pos, seq, T,
                                             g->theta_scale, &kv, g->st),
                "rope + kv store");
         /* attention output straight in Wo's encoding when the rows split into whole Q8_0 blocks */
         act_in att_in = act_for(g, &L->wo, 1, T, g->att);
-        if (att_in.out.type == MLXR_DTYPE_Q8_0 && h->head_dim % 32)
+        if ((att_in.out.type == MLXR_DTYPE_Q8_0 && h->head_dim % 32) || att_in.out.type == MLXR_DTYPE_Q8_K)
             att_in = (act_in){{MLXR_DTYPE_F32, g->att, g->xq, g->xd}, -1};
         const mlxr_cuda_out att_out = att_in.out;
         if (g->one_seq && T > ATT_PREFILL_MIN_T && mlxr_attention_prefill_supported_cuda(&g->ash, att_out.type)) {
@@ -397,20 +493,29 @@ static mlxr_status enqueue(mlxr_context *c, mlxr_cuda_ctx *g, int32_t T, int32_t
                        "attention");
             }
         }
-        TRY(matmul(g, &L->wo, &att_in, T, g->dx, g->E, err));
+        TRY(matmul(g, &L->wo, &att_in, T, g->dx, g->E, NULL, err));
         /* FFN block */
         in = act_for(g, L->wgu, L->n_gu, T, g->xn);
         LAUNCH(err, mlxr_add_rmsnorm_cuda(g->x, g->dx, L->ffn_norm, &in.out, NULL, T, g->E, eps, g->st), "rmsnorm");
-        for (int i = 0, r0 = 0; i < L->n_gu; r0 += (int)L->wgu[i].ne1, i++)
-            TRY(matmul(g, &L->wgu[i], &in, T, g->gu + r0, 2 * F, err));
         act_in act = act_for(g, &L->w_down, 1, T, g->hb);
-        LAUNCH(err, mlxr_swiglu_cuda(g->gu, g->gu + F, 2 * F, F, T, &act.out, g->st), "swiglu");
-        TRY(matmul(g, &L->w_down, &act, T, g->dx, g->E, err));
+        if (L->n_gu == 1 && mlxr_cuda_fused_swiglu_enabled() &&
+            mlxr_matmul_swiglu_supported_cuda(&L->wgu[0], T, act.out.type)) {
+            /* gate|up + SwiGLU in one launch (decode); its encoded output goes to the gate|up scratch,
+             * free here, because its input in xq/xd is still being read while it writes */
+            act.out.q = g->gu;
+            act.out.d = g->gu + F;
+            TRY(matmul(g, &L->wgu[0], &in, T, NULL, 0, &act.out, err));
+        } else {
+            for (int i = 0, r0 = 0; i < L->n_gu; r0 += (int)L->wgu[i].ne1, i++)
+                TRY(matmul(g, &L->wgu[i], &in, T, g->gu + r0, 2 * F, NULL, err));
+            LAUNCH(err, mlxr_swiglu_cuda(g->gu, g->gu + F, 2 * F, F, T, &act.out, g->st), "swiglu");
+        }
+        TRY(matmul(g, &L->w_down, &act, T, g->dx, g->E, NULL, err));
     }
     /* last residual add + output norm, only for the rows that want logits */
     act_in in = act_for(g, &g->output, 1, R, g->xn);
     LAUNCH(err, mlxr_add_rmsnorm_cuda(g->x, g->dx, g->out_norm, &in.out, rows, R, g->E, eps, g->st), "rmsnorm");
-    return matmul(g, &g->output, &in, R, g->logits, g->V, err);
+    return matmul(g, &g->output, &in, R, g->logits, g->V, NULL, err);
 }
 
 /* Capture the single-token step once: inputs in, pass, logits out. */
@@ -419,6 +524,9 @@ static mlxr_status capture_step(mlxr_context *c, mlxr_cuda_ctx *g, mlxr_err *err
     MLXR_CUDA_TRY(err, cudaStreamBeginCapture(g->st, cudaStreamCaptureModeThreadLocal));
     mlxr_status st = mlxr_cuda_status(cudaMemcpyAsync(g->d_in, g->h_in, in_bytes, cudaMemcpyHostToDevice, g->st),
                                       err, "cudaMemcpyAsync(batch)", __FILE__, __LINE__);
+    if (st == MLXR_OK)
+        st = mlxr_cuda_status(cudaMemcpyAsync(g->d_table, g->h_table, g->table_bytes, cudaMemcpyHostToDevice, g->st),
+                              err, "cudaMemcpyAsync(block tables)", __FILE__, __LINE__);
     if (st == MLXR_OK) st = enqueue(c, g, 1, 1, err);
     if (st == MLXR_OK)
         st = mlxr_cuda_status(cudaMemcpyAsync(g->h_logits, g->logits, (size_t)g->V * 4, cudaMemcpyDeviceToHost, g->st),
@@ -437,9 +545,59 @@ static mlxr_status capture_step(mlxr_context *c, mlxr_cuda_ctx *g, mlxr_err *err
     return st;
 }
 
+/* One single-token step (a decode step): the captured graph when it works, else plain launches.
+ * The row's inputs are in h_in row 0 and the tables in h_table; logits go to `logits` (n_vocab
+ * floats) when it is not NULL. */
+static mlxr_status step_one(mlxr_context *c, mlxr_cuda_ctx *g, float *logits, mlxr_err *err) {
+    g->one_seq = true;
+    g->h_in[3 * g->B] = 0;
+    if (prof_on()) g->graph_failed = true; /* profiled passes run op by op */
+    if (!g->graph_failed && !g->graph && capture_step(c, g, err) != MLXR_OK) {
+        g->graph_failed = true; /* fall back to plain launches from now on */
+        if (c->m->log) {
+            char msg[MLXR_ERR_MSG_MAX + 64];
+            snprintf(msg, sizeof msg, "CUDA graph capture failed (%s); using plain launches", err ? err->msg : "?");
+            c->m->log(MLXR_LOG_WARN, msg, c->m->log_user);
+        }
+        mlxr_err_clear(err);
+    }
+    if (g->graph) {
+        MLXR_CUDA_TRY(err, cudaGraphLaunch(g->graph, g->st));
+        MLXR_CUDA_TRY(err, cudaStreamSynchronize(g->st));
+        if (logits) memcpy(logits, g->h_logits, (size_t)g->V * 4);
+        return MLXR_OK;
+    }
+    MLXR_CUDA_TRY(err, cudaMemcpyAsync(g->d_in, g->h_in, 4 * (size_t)g->B * 4, cudaMemcpyHostToDevice, g->st));
+    MLXR_CUDA_TRY(err, cudaMemcpyAsync(g->d_table, g->h_table, g->table_bytes, cudaMemcpyHostToDevice, g->st));
+    if (prof_on()) prof_mark(g->st, NULL, 0, 0);
+    TRY(enqueue(c, g, 1, 1, err));
+    MLXR_CUDA_TRY(err, cudaMemcpyAsync(g->h_logits, g->logits, (size_t)g->V * 4, cudaMemcpyDeviceToHost, g->st));
+    MLXR_CUDA_TRY(err, cudaStreamSynchronize(g->st));
+    if (logits) memcpy(logits, g->h_logits, (size_t)g->V * 4);
+    return MLXR_OK;
+}
+
 mlxr_status mlxr_cuda_forward(mlxr_context *c, const mlxr_batch *b, mlxr_err *err) {
     mlxr_cuda_ctx *g = c->gpu;
     const int32_t T = b->n, B = g->B;
+    if (g->copy_failed)
+        return MLXR_FAIL(err, MLXR_ERR_CUDA, "CUDA backend: a KV block copy failed earlier; the cache is unusable");
+    MLXR_CUDA_TRY(err, cudaSetDevice(0));
+    /* the block tables as the pool holds them now (mlxr_decode grew the sequences already) */
+    memcpy(g->h_table, c->kv.table, g->table_bytes);
+    if (T == 1 || c->batch_invariant) {
+        /* Single tokens, and batch_invariant batches row by row: each row then runs exactly the
+         * decode step's kernels, whatever else is in the batch (rows of one sequence come in
+         * position order, so running them one after the other is the causal computation). */
+        for (int32_t i = 0; i < T; i++) {
+            g->h_in[0] = b->token[i];
+            g->h_in[B] = b->pos[i];
+            g->h_in[2 * B] = b->seq[i];
+            const int32_t r = c->logit_row[i];
+            TRY(step_one(c, g, r >= 0 ? c->logits + (size_t)r * g->V : NULL, err));
+        }
+        return MLXR_OK;
+    }
     int32_t R = 0;
     g->one_seq = true;
     for (int32_t i = 0; i < T; i++) {
@@ -450,26 +608,9 @@ mlxr_status mlxr_cuda_forward(mlxr_context *c, const mlxr_batch *b, mlxr_err *er
         if (c->logit_row[i] >= 0) g->h_in[3 * B + c->logit_row[i]] = i;
         if (c->logit_row[i] >= 0) R++;
     }
-    MLXR_CUDA_TRY(err, cudaSetDevice(0));
-    if (T == 1 && R == 1 && !g->graph_failed) {
-        if (!g->graph && capture_step(c, g, err) != MLXR_OK) {
-            g->graph_failed = true; /* fall back to plain launches from now on */
-            if (c->m->log) {
-                char msg[MLXR_ERR_MSG_MAX + 64];
-                snprintf(msg, sizeof msg, "CUDA graph capture failed (%s); using plain launches",
-                         err ? err->msg : "?");
-                c->m->log(MLXR_LOG_WARN, msg, c->m->log_user);
-            }
-            mlxr_err_clear(err);
-        }
-        if (g->graph) {
-            MLXR_CUDA_TRY(err, cudaGraphLaunch(g->graph, g->st));
-            MLXR_CUDA_TRY(err, cudaStreamSynchronize(g->st));
-            memcpy(c->logits, g->h_logits, (size_t)g->V * 4);
-            return MLXR_OK;
-        }
-    }
     MLXR_CUDA_TRY(err, cudaMemcpyAsync(g->d_in, g->h_in, 4 * (size_t)B * 4, cudaMemcpyHostToDevice, g->st));
+    MLXR_CUDA_TRY(err, cudaMemcpyAsync(g->d_table, g->h_table, g->table_bytes, cudaMemcpyHostToDevice, g->st));
+    if (prof_on()) prof_mark(g->st, NULL, 0, 0);
     TRY(enqueue(c, g, T, R, err));
     if (R > 0)
         MLXR_CUDA_TRY(err, cudaMemcpyAsync(c->logits, g->logits, (size_t)R * g->V * 4, cudaMemcpyDeviceToHost, g->st));

@@ -7,13 +7,19 @@
  *     device ops in src/kernels/cuda/ (embed, add+rmsnorm, encode+matmul, rope, kv store,
  *     attention, swiglu, argmax). Those ops take device pointers, sizes and a stream; they know
  *     no model, no context and no file format, exactly like the CPU kernels (kernels.h).
- *   - The KV cache is reached only through mlxr_cuda_kv (kernels/cuda/attention.h): a base
- *     pointer and a sequence stride. A paged cache replaces that addressing (a block table per
- *     sequence) inside the store and attention kernels; the forward function is unchanged.
- *   - Batching is already per-entry: every op takes T batch rows with per-row (token, position,
+ *   - The KV cache is the context's paged pool (src/kv/kv.h): the host keeps the bookkeeping
+ *     (block tables, reference counts, prefix hashes, LRU eviction) and the device keeps the
+ *     rows, F16, numbered like the host's blocks; each pass copies the block tables to the device
+ *     and the store/attention kernels address rows through them (kernels/cuda/attention.h). So
+ *     prefix sharing, truncation (speculative decoding), preemption and eviction work unchanged;
+ *     a copy on write is a device-to-device copy of one block's rows (the pool's copy_rows hook).
+ *     The pool, hence device KV memory, is sized by kv_mem_bytes (the context's budget).
+ *   - Batching is per-entry: every op takes T batch rows with per-row (token, position,
  *     sequence) arrays in device memory, so a scheduler that mixes prefill and decode rows of
  *     many sequences calls the same forward function. Single-token steps are captured once in
- *     a CUDA graph (their shapes never change; positions are read from device memory).
+ *     a CUDA graph (their shapes never change; positions and tables are read from device memory).
+ *     With batch_invariant (and speculative verification), a batch runs row by row as decode
+ *     steps, so each row's logits are exactly those of decoding it alone.
  *   - Numerics follow the CPU engine: activations encoded in the weight type's vec_dot_type
  *     (Q8_0 for Q8_0/Q4_0, Q8_K for the K-quants; prefill batches hold those encodings' values
  *     in f16 for the tensor-core GEMM), F16 KV cache, Q rounded to F16 for Q.K (see

@@ -115,6 +115,8 @@ mlxr_status mlxr_context_new(mlxr_model *m, const mlxr_context_opts *opts, mlxr_
     if (o.kv_type == MLXR_KV_Q8_0 && o.n_gpu_layers != 0) /* CUDA keeps its own F16 cache */
         return MLXR_FAIL(err, MLXR_ERR_UNSUPPORTED,
                          "the CUDA backend supports only an f16 KV cache, not q8_0 (-ngl)");
+    /* the CUDA backend keeps K/V as F16 on the device whatever an F32 request says */
+    if (o.n_gpu_layers != 0) o.kv_type = MLXR_KV_F16;
     /* the pool: kv_mem_bytes worth of blocks, by default every sequence's full context; a
      * smaller type gives smaller blocks, hence more of them in the same bytes */
     const size_t bb = mlxr_kv_block_bytes(h->n_layer, h->n_head_kv * h->head_dim, o.kv_type);
@@ -137,13 +139,13 @@ mlxr_status mlxr_context_new(mlxr_model *m, const mlxr_context_opts *opts, mlxr_
     /* bytes per F16/F32 element; a Q8_0 cache is addressed by rows (kv.row_bytes) only */
     c->kv_elt = o.kv_type == MLXR_KV_F32 ? 4 : o.kv_type == MLXR_KV_F16 ? 2 : 1;
     c->kv_dim = h->n_head_kv * h->head_dim;
-    mlxr_isa isa = o.isa_max > 0 ? (mlxr_isa)o.isa_max : MLXR_ISA_AVX512;
+    mlxr_isa isa = o.isa_max > 0 ? (mlxr_isa)o.isa_max : MLXR_ISA_MAX;
     mlxr_kernels_init(&c->kern, isa);
     mlxr_status st = mlxr_tp_new(o.n_threads, &c->tp, err);
     if (st == MLXR_OK) st = alloc_scratch(c, err);
     if (st == MLXR_OK)
         st = mlxr_kv_pool_init(&c->kv, (int32_t)n_block, h->n_layer, c->kv_dim, c->kv_type,
-                               c->n_seq, c->n_ctx, err);
+                               c->n_seq, c->n_ctx, o.n_gpu_layers != 0 /* rows on the device */, err);
     if (st == MLXR_OK && o.n_gpu_layers != 0) st = mlxr_cuda_context_new(c, o.n_gpu_layers, err); /* CUDA */
     if (st != MLXR_OK) {
         mlxr_context_free(c);

@@ -28,10 +28,10 @@
  *  - Mistral's sliding_window, when below max_position_embeddings, becomes the training context
  *    (full attention equals windowed attention up to the window).
  * F32/F16/BF16 matrices are used in place from the mapping when their rows are 4-byte aligned.
- * MLX 4-bit matrices are repacked exactly into Q4_1 blocks (d = scale, m = bias: the same
- * x = d * q + m, the same codes), so the Q4_1 kernels multiply them; MLX 8-bit matrices are
- * dequantized to F16 at load (no 8-bit-with-offset block type exists yet), as are 4-bit ones whose
- * BF16 scales or biases F16 cannot hold exactly.
+ * MLX 4- and 8-bit matrices keep their quantization: they are copied once into the native MLX
+ * types (MLX_Q<bits>_G<group>[_BF16], layout in kernels/mlx_affine.h: each group's scale and bias
+ * beside its codes, the file's f16/bf16 values and codes unchanged), the same number of bytes as
+ * the file's three arrays; the embedding rows are dequantized one at a time as tokens need them.
  */
 #ifndef MLXR_MODEL_HF_H
 #define MLXR_MODEL_HF_H

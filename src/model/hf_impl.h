@@ -36,6 +36,10 @@ bool mlxr_hf_join(const mlxr_hf *h, const char *name, char *buf, size_t cap);
 mlxr_status mlxr_hf_open_shards(mlxr_hf *h, mlxr_err *err);
 /* Tensor `name` from whichever shard holds it, or NULL. */
 const mlxr_st_tensor *mlxr_hf_find(const mlxr_hf *h, const char *name);
+/* The native MLX type (kernels/mlx_affine.h) that layer `prefix` (P of P.weight / P.scales)
+ * loads as, from config.json's quantization and the scales' dtype; MLXR_DTYPE_COUNT when the layer
+ * is not a supported MLX triple. */
+mlxr_dtype mlxr_hf_mlx_type(const mlxr_hf *h, const char *prefix);
 /* Bind every weight of m (hyperparameters in m->info already checked). */
 mlxr_status mlxr_hf_bind_weights(mlxr_model *m, mlxr_hf *h, mlxr_err *err);
 

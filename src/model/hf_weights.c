@@ -8,9 +8,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "format/dtype.h"
-#include "kernels/blocks.h"
 #include "kernels/mlx_affine.h"
 #include "util/err.h"
 #include "util/fp16.h"
@@ -217,54 +218,37 @@ static mlxr_status quant_params(const mlxr_hf *h, const char *prefix, int *bits,
     return MLXR_OK;
 }
 
-/* The MLX row r of a checked triple as kernels/mlx_affine.h wants it. */
-static mlxr_mlx_row mlx_row(const mlxr_mlx_matrix *mm, int64_t r) {
-    return mlxr_mlx_matrix_row(mm, r);
+mlxr_dtype mlxr_hf_mlx_type(const mlxr_hf *h, const char *prefix) {
+    char sname[160];
+    snprintf(sname, sizeof sname, "%s.scales", prefix);
+    const mlxr_st_tensor *ts = mlxr_hf_find(h, sname);
+    int bits = 0, gs = 0;
+    mlxr_err e = {0};
+    if (!ts || (ts->dtype != MLXR_ST_F16 && ts->dtype != MLXR_ST_BF16) ||
+        quant_params(h, prefix, &bits, &gs, &e) != MLXR_OK)
+        return MLXR_DTYPE_COUNT;
+    return mlxr_mlx_dtype(bits, gs,
+                          ts->dtype == MLXR_ST_F16 ? MLXR_MLX_SCALE_F16 : MLXR_MLX_SCALE_BF16);
 }
 
-/* All F16 scale/bias values of a BF16 matrix survive the trip to F16 (then Q4_1 is exact). */
-static bool bf16_fits_f16(const uint16_t *v, size_t n) {
-    for (size_t i = 0; i < n; i++) {
-        uint16_t u;
-        memcpy(&u, &v[i], 2);
-        float f = mlxr_bf16_to_fp32(u);
-        if (mlxr_fp16_to_fp32(mlxr_fp32_to_fp16(f)) != f) return false;
-    }
-    return true;
+/* Give back the file pages wholly inside [p, p + n) of a shard's read-only map (MADV_DONTNEED:
+ * they page back in from the file if read again, which the forward pass never does once the
+ * native copy exists), so the process holds one copy of the weights, not two. */
+static void drop_pages(const void *p, size_t n) {
+    const long pg = sysconf(_SC_PAGESIZE);
+    if (pg <= 0) return;
+    const uintptr_t a = ((uintptr_t)p + (uintptr_t)pg - 1) / (uintptr_t)pg * (uintptr_t)pg;
+    const uintptr_t e = ((uintptr_t)p + n) / (uintptr_t)pg * (uintptr_t)pg;
+    if (e > a) (void)madvise((void *)a, e - a, MADV_DONTNEED);
 }
 
-static uint16_t to_f16(mlxr_mlx_scale_type t, uint16_t v) {
-    return t == MLXR_MLX_SCALE_F16 ? v : mlxr_fp32_to_fp16(mlxr_bf16_to_fp32(v));
-}
-
-/* 4-bit rows into Q4_1 blocks: block k of a row covers elements 32k..32k+31, inside one group. */
-static void repack_q4_1(const mlxr_mlx_matrix *mm, const want *w, mlxr_block_q4_1 *out) {
-    const int64_t nb = w->cols / 32;
-    for (int64_t r = 0; r < w->rows; r++) {
-        mlxr_mlx_row row = mlx_row(mm, src_row(w, r));
-        for (int64_t k = 0; k < nb; k++) {
-            mlxr_block_q4_1 *b = &out[r * nb + k];
-            const int64_t g = k * 32 / mm->group_size;
-            b->d = to_f16(mm->scale_type, row.scales[g]);
-            b->m = to_f16(mm->scale_type, row.biases[g]);
-            /* 8 codes per word, first in the low bits; block k starts at word 4k */
-            uint8_t c[32];
-            for (int i = 0; i < 32; i++) c[i] = (row.w[4 * k + i / 8] >> (4 * (i % 8))) & 0xF;
-            for (int i = 0; i < 16; i++) b->qs[i] = (uint8_t)(c[i] | c[i + 16] << 4);
-        }
-    }
-}
-
-/* Any checked matrix dequantized to F16 rows. */
-static void dequant_f16(const mlxr_mlx_matrix *mm, const want *w, uint16_t *out, float *tmp) {
-    for (int64_t r = 0; r < w->rows; r++) {
-        mlxr_mlx_row row = mlx_row(mm, src_row(w, r));
-        mlxr_mlx_affine_dequant_ref(&row, tmp);
-        for (int64_t i = 0; i < w->cols; i++)
-            out[r * w->cols + i] = mlxr_fp32_to_fp16(tmp[i]);
-    }
-}
-
+/*
+ * An MLX triple in its native type (kernels/mlx_affine.h: one block per group, scale, bias and
+ * codes together, scales kept in the file's f16 or bf16), rows permuted as q/k need: the same
+ * bytes as the three arrays, so the model holds MLX's own bits per weight. The copy is made once
+ * at load (the products want each group's scale next to its codes); the file map's pages are not
+ * touched again.
+ */
 static mlxr_status bind_mlx(mlxr_hf *h, const want *w, const char *name, const mlxr_st_tensor *t,
                             const mlxr_st_tensor *ts, mlxr_weight *out, mlxr_err *err) {
     int bits = 0, gs = 0;
@@ -285,41 +269,37 @@ static mlxr_status bind_mlx(mlxr_hf *h, const want *w, const char *name, const m
         return shape_error(sname, ts, w->rows, groups, "F16/BF16", err);
     if (tb->dtype != ts->dtype || !is_2d(tb, w->rows, groups))
         return shape_error(bname, tb, w->rows, groups, mlxr_st_dtype_name(ts->dtype), err);
-    /* the kernels read words and halves directly: copy misaligned data first */
-    const void *pw = t->data, *ps = ts->data, *pb = tb->data;
+    const mlxr_mlx_scale_type sct =
+        ts->dtype == MLXR_ST_F16 ? MLXR_MLX_SCALE_F16 : MLXR_MLX_SCALE_BF16;
+    const mlxr_dtype type = mlxr_mlx_dtype(bits, gs, sct);
+    const size_t row_bytes = mlxr_dtype_row_size(type, w->cols);
+    uint8_t *q = malloc((size_t)w->rows * row_bytes);
+    if ((st = mlxr_hf_own(h, q, err)) != MLXR_OK) return st;
+    /* mlxr_mlx_row holds typed pointers: words or halves that the file does not align (its
+     * header length decides) go through a temporary aligned copy */
+    const void *p[3] = {t->data, ts->data, tb->data};
     const mlxr_st_tensor *src[3] = {t, ts, tb};
-    const void **dst[3] = {&pw, &ps, &pb};
+    void *tmp[3] = {NULL, NULL, NULL};
     for (int i = 0; i < 3; i++) {
         if ((uintptr_t)src[i]->data % (i ? 2 : 4) == 0) continue;
-        void *c = malloc(src[i]->nbytes);
-        if ((st = mlxr_hf_own(h, c, err)) != MLXR_OK) return st;
-        memcpy(c, src[i]->data, src[i]->nbytes);
-        *dst[i] = c;
+        if (!(tmp[i] = malloc(src[i]->nbytes))) {
+            for (int k = 0; k < i; k++) free(tmp[k]);
+            return MLXR_FAIL(err, MLXR_ERR_NOMEM, "out of memory for '%s'", name);
+        }
+        memcpy(tmp[i], src[i]->data, src[i]->nbytes);
+        p[i] = tmp[i];
     }
-    mlxr_mlx_matrix mm = {bits, gs,
-                          ts->dtype == MLXR_ST_F16 ? MLXR_MLX_SCALE_F16 : MLXR_MLX_SCALE_BF16,
-                          w->rows, w->cols, pw, ps, pb};
-    const size_t n = (size_t)w->rows * (size_t)w->cols;
-    if (bits == 4 && (mm.scale_type == MLXR_MLX_SCALE_F16 ||
-                      (bf16_fits_f16(mm.scales, (size_t)(w->rows * groups)) &&
-                       bf16_fits_f16(mm.biases, (size_t)(w->rows * groups))))) {
-        mlxr_block_q4_1 *q = malloc(n / 32 * sizeof *q);
-        if ((st = mlxr_hf_own(h, q, err)) != MLXR_OK) return st;
-        repack_q4_1(&mm, w, q);
-        set_weight(out, name, q, MLXR_DTYPE_Q4_1, w->cols, w->rows);
-        return MLXR_OK;
+    const mlxr_mlx_matrix mm = {bits, gs, sct, w->rows, w->cols, p[0], p[1], p[2]};
+    for (int64_t r = 0; r < w->rows; r++) {
+        const mlxr_mlx_row row = mlxr_mlx_matrix_row(&mm, src_row(w, r));
+        mlxr_mlx_row_to_blocks(&row, q + (size_t)r * row_bytes);
     }
-    uint16_t *f = malloc(n * sizeof *f);
-    float *tmp = malloc((size_t)w->cols * sizeof *tmp);
-    if (!tmp) {
-        free(f);
-        return MLXR_FAIL(err, MLXR_ERR_NOMEM, "out of memory for '%s'", name);
+    for (int i = 0; i < 3; i++) {
+        free(tmp[i]);
+        drop_pages(src[i]->data, src[i]->nbytes);
     }
-    st = mlxr_hf_own(h, f, err);
-    if (st == MLXR_OK) dequant_f16(&mm, w, f, tmp);
-    free(tmp);
-    if (st == MLXR_OK) set_weight(out, name, f, MLXR_DTYPE_F16, w->cols, w->rows);
-    return st;
+    set_weight(out, name, q, type, w->cols, w->rows);
+    return MLXR_OK;
 }
 
 static mlxr_status bind_matrix(mlxr_hf *h, const want *w, mlxr_weight *out, mlxr_err *err) {

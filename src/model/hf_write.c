@@ -82,6 +82,13 @@ static mlxr_status make_plan(const mlxr_hf *in, int bits, int gs, plan *p, mlxr_
     mlxr_status st = MLXR_OK;
     for (size_t i = 0; i < n && st == MLXR_OK; i++) {
         const mlxr_st_tensor *t = all[i];
+        if (suffix(t->name, ".scales")) { /* its triples would be copied under a new config */
+            st = MLXR_FAIL(err, MLXR_ERR_UNSUPPORTED,
+                           "'%s' is already MLX-quantized (tensor '%s'); convert needs a "
+                           "directory of F16/BF16 weights",
+                           in->dir, t->name);
+            break;
+        }
         out_tensor o = {.src = t, .part = -1, .dtype = mlxr_st_dtype_name(t->dtype),
                         .n_dims = t->n_dims, .nbytes = t->nbytes};
         if (!quantizable(t, gs)) {

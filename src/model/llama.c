@@ -266,7 +266,7 @@ static void ffn_block(mlxr_context *c, const mlxr_batch *b, int32_t il) {
     const int32_t T = b->n, F = h->n_ff;
     norm_encode_for(c, &L->w_gate, c->x, &L->ffn_norm, c->xb, T);
     const mlxr_dtype dt = vdt(c, &L->w_down);
-    const mlxr_dtype_traits *dtr = mlxr_dtype_get(dt);
+    const mlxr_dtype_traits *dtr = mlxr_dtype_traits_of(dt); /* MLX_A8 is an internal type */
     if (vdt(c, &L->w_up) == vdt(c, &L->w_gate) && dtr && F % dtr->blck_size == 0) {
         /* gate, up, SwiGLU and the down input's encoding (into xq2: xq is still being read) in
          * one pass */

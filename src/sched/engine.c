@@ -95,9 +95,6 @@ mlxr_status mlxr_engine_new(mlxr_model *m, const mlxr_engine_opts *opts, mlxr_en
         free(e);
         return st;
     }
-    /* the CUDA backend keeps its own contiguous per-sequence cache on the device: sharing pool
-     * blocks between sequences would not share its device rows */
-    if (e->c->gpu) e->o.no_prefix_cache = true;
     e->n_ctx = e->c->n_ctx;
     e->n_seq = e->c->n_seq;
     e->n_batch = e->c->n_batch;

@@ -6,7 +6,7 @@
  *   - activation encodings (Q8_0, Q8_K and their f16 forms), embedding lookup (every weight type,
  *     K-quants included), KV store (f16 rounding), argmax: exact (same arithmetic, same
  *     rounding: byte/bit equality).
- *   - matrix products on CUDA cores (decode, batches of up to 8): |y - ref| <= 1e-5 * sum_i
+ *   - matrix products on CUDA cores (decode, batches of up to 32): |y - ref| <= 1e-5 * sum_i
  *     |w_i x_i| + 1e-6 against the CPU path's encode + vec_dot_ref. The integer block sums are
  *     exact; only the order of the f32 additions differs (the reference adds float dot products
  *     in double for F16/F32, the device in f32).
@@ -14,7 +14,13 @@
  *     against sum f16(w_i) * f16(x_i) in double, w_i the reference dequantization and x_i the
  *     CPU encoding's values (f32 sums in the tensor cores' order).
  *   - RMSNorm, softmax, SwiGLU: relative 2e-6 (one or two ulp: double sums in another order,
- *     device expf within 2 ulp of glibc's).
+ *     device expf within 2 ulp of glibc's); their Q8_0/Q8_K outputs: the reference quantization
+ *     of the reference values, a quant one step off allowed for 1 in 1000 (values on a rounding
+ *     boundary).
+ *   - fused gate|up + SwiGLU (decode): bit-identical to the product followed by SwiGLU, and within
+ *     the product's tolerance propagated through silu(g) * u of the CPU reference.
+ *   - the decode chain on one stream with programmatic dependent launch: bit-identical to the
+ *     same launches with a sync after each.
  *   - RoPE: absolute 2e-5 on values of size ~1 (cosf/sinf of angles up to ~4000 rad, 2 ulp).
  *   - attention (split and prefill kernels): absolute 2e-5 against a double-precision reference of
  *     softmax(f16(q).K) V.
@@ -32,7 +38,9 @@
 #include "kernels/cuda/matvec.h"
 #include "kernels/cuda/norm.h"
 #include "kernels/cuda/rope.h"
+#include "format/dtype.h"
 #include "kernels/kernels.h"
+#include "kernels/mlx_affine.h"
 #include "kernels/ops.h"
 #include "util/fp16.h"
 
@@ -261,7 +269,7 @@ static void test_matmul_case(mlxr_dtype type, int64_t ne0, int64_t ne1, int32_t 
     const mlxr_cuda_enc e = bm ? (type == MLXR_DTYPE_F16 ? MLXR_CUDA_ENC_F16
                                   : is_kquant(type)     ? MLXR_CUDA_ENC_F16_Q8_K : MLXR_CUDA_ENC_F16_Q8_0)
                                : mlxr_cuda_act_enc(&m, T);
-    const bool gemm = bm || (T > 8 && mlxr_gemm_supported_cuda(type, ne0));
+    const bool gemm = bm || (T > MLXR_CUDA_GEMM_MIN_T && mlxr_gemm_supported_cuda(type, ne0));
     float *dx = dev_from(x, (size_t)(ne0 * T) * 4);
     void *dq = dev_from(NULL, (size_t)(ne0 * T) * 2);
     float *dd = dev_from(NULL, (size_t)(ne0 * T / 32 + 1) * 4);
@@ -343,10 +351,16 @@ static void test_matmul(void) {
     for (size_t i = 0; i < sizeof types / sizeof *types; i++) {
         const mlxr_dtype t = types[i];
         const int64_t k = is_kquant(t) ? 256 : 32; /* the block size */
-        test_matmul_case(t, 256, 37, 1, 0);          /* rows not a multiple of the tile */
-        test_matmul_case(t, 4096 + k, 64, 1, 0);     /* row length not a multiple of 512 */
+        for (int rows = 2; rows <= 8; rows *= 2) { /* every decode block shape (2, 4, 8 rows) */
+            mlxr_matvec_rows_cuda(rows);
+            test_matmul_case(t, 256, 37, 1, 0);      /* rows not a multiple of the tile */
+            test_matmul_case(t, 4096 + k, 64, 1, 0); /* row length not a multiple of 512 */
+        }
+        mlxr_matvec_rows_cuda(0);
         test_matmul_case(t, 1024, 50, 7, 0);         /* batched CUDA-core path, tokens not a multiple of 8 */
-        test_matmul_case(t, 1024, 50, 13, 0);        /* prefill path, one partial tile */
+        test_matmul_case(t, 1024, 50, 13, 0);        /* batched CUDA-core path, two token tiles */
+        test_matmul_case(t, 1024, 50, 32, 0);        /* the largest batch on CUDA cores */
+        test_matmul_case(t, 1024, 50, 40, 0);        /* prefill path, one partial tile */
         test_matmul_case(t, 4096, 200, 70, 0);       /* several row tiles, partial at both ends */
         test_matmul_case(t, k, 70, 20, 0);           /* a single block per row */
         test_matmul_case(t, 1024, 72, 300, 0);       /* several token tiles, partial last tile */
@@ -367,6 +381,197 @@ static void test_matmul(void) {
           "Q8_0 row of 48 must be unsupported");
     CHECK(mlxr_cuda_mat_upload(&m, MLXR_DTYPE_Q4_K, "", 128, 1, 72, &err) == MLXR_ERR_UNSUPPORTED,
           "Q4_K row of 128 must be unsupported");
+}
+
+/*
+ * The fused gate|up + SwiGLU decode product (mlxr_matmul_swiglu_cuda) on a [2n][ne0] matrix:
+ *   - bit-identical to mlxr_matmul_cuda into a [2n] row followed by mlxr_swiglu_cuda (both checked
+ *     against the CPU reference by test_matmul and test_softmax_swiglu), for every output type
+ *     and every decode block shape, twice in a row (the group counters reset themselves);
+ *   - its f32 output against the CPU reference silu(g) * u of the engine's encode + vec_dot_ref
+ *     sums g, u: each sum is within 1e-5 of its sum |w x| (G, U; see test_matmul_case) and
+ *     |silu'| <= 1.1, so |h - ref| <= 2e-5 (|u| G + (|g| + 1) U) + 1e-6.
+ */
+static void test_matmul_swiglu_case(mlxr_dtype type, int64_t ne0, int64_t n) {
+    const char *tn = mlxr_dtype_name(type);
+    float *w = rand_f32(ne0 * 2 * n, -1, 1), *x = rand_f32(ne0, -2, 2);
+    size_t rb;
+    uint8_t *rows = make_rows(type, w, ne0, 2 * n, &rb);
+    mlxr_cuda_mat m;
+    mlxr_err err = {0};
+    if (mlxr_cuda_mat_upload(&m, type, rows, ne0, 2 * n, rb, &err) != MLXR_OK) {
+        CHECK(false, "upload %s: %s", tn, err.msg);
+        free(w), free(x), free(rows);
+        return;
+    }
+    const mlxr_cuda_enc e = mlxr_cuda_act_enc(&m, 1);
+    float *dx = dev_from(x, (size_t)ne0 * 4);
+    void *dq = dev_from(NULL, (size_t)ne0 * 2);
+    float *dd = dev_from(NULL, (size_t)(ne0 / 32 + 1) * 4);
+    synced(mlxr_encode_cuda(e, dx, ne0, 1, dq, dd, 0), "encode");
+    const void *xin = e == MLXR_CUDA_ENC_F32 ? (const void *)dx : dq;
+    float *dgu = dev_from(NULL, (size_t)(2 * n) * 4), *dy = dev_from(NULL, (size_t)n * 4);
+    float *dy2 = dev_from(NULL, (size_t)n * 4);
+    void *oq = dev_from(NULL, (size_t)n * 2), *oq2 = dev_from(NULL, (size_t)n * 2);
+    float *od = dev_from(NULL, (size_t)(n / 32) * 4), *od2 = dev_from(NULL, (size_t)(n / 32) * 4);
+    uint8_t *h1 = malloc((size_t)n * 4), *h2 = malloc((size_t)n * 4);
+    const mlxr_dtype outs[4] = {MLXR_DTYPE_F32, MLXR_DTYPE_F16, MLXR_DTYPE_Q8_0, MLXR_DTYPE_Q8_K};
+    int bad = 0, runs = 0;
+    for (int rows_pb = 2; rows_pb <= 8; rows_pb *= 2) {
+        mlxr_matvec_rows_cuda(rows_pb);
+        for (int k = 0; k < 4; k++) {
+            const mlxr_dtype ot = outs[k];
+            if (!mlxr_matmul_swiglu_supported_cuda(&m, 1, ot)) continue;
+            const mlxr_cuda_out o1 = {ot, dy, oq, od}, o2 = {ot, dy2, oq2, od2};
+            synced(mlxr_matmul_cuda(&m, xin, dd, 1, dgu, 2 * n, 0), "gate|up");
+            synced(mlxr_swiglu_cuda(dgu, dgu + n, 2 * n, n, 1, &o1, 0), "swiglu");
+            for (int rep = 0; rep < 2; rep++) {
+                cudaMemset(dy2, 0, (size_t)n * 4);
+                cudaMemset(oq2, 0, (size_t)n * 2);
+                synced(mlxr_matmul_swiglu_cuda(&m, xin, dd, &o2, 0), "gate|up + swiglu");
+                runs++;
+                const size_t qbytes = ot == MLXR_DTYPE_F16 ? (size_t)n * 2 : (size_t)n;
+                if (ot == MLXR_DTYPE_F32 || ot == MLXR_DTYPE_Q8_K) { /* f32 values (Q8_K: both keep them) */
+                    to_host(h1, dy, (size_t)n * 4);
+                    to_host(h2, dy2, (size_t)n * 4);
+                    bad += memcmp(h1, h2, (size_t)n * 4) != 0;
+                }
+                if (ot != MLXR_DTYPE_F32) {
+                    to_host(h1, oq, qbytes);
+                    to_host(h2, oq2, qbytes);
+                    bad += memcmp(h1, h2, qbytes) != 0;
+                }
+                if (ot == MLXR_DTYPE_Q8_0 || ot == MLXR_DTYPE_Q8_K) {
+                    const size_t nd = (size_t)(ot == MLXR_DTYPE_Q8_0 ? n / 32 : n / 256) * 4;
+                    to_host(h1, od, nd);
+                    to_host(h2, od2, nd);
+                    bad += memcmp(h1, h2, nd) != 0;
+                }
+                if (bad) {
+                    CHECK(false, "gate|up + swiglu %s -> %s, %d rows per block, launch %d: not product + swiglu",
+                          tn, mlxr_dtype_name(ot), rows_pb, rep);
+                    break;
+                }
+            }
+        }
+    }
+    mlxr_matvec_rows_cuda(0);
+    /* f32 output against the CPU reference */
+    const mlxr_cuda_out of = {MLXR_DTYPE_F32, dy2, NULL, NULL};
+    synced(mlxr_matmul_swiglu_cuda(&m, xin, dd, &of, 0), "gate|up + swiglu f32");
+    float *y = malloc((size_t)n * 4);
+    to_host(y, dy2, (size_t)n * 4);
+    const mlxr_dtype vt = type == MLXR_DTYPE_Q8_0 || type == MLXR_DTYPE_Q4_0 ? MLXR_DTYPE_Q8_0
+                        : is_kquant(type) ? MLXR_DTYPE_Q8_K : type;
+    size_t xrb;
+    uint8_t *xenc = make_rows(vt, x, ne0, 1, &xrb);
+    float *wd = malloc((size_t)ne0 * 4), *xd = malloc((size_t)ne0 * 4);
+    dec_of(vt)(xenc, xd, ne0);
+    double worst = 0;
+    int rbad = 0;
+    for (int64_t j = 0; j < n; j++) {
+        float gs, us;
+        double mg = 0, mu = 0;
+        dot_of(type)(ne0, &gs, rows + (size_t)j * rb, xenc);
+        dot_of(type)(ne0, &us, rows + (size_t)(n + j) * rb, xenc);
+        dec_of(type)(rows + (size_t)j * rb, wd, ne0);
+        for (int64_t i = 0; i < ne0; i++) mg += fabs((double)wd[i] * xd[i]);
+        dec_of(type)(rows + (size_t)(n + j) * rb, wd, ne0);
+        for (int64_t i = 0; i < ne0; i++) mu += fabs((double)wd[i] * xd[i]);
+        float href = gs;
+        mlxr_swiglu_f32_ref(&href, &us, 1);
+        const double tol = 2e-5 * (fabs((double)us) * mg + (fabs((double)gs) + 1.0) * mu) + 1e-6;
+        const double d = fabs((double)y[j] - href);
+        worst = fmax(worst, d / tol);
+        if (d > tol && rbad++ < 3)
+            CHECK(false, "gate|up + swiglu %s output %lld: %.7g vs ref %.7g", tn, (long long)j, (double)y[j],
+                  (double)href);
+    }
+    fprintf(stderr,
+            "  gate|up + swiglu %-4s %lld x %lld: %d fused launches identical to product + swiglu; "
+            "vs CPU ref %.2f of tolerance\n",
+            tn, (long long)(2 * n), (long long)ne0, runs, worst);
+    mlxr_cuda_mat_free(&m);
+    void *dbufs[] = {dx, dq, dd, dgu, dy, dy2, oq, oq2, od, od2};
+    for (size_t i = 0; i < sizeof dbufs / sizeof *dbufs; i++) cudaFree(dbufs[i]);
+    free(w), free(x), free(rows), free(h1), free(h2), free(y), free(xenc), free(wd), free(xd);
+}
+
+static void test_matmul_swiglu(void) {
+    test_matmul_swiglu_case(MLXR_DTYPE_Q4_0, 4096, 512);
+    test_matmul_swiglu_case(MLXR_DTYPE_Q8_0, 1024, 256 + 32);
+    test_matmul_swiglu_case(MLXR_DTYPE_F16, 1024, 264);
+    test_matmul_swiglu_case(MLXR_DTYPE_F32, 512, 256);
+    test_matmul_swiglu_case(MLXR_DTYPE_Q4_K, 2048, 512);
+    test_matmul_swiglu_case(MLXR_DTYPE_Q6_K, 1024, 256);
+    mlxr_err err = {0};
+    mlxr_cuda_mat m;
+    float *w = rand_f32(256 * 100, -1, 1);
+    size_t rb;
+    uint8_t *rows = make_rows(MLXR_DTYPE_Q8_0, w, 256, 100, &rb);
+    if (mlxr_cuda_mat_upload(&m, MLXR_DTYPE_Q8_0, rows, 256, 100, rb, &err) == MLXR_OK) {
+        CHECK(!mlxr_matmul_swiglu_supported_cuda(&m, 1, MLXR_DTYPE_Q8_0), "n = 50 is not whole Q8_0 groups");
+        CHECK(!mlxr_matmul_swiglu_supported_cuda(&m, 2, MLXR_DTYPE_F32), "decode only");
+        mlxr_cuda_mat_free(&m);
+    }
+    free(w);
+    free(rows);
+}
+
+/*
+ * The FFN half of a decode step, 6 times over, on a non-blocking stream with no host syncs (so
+ * with programmatic dependent launch the kernels overlap their neighbours as in the CUDA graph):
+ * add+RMSNorm -> Q8_0, fused gate|up + SwiGLU -> Q8_0, down product; the same with a stream sync
+ * after every launch must give bit-identical x.
+ */
+static void test_pdl_chain(void) {
+    const int64_t n = 1024, F = 2048;
+    const int steps = 6;
+    float *wg = rand_f32(n * 2 * F, -1, 1), *wdn = rand_f32(F * n, -1, 1), *x = rand_f32(n, -2, 2);
+    float *g = rand_f32(n, 0.5f, 1.5f);
+    size_t rb1, rb2;
+    uint8_t *r1 = make_rows(MLXR_DTYPE_Q4_0, wg, n, 2 * F, &rb1), *r2 = make_rows(MLXR_DTYPE_Q4_0, wdn, F, n, &rb2);
+    mlxr_cuda_mat mgu, mdn;
+    mlxr_err err = {0};
+    if (mlxr_cuda_mat_upload(&mgu, MLXR_DTYPE_Q4_0, r1, n, 2 * F, rb1, &err) != MLXR_OK ||
+        mlxr_cuda_mat_upload(&mdn, MLXR_DTYPE_Q4_0, r2, F, n, rb2, &err) != MLXR_OK) {
+        CHECK(false, "upload: %s", err.msg);
+        return;
+    }
+    cudaStream_t st;
+    cudaStreamCreateWithFlags(&st, cudaStreamNonBlocking);
+    float *dg = dev_from(g, (size_t)n * 4), *dxx = dev_from(NULL, (size_t)n * 4), *ddx = dev_from(NULL, (size_t)n * 4);
+    float *dxn = dev_from(NULL, (size_t)n * 4), *dh = dev_from(NULL, (size_t)F * 4);
+    void *xq = dev_from(NULL, (size_t)n), *hq = dev_from(NULL, (size_t)F);
+    float *xd = dev_from(NULL, (size_t)n / 32 * 4), *hd = dev_from(NULL, (size_t)F / 32 * 4);
+    float *res[2];
+    for (int mode = 0; mode < 2; mode++) {
+        cudaMemcpy(dxx, x, (size_t)n * 4, cudaMemcpyHostToDevice);
+        cudaError_t e = cudaSuccess;
+        const mlxr_cuda_out ox = {MLXR_DTYPE_Q8_0, dxn, xq, xd}, oh = {MLXR_DTYPE_Q8_0, dh, hq, hd};
+        for (int s = 0; s < steps && e == cudaSuccess; s++) {
+            e = mlxr_add_rmsnorm_cuda(dxx, s ? ddx : NULL, dg, &ox, NULL, 1, n, 1e-5f, st);
+            if (mode && e == cudaSuccess) e = cudaStreamSynchronize(st);
+            if (e == cudaSuccess) e = mlxr_matmul_swiglu_cuda(&mgu, xq, xd, &oh, st);
+            if (mode && e == cudaSuccess) e = cudaStreamSynchronize(st);
+            if (e == cudaSuccess) e = mlxr_matmul_cuda(&mdn, hq, hd, 1, ddx, n, st);
+            if (mode && e == cudaSuccess) e = cudaStreamSynchronize(st);
+        }
+        if (e == cudaSuccess) e = cudaStreamSynchronize(st);
+        CHECK(e == cudaSuccess, "decode chain (mode %d): %s", mode, cudaGetErrorString(e));
+        res[mode] = malloc((size_t)n * 8);
+        to_host(res[mode], dxx, (size_t)n * 4);
+        to_host(res[mode] + n, ddx, (size_t)n * 4);
+    }
+    CHECK(!memcmp(res[0], res[1], (size_t)n * 8), "decode chain without syncs differs from the synced one");
+    fprintf(stderr, "  decode chain (rmsnorm, gate|up + swiglu, down) x %d on one stream, PDL %s: as synced\n",
+            steps, mlxr_cuda_pdl_enabled() ? "on" : "off");
+    cudaStreamDestroy(st);
+    mlxr_cuda_mat_free(&mgu);
+    mlxr_cuda_mat_free(&mdn);
+    void *dbufs[] = {dg, dxx, ddx, dxn, dh, xq, hq, xd, hd};
+    for (size_t i = 0; i < sizeof dbufs / sizeof *dbufs; i++) cudaFree(dbufs[i]);
+    free(wg), free(wdn), free(x), free(g), free(r1), free(r2), free(res[0]), free(res[1]);
 }
 
 /* ---- float ops ------------------------------------------------------------------------------- */
@@ -395,6 +600,67 @@ static int cmp_q8_0(const int8_t *q, const float *d, const float *ref, int64_t n
     }
     free(rb);
     return bad;
+}
+
+/* As cmp_q8_0 for the Q8_K encoding (f32 scales [n/256]). */
+static int cmp_q8_k(const int8_t *q, const float *d, const float *ref, int64_t n, int *n_step) {
+    mlxr_block_q8_k *rb = malloc((size_t)(n / 256) * sizeof *rb);
+    mlxr_quantize_q8_k_ref(ref, rb, n);
+    int bad = 0;
+    for (int64_t b = 0; b < n / 256; b++) {
+        if (fabsf(rb[b].d - d[b]) > 1e-6f * fabsf(rb[b].d)) bad++;
+        for (int j = 0; j < 256; j++) {
+            const int diff = abs((int)rb[b].qs[j] - (int)q[b * 256 + j]);
+            if (diff > 1) bad++;
+            *n_step += diff == 1;
+        }
+    }
+    free(rb);
+    return bad;
+}
+
+/* RMSNorm and SwiGLU writing Q8_K directly (f32 rows in y as well) against the references. */
+static void test_q8_k_outputs(void) {
+    const int64_t n = 4096;
+    const int32_t T = 3;
+    float *x = rand_f32(n * T, -4, 4), *g = rand_f32(n, 0.5f, 1.5f), *gu = rand_f32(2 * n * T, -8, 8);
+    float *dx = dev_from(x, (size_t)(n * T) * 4), *dg = dev_from(g, (size_t)n * 4);
+    float *dgu = dev_from(gu, (size_t)(2 * n * T) * 4);
+    float *dy = dev_from(NULL, (size_t)(n * T) * 4), *dd = dev_from(NULL, (size_t)(n * T / 256) * 4);
+    int8_t *dq = dev_from(NULL, (size_t)(n * T));
+    float *y = malloc((size_t)(n * T) * 4), *d = malloc((size_t)(n * T / 256) * 4), *ref = malloc((size_t)(n * T) * 4);
+    int8_t *q = malloc((size_t)(n * T));
+    const mlxr_cuda_out ok = {MLXR_DTYPE_Q8_K, dy, dq, dd};
+    for (int op = 0; op < 2; op++) {
+        if (op == 0)
+            synced(mlxr_add_rmsnorm_cuda(dx, NULL, dg, &ok, NULL, T, n, 1e-5f, 0), "rmsnorm -> Q8_K");
+        else
+            synced(mlxr_swiglu_cuda(dgu, dgu + n, 2 * n, n, T, &ok, 0), "swiglu -> Q8_K");
+        to_host(y, dy, (size_t)(n * T) * 4);
+        to_host(q, dq, (size_t)(n * T));
+        to_host(d, dd, (size_t)(n * T / 256) * 4);
+        for (int t = 0; t < T; t++) {
+            if (op == 0) {
+                mlxr_rmsnorm_f32_ref(x + t * n, g, ref + t * n, n, 1e-5f);
+            } else {
+                memcpy(ref + t * n, gu + t * 2 * n, (size_t)n * 4);
+                mlxr_swiglu_f32_ref(ref + t * n, gu + t * 2 * n + n, n);
+            }
+        }
+        const double worst = rel_err(y, ref, n * T);
+        int steps = 0, bad = 0;
+        for (int t = 0; t < T; t++) bad += cmp_q8_k(q + t * n, d + t * (n / 256), ref + t * n, n, &steps);
+        CHECK(worst <= 2e-6, "%s -> Q8_K: f32 rows rel err %.2e", op ? "swiglu" : "rmsnorm", worst);
+        CHECK(bad == 0 && steps <= n * T / 1000, "%s -> Q8_K: %d bad values, %d one-step differences",
+              op ? "swiglu" : "rmsnorm", bad, steps);
+        fprintf(stderr, "  %s -> Q8_K: rel err %.2e, %d of %lld quants one step off\n", op ? "swiglu" : "rmsnorm",
+                worst, steps, (long long)(n * T));
+    }
+    CHECK(mlxr_add_rmsnorm_cuda(dx, NULL, dg, &ok, NULL, 1, 4096 + 32, 1e-5f, 0) == cudaErrorInvalidValue,
+          "Q8_K output of a row that is not whole super-blocks is refused");
+    void *dbufs[] = {dx, dg, dgu, dy, dd, dq};
+    for (size_t i = 0; i < sizeof dbufs / sizeof *dbufs; i++) cudaFree(dbufs[i]);
+    free(x), free(g), free(gu), free(y), free(d), free(ref), free(q);
 }
 
 static void test_rmsnorm(void) {
@@ -490,6 +756,40 @@ static void test_rope(void) {
 
 /* RoPE + KV store fused, on rows laid out as one Q|K|V product: q vs the reference rotation,
  * the cache vs the f16 of the reference-rotated k (within one f16 step of rounding) and of v. */
+/* A paged cache (attention.h) for n_seq sequences of n_ctx positions: the pool's blocks are handed
+ * out in a random order, so a sequence's consecutive positions sit in scattered blocks, and the
+ * host references address rows through the same table. */
+typedef struct pages {
+    int32_t *table, *dtable; /* host, device: [n_seq][max_blocks] */
+    int32_t max_blocks;
+} pages;
+
+static pages pages_new(int32_t n_seq, int32_t n_ctx) {
+    pages pg;
+    pg.max_blocks = (n_ctx + MLXR_CUDA_KV_BLOCK - 1) / MLXR_CUDA_KV_BLOCK;
+    const int32_t n = n_seq * pg.max_blocks;
+    pg.table = malloc((size_t)n * 4);
+    for (int32_t i = 0; i < n; i++) pg.table[i] = i;
+    for (int32_t i = n - 1; i > 0; i--) {
+        const int32_t j = (int32_t)(test_rng_u64(&rng) % (uint64_t)(i + 1)), x = pg.table[i];
+        pg.table[i] = pg.table[j];
+        pg.table[j] = x;
+    }
+    pg.dtable = dev_from(pg.table, (size_t)n * 4);
+    return pg;
+}
+
+static void pages_free(pages *pg) {
+    free(pg->table);
+    cudaFree(pg->dtable);
+}
+
+/* Element offset of (s, p) in a layer's K or V rows of kv_dim values. */
+static int64_t page_off(const pages *pg, int32_t s, int32_t p, int32_t kv_dim) {
+    return ((int64_t)pg->table[s * pg->max_blocks + p / MLXR_CUDA_KV_BLOCK] * MLXR_CUDA_KV_BLOCK +
+            p % MLXR_CUDA_KV_BLOCK) * kv_dim;
+}
+
 static void test_rope_kv(void) {
     const int32_t n_head = 8, n_kv = 2, hd = 64, n_rot = 32, T = 3, n_ctx = 64, n_seq = 2;
     const int32_t qd = n_head * hd, kvd = n_kv * hd, W = qd + 2 * kvd;
@@ -501,7 +801,8 @@ static void test_rope_kv(void) {
     void *dk = dev_from(NULL, (size_t)cache_n * 2), *dv = dev_from(NULL, (size_t)cache_n * 2);
     cudaMemset(dk, 0, (size_t)cache_n * 2);
     cudaMemset(dv, 0, (size_t)cache_n * 2);
-    mlxr_cuda_kv kv = {dk, dv, (int64_t)n_ctx * kvd, kvd};
+    pages pg = pages_new(n_seq, n_ctx);
+    mlxr_cuda_kv kv = {dk, dv, pg.dtable, pg.max_blocks, kvd};
     const float ts = powf(10000.0f, -2.0f / (float)n_rot);
     synced(mlxr_rope_kv_store_cuda(dqkv, dqkv + qd, dqkv + qd + kvd, W, n_head, n_kv, hd, n_rot, dp, ds, T, ts, &kv, 0),
            "rope + kv store");
@@ -520,7 +821,7 @@ static void test_rope_kv(void) {
         for (int i = 0; i < qd; i++) worst = fmax(worst, fabs((double)q[i] - out[t * W + i]));
         for (int i = 0; i < 2 * kvd; i++) /* k and v rows themselves are left unchanged */
             bad += out[t * W + qd + i] != qkv[t * W + qd + i] && i >= kvd;
-        const int64_t o = ((int64_t)seq[t] * n_ctx + pos[t]) * kvd;
+        const int64_t o = page_off(&pg, seq[t], pos[t], kvd);
         for (int i = 0; i < kvd; i++) {
             const float kr = mlxr_fp16_to_fp32(kc[o + i]);
             worst = fmax(worst, fabs((double)kr - k[i]) - fabs((double)k[i]) / 1024.0);
@@ -530,6 +831,7 @@ static void test_rope_kv(void) {
     CHECK(worst <= 2e-5, "rope+kv: max |d| beyond f16 rounding %.2e", worst);
     CHECK(bad == 0, "rope+kv: %d V cache values (or V rows) differ", bad);
     fprintf(stderr, "  rope + kv store fused: max |d| %.2e (beyond one f16 step for K)\n", worst);
+    pages_free(&pg);
     cudaFree(dqkv);
     cudaFree(dp);
     cudaFree(ds);
@@ -632,7 +934,7 @@ static void test_attention_case(int32_t n_head, int32_t n_kv, int32_t hd, int32_
     const int32_t kv_dim = n_kv * hd, n_seq = 2, T = 5;
     const int32_t pos[5] = {0, 127, 128, n_ctx - 1, 300 % n_ctx};
     const int32_t seq[5] = {0, 1, 0, 1, 0};
-    const int64_t seq_stride = (int64_t)n_ctx * kv_dim, cache_n = n_seq * seq_stride;
+    const int64_t cache_n = (int64_t)n_seq * n_ctx * kv_dim;
     /* random cache contents (positions below each query's), then the batch's own K/V stored */
     uint16_t *kc = malloc((size_t)cache_n * 2), *vc = malloc((size_t)cache_n * 2);
     for (int64_t i = 0; i < cache_n; i++) {
@@ -645,7 +947,8 @@ static void test_attention_case(int32_t n_head, int32_t n_kv, int32_t hd, int32_
     float *dkn = dev_from(kn, (size_t)T * kv_dim * 4), *dvn = dev_from(vn, (size_t)T * kv_dim * 4);
     float *dq = dev_from(q, (size_t)T * n_head * hd * 4);
     int32_t *dp = dev_from(pos, sizeof pos), *ds = dev_from(seq, sizeof seq);
-    mlxr_cuda_kv kv = {dk, dv, seq_stride, kv_dim};
+    pages pg = pages_new(n_seq, n_ctx);
+    mlxr_cuda_kv kv = {dk, dv, pg.dtable, pg.max_blocks, kv_dim};
     mlxr_cuda_att_shape sh = {n_head, n_kv, hd, (n_ctx + MLXR_CUDA_ATT_SPLIT - 1) / MLXR_CUDA_ATT_SPLIT};
     const size_t parts = (size_t)T * n_head * sh.n_split;
     float *po = dev_from(NULL, parts * hd * 4), *pml = dev_from(NULL, parts * 2 * 4);
@@ -676,7 +979,7 @@ static void test_attention_case(int32_t n_head, int32_t n_kv, int32_t hd, int32_
     /* the host cache gets the same stores; check the device's bytes equal them */
     for (int t = 0; t < T; t++)
         for (int i = 0; i < kv_dim; i++) {
-            const int64_t o = seq[t] * seq_stride + (int64_t)pos[t] * kv_dim + i;
+            const int64_t o = page_off(&pg, seq[t], pos[t], kv_dim) + i;
             kc[o] = mlxr_fp32_to_fp16(kn[t * kv_dim + i]);
             vc[o] = mlxr_fp32_to_fp16(vn[t * kv_dim + i]);
         }
@@ -691,19 +994,19 @@ static void test_attention_case(int32_t n_head, int32_t n_kv, int32_t hd, int32_
         for (int h = 0; h < n_head; h++) {
             const int kvh = h / (n_head / n_kv);
             const float *qh = q + ((int64_t)t * n_head + h) * hd;
-            const uint16_t *kb = kc + seq[t] * seq_stride + kvh * hd, *vb = vc + seq[t] * seq_stride + kvh * hd;
+            const uint16_t *kb = kc + kvh * hd, *vb = vc + kvh * hd; /* + page_off of each position */
             double mx = -INFINITY, sum = 0;
             for (int p = 0; p <= pos[t]; p++) {
                 double s = 0;
                 for (int d = 0; d < hd; d++)
-                    s += (double)mlxr_fp16_to_fp32(mlxr_fp32_to_fp16(qh[d])) * mlxr_fp16_to_fp32(kb[(int64_t)p * kv_dim + d]);
+                    s += (double)mlxr_fp16_to_fp32(mlxr_fp32_to_fp16(qh[d])) * mlxr_fp16_to_fp32(kb[page_off(&pg, seq[t], p, kv_dim) + d]);
                 sc[p] = s / sqrt((double)hd);
                 mx = fmax(mx, sc[p]);
             }
             for (int p = 0; p <= pos[t]; p++) sum += sc[p] = exp(sc[p] - mx);
             for (int d = 0; d < hd; d++) {
                 double o = 0;
-                for (int p = 0; p <= pos[t]; p++) o += sc[p] * mlxr_fp16_to_fp32(vb[(int64_t)p * kv_dim + d]);
+                for (int p = 0; p <= pos[t]; p++) o += sc[p] * mlxr_fp16_to_fp32(vb[page_off(&pg, seq[t], p, kv_dim) + d]);
                 o /= sum;
                 worst = fmax(worst, fabs(o - out[((int64_t)t * n_head + h) * hd + d]));
             }
@@ -712,6 +1015,7 @@ static void test_attention_case(int32_t n_head, int32_t n_kv, int32_t hd, int32_
           n_ctx, worst);
     fprintf(stderr, "  attention heads %2d/%-2d head_dim %3d n_ctx %4d: max |d| %.2e\n", n_head, n_kv, hd,
             n_ctx, worst);
+    pages_free(&pg);
     cudaFree(dk);
     cudaFree(dv);
     cudaFree(dkn);
@@ -738,7 +1042,7 @@ static void test_attention_case(int32_t n_head, int32_t n_kv, int32_t hd, int32_
 static void test_attention_prefill_case(int32_t n_head, int32_t n_kv, int32_t hd, int32_t n_ctx, int32_t T,
                                         int32_t p0, bool shuffle) {
     const int32_t kv_dim = n_kv * hd, n_seq = 2;
-    const int64_t seq_stride = (int64_t)n_ctx * kv_dim, cache_n = n_seq * seq_stride;
+    const int64_t cache_n = (int64_t)n_seq * n_ctx * kv_dim;
     uint16_t *kc = malloc((size_t)cache_n * 2), *vc = malloc((size_t)cache_n * 2);
     for (int64_t i = 0; i < cache_n; i++) {
         kc[i] = mlxr_fp32_to_fp16(test_rng_f32(&rng, -1, 1));
@@ -760,7 +1064,8 @@ static void test_attention_prefill_case(int32_t n_head, int32_t n_kv, int32_t hd
     float *dq = dev_from(q, (size_t)(T * w) * 4), *dout = dev_from(NULL, (size_t)(T * w) * 4);
     int32_t *dp = dev_from(pos, (size_t)T * 4), *ds = dev_from(seq, (size_t)T * 4);
     uint16_t *dh = dev_from(NULL, (size_t)(T * w) * 2);
-    const mlxr_cuda_kv kv = {dk, dv, seq_stride, kv_dim};
+    pages pg = pages_new(n_seq, n_ctx);
+    const mlxr_cuda_kv kv = {dk, dv, pg.dtable, pg.max_blocks, kv_dim};
     const mlxr_cuda_att_shape sh = {n_head, n_kv, hd, (n_ctx + MLXR_CUDA_ATT_SPLIT - 1) / MLXR_CUDA_ATT_SPLIT};
     const mlxr_cuda_out of = {MLXR_DTYPE_F32, dout, NULL, NULL}, oh = {MLXR_DTYPE_F16, NULL, dh, NULL};
     CHECK(mlxr_attention_prefill_supported_cuda(&sh, MLXR_DTYPE_F32), "prefill attention supports head_dim %d", hd);
@@ -776,19 +1081,19 @@ static void test_attention_prefill_case(int32_t n_head, int32_t n_kv, int32_t hd
         for (int32_t h = 0; h < n_head; h++) {
             const int kvh = h / (n_head / n_kv);
             const float *qh = q + (int64_t)t * w + (int64_t)h * hd;
-            const uint16_t *kb = kc + seq[t] * seq_stride + kvh * hd, *vb = vc + seq[t] * seq_stride + kvh * hd;
+            const uint16_t *kb = kc + kvh * hd, *vb = vc + kvh * hd; /* + page_off of each position */
             double mx = -INFINITY, sum = 0;
             for (int p = 0; p <= pos[t]; p++) {
                 double s = 0;
                 for (int d = 0; d < hd; d++)
-                    s += (double)mlxr_fp16_to_fp32(mlxr_fp32_to_fp16(qh[d])) * mlxr_fp16_to_fp32(kb[(int64_t)p * kv_dim + d]);
+                    s += (double)mlxr_fp16_to_fp32(mlxr_fp32_to_fp16(qh[d])) * mlxr_fp16_to_fp32(kb[page_off(&pg, seq[t], p, kv_dim) + d]);
                 sc[p] = s / sqrt((double)hd);
                 mx = fmax(mx, sc[p]);
             }
             for (int p = 0; p <= pos[t]; p++) sum += sc[p] = exp(sc[p] - mx);
             for (int d = 0; d < hd; d++) {
                 double o = 0;
-                for (int p = 0; p <= pos[t]; p++) o += sc[p] * mlxr_fp16_to_fp32(vb[(int64_t)p * kv_dim + d]);
+                for (int p = 0; p <= pos[t]; p++) o += sc[p] * mlxr_fp16_to_fp32(vb[page_off(&pg, seq[t], p, kv_dim) + d]);
                 o /= sum;
                 const int64_t i = (int64_t)t * w + (int64_t)h * hd + d;
                 worst = fmax(worst, fabs(o - out[i]));
@@ -800,6 +1105,7 @@ static void test_attention_prefill_case(int32_t n_head, int32_t n_kv, int32_t hd
           T, p0, shuffle ? " shuffled" : "", worst, worsth);
     fprintf(stderr, "  prefill attention heads %2d/%-2d head_dim %3d T %3d from %4d%s: max |d| %.2e (f16 out %.2e)\n",
             n_head, n_kv, hd, T, p0, shuffle ? " shuffled" : "", worst, worsth);
+    pages_free(&pg);
     void *dbufs[] = {dk, dv, dq, dout, dp, ds, dh};
     for (size_t i = 0; i < sizeof dbufs / sizeof *dbufs; i++) cudaFree(dbufs[i]);
     free(kc);
@@ -823,6 +1129,235 @@ static void test_attention(void) {
     test_attention_prefill_case(4, 1, 64, 256, 9, 0, false);      /* MQA, one warp's worth of queries */
 }
 
+/* ---- MLX affine weight types ------------------------------------------------------------------ */
+
+/*
+ * One MLX case: ne1 random rows quantized with mlxr_mlx_affine_quantize (the mx.quantize
+ * reference; bits, group gs, f16 or bf16 scales), converted to the native blocks with
+ * mlxr_mlx_row_to_blocks, uploaded, and multiplied by T random activation rows through
+ * mlxr_matmul_cuda (bm = 0: the path it picks for T) or the GEMM with a forced tile (bm 64/128).
+ * Reference, in double: the MLX arrays' reference dequantization (mlxr_mlx_affine_dequant_ref) .
+ * the activations as the device encoding holds them: Q8_0-dequantized (mlxr_quantize_q8_0_ref +
+ * mlxr_dequantize_q8_0_ref) on CUDA cores; on tensor cores f16 of both. Bound: tol * M with
+ * M = sum_i (|s q_i| + |b|) |a_i| (the bias term can cancel the code term, so the bound counts
+ * both), tol 1e-5 on CUDA cores and 2e-5 on tensor cores as test_matmul_case. `tiny` (bf16 types
+ * only): random codes with scales and biases below f16's range, which the CUDA-core products keep
+ * (the GEMM's f16 weights flush them, as its reference does).
+ * Also: device bytes = host row bytes, and the embedding lookup of 4 rows bit-exact.
+ */
+static void test_mlx_matmul_case(int bits, int gs, int bf16, int64_t ne0, int64_t ne1, int32_t T, int bm,
+                                 bool tiny) {
+    const mlxr_mlx_scale_type sct = bf16 ? MLXR_MLX_SCALE_BF16 : MLXR_MLX_SCALE_F16;
+    const mlxr_dtype type = mlxr_mlx_dtype(bits, gs, sct);
+    const char *tn = mlxr_dtype_name(type) ? mlxr_dtype_name(type) : "?";
+    const int64_t wpr = ne0 * bits / 32, gpr = ne0 / gs; /* words and groups per row */
+    uint32_t *wq = malloc((size_t)(wpr * ne1) * 4);
+    uint16_t *sc = malloc((size_t)(gpr * ne1) * 2), *bi = malloc((size_t)(gpr * ne1) * 2);
+    float *w = rand_f32(ne0 * ne1, -1, 1);
+    mlxr_err err = {0};
+    mlxr_status st = MLXR_OK;
+    if (tiny) { /* random codes; bf16 scales and biases of 2^-40 .. 2^-20 (f16 would flush them) */
+        for (int64_t i = 0; i < wpr * ne1; i++) wq[i] = (uint32_t)test_rng_u64(&rng);
+        for (int64_t g = 0; g < gpr * ne1; g++) {
+            const int ex = -40 + (int)(test_rng_u64(&rng) % 21);
+            sc[g] = mlxr_fp32_to_bf16(ldexpf(test_rng_f32(&rng, 0.5f, 1.0f), ex));
+            bi[g] = mlxr_fp32_to_bf16(ldexpf(test_rng_f32(&rng, -8.0f, 8.0f), ex));
+        }
+    }
+    for (int64_t r = 0; r < ne1 && st == MLXR_OK && !tiny; r++)
+        st = mlxr_mlx_affine_quantize(w + r * ne0, ne0, bits, gs, sct, wq + r * wpr, sc + r * gpr, bi + r * gpr,
+                                      &err);
+    CHECK(st == MLXR_OK, "mlx quantize %s: %s", tn, err.msg);
+    const mlxr_mlx_matrix mm = {bits, gs, sct, ne1, ne0, wq, sc, bi};
+    const size_t rb = mlxr_dtype_row_size(type, ne0);
+    uint8_t *rows = malloc(rb * (size_t)ne1);
+    float *wd = malloc((size_t)(ne0 * ne1) * 4);
+    double *wm = malloc((size_t)(ne0 * ne1) * sizeof *wm); /* |s q| + |b| per weight */
+    for (int64_t r = 0; r < ne1; r++) {
+        const mlxr_mlx_row row = mlxr_mlx_matrix_row(&mm, r);
+        mlxr_mlx_row_to_blocks(&row, rows + (size_t)r * rb);
+        mlxr_mlx_affine_dequant_ref(&row, wd + r * ne0);
+        for (int64_t i = 0; i < ne0; i++) {
+            const uint16_t s = row.scales[i / gs], b = row.biases[i / gs];
+            const double fs = bf16 ? mlxr_bf16_to_fp32(s) : mlxr_fp16_to_fp32(s);
+            const double fb = bf16 ? mlxr_bf16_to_fp32(b) : mlxr_fp16_to_fp32(b);
+            const uint32_t q = (row.w[i / (32 / bits)] >> (i % (32 / bits) * bits)) & ((1u << bits) - 1);
+            wm[r * ne0 + i] = fabs(fs * q) + fabs(fb);
+        }
+    }
+    mlxr_cuda_mat m;
+    st = mlxr_cuda_mat_upload(&m, type, rows, ne0, ne1, rb, &err);
+    CHECK(st == MLXR_OK, "upload %s %lld x %lld: %s", tn, (long long)ne1, (long long)ne0, err.msg);
+    if (st != MLXR_OK) {
+        free(wq), free(sc), free(bi), free(w), free(rows), free(wd), free(wm);
+        return;
+    }
+    CHECK(mlxr_cuda_mat_bytes(&m) == rb * (size_t)ne1, "%s: device bytes %zu != host bytes %zu", tn,
+          mlxr_cuda_mat_bytes(&m), rb * (size_t)ne1);
+    const bool gemm = bm || T > MLXR_CUDA_GEMM_MIN_T;
+    CHECK(mlxr_gemm_supported_cuda(type, ne0), "%s: GEMM must take rows of %lld", tn, (long long)ne0);
+    const mlxr_cuda_enc want = gemm ? MLXR_CUDA_ENC_F16_Q8_0 : MLXR_CUDA_ENC_Q8_0;
+    const mlxr_cuda_enc e = bm ? MLXR_CUDA_ENC_F16_Q8_0 : mlxr_cuda_act_enc(&m, T);
+    CHECK(e == want, "%s T=%d: activation encoding %d, want %d", tn, T, (int)e, (int)want);
+
+    float *x = rand_f32(ne0 * T, -2, 2);
+    float *dx = dev_from(x, (size_t)(ne0 * T) * 4);
+    void *dq = dev_from(NULL, (size_t)(ne0 * T) * 2);
+    float *dd = dev_from(NULL, (size_t)(ne0 * T / 32 + 1) * 4);
+    float *dy = dev_from(NULL, (size_t)(ne1 * T) * 4);
+    synced(mlxr_encode_cuda(want, dx, ne0, T, dq, dd, 0), "encode");
+    if (bm)
+        synced(mlxr_gemm_tile_cuda(&m, dq, T, dy, ne1, bm, 0), "mlx gemm");
+    else
+        synced(mlxr_matmul_cuda(&m, dq, dd, T, dy, ne1, 0), "mlx matmul");
+    float *y = malloc((size_t)(ne1 * T) * 4);
+    to_host(y, dy, (size_t)(ne1 * T) * 4);
+
+    mlxr_block_q8_0 *xb = malloc((size_t)(ne0 / 32) * sizeof *xb);
+    float *xd = malloc((size_t)ne0 * 4);
+    const double tol_rel = gemm ? 2e-5 : 1e-5;
+    double worst = 0;
+    int bad = 0;
+    for (int32_t t = 0; t < T; t++) {
+        mlxr_quantize_q8_0_ref(x + (int64_t)t * ne0, xb, ne0);
+        mlxr_dequantize_q8_0_ref(xb, xd, ne0);
+        for (int64_t r = 0; r < ne1; r++) {
+            const float *wr = wd + r * ne0;
+            double ref = 0, mag = 0;
+            for (int64_t i = 0; i < ne0; i++) {
+                ref += gemm ? (double)f16r(wr[i]) * f16r(xd[i]) : (double)wr[i] * xd[i];
+                mag += wm[r * ne0 + i] * fabs((double)xd[i]);
+            }
+            const double d = fabs((double)y[t * ne1 + r] - ref), tol = tol_rel * mag + 1e-30;
+            if (d / (mag + 1e-30) > worst) worst = d / (mag + 1e-30);
+            if (!(d <= tol) && bad++ < 5)
+                CHECK(d <= tol, "mlx matmul %s %lldx%lld T=%d bm=%d row %lld tok %d: %.9g vs ref %.9g (M %.3g)", tn,
+                      (long long)ne1, (long long)ne0, T, bm, (long long)r, t, (double)y[t * ne1 + r], ref, mag);
+        }
+    }
+    CHECK(bad == 0, "mlx matmul %s %lldx%lld T=%d bm=%d: %d outputs out of tolerance", tn, (long long)ne1,
+          (long long)ne0, T, bm, bad);
+    fprintf(stderr, "  matmul %-16s %4lld x %-5lld T=%-3d %-10s%s max |d| / M = %.2e\n", tn, (long long)ne1,
+            (long long)ne0, T, bm == 64 ? "gemm 64" : bm == 128 ? "gemm 128" : gemm ? "gemm" : "cuda cores",
+            tiny ? " tiny" : "", worst);
+
+    /* embedding lookup: the reference dequantization bit for bit */
+    int32_t tok[4] = {0, (int32_t)(ne1 - 1), (int32_t)(ne1 / 2), 0};
+    int32_t *dt = dev_from(tok, sizeof tok);
+    float *de = dev_from(NULL, (size_t)(4 * ne0) * 4), *em = malloc((size_t)(4 * ne0) * 4);
+    synced(mlxr_embed_cuda(&m, dt, 4, de, 0), "mlx embed");
+    to_host(em, de, (size_t)(4 * ne0) * 4);
+    int ebad = 0;
+    for (int k = 0; k < 4; k++) {
+        const float *want_row = wd + (int64_t)tok[k] * ne0, *got = em + k * ne0;
+        if (memcmp(want_row, got, (size_t)ne0 * 4) == 0) continue;
+        for (int64_t i = 0; i < ne0; i++)
+            if (memcmp(&want_row[i], &got[i], 4) && ebad++ < 3)
+                fprintf(stderr, "    embed %s row %d [%lld]: %.9g vs ref %.9g\n", tn, tok[k], (long long)i,
+                        (double)got[i], (double)want_row[i]);
+    }
+    CHECK(ebad == 0, "embedding %s: %d values differ from the reference dequantization", tn, ebad);
+
+    mlxr_cuda_mat_free(&m);
+    void *dbufs[] = {dx, dq, dd, dy, dt, de};
+    for (size_t i = 0; i < sizeof dbufs / sizeof *dbufs; i++) cudaFree(dbufs[i]);
+    free(wq), free(sc), free(bi), free(w), free(rows), free(wd), free(wm), free(x), free(y), free(xb), free(xd);
+    free(em);
+}
+
+/* The fused gate|up + SwiGLU decode product on an MLX matrix: bit-identical to the product
+ * followed by mlxr_swiglu_cuda (f32 output), every decode block shape. */
+static void test_mlx_swiglu_case(int bits, int gs, int bf16, int64_t ne0, int64_t n) {
+    const mlxr_mlx_scale_type sct = bf16 ? MLXR_MLX_SCALE_BF16 : MLXR_MLX_SCALE_F16;
+    const mlxr_dtype type = mlxr_mlx_dtype(bits, gs, sct);
+    const char *tn = mlxr_dtype_name(type) ? mlxr_dtype_name(type) : "?";
+    const int64_t ne1 = 2 * n, wpr = ne0 * bits / 32, gpr = ne0 / gs;
+    uint32_t *wq = malloc((size_t)(wpr * ne1) * 4);
+    uint16_t *sc = malloc((size_t)(gpr * ne1) * 2), *bi = malloc((size_t)(gpr * ne1) * 2);
+    float *w = rand_f32(ne0 * ne1, -1, 1), *x = rand_f32(ne0, -2, 2);
+    mlxr_err err = {0};
+    for (int64_t r = 0; r < ne1; r++)
+        (void)mlxr_mlx_affine_quantize(w + r * ne0, ne0, bits, gs, sct, wq + r * wpr, sc + r * gpr, bi + r * gpr,
+                                       &err);
+    const mlxr_mlx_matrix mm = {bits, gs, sct, ne1, ne0, wq, sc, bi};
+    const size_t rb = mlxr_dtype_row_size(type, ne0);
+    uint8_t *rows = malloc(rb * (size_t)ne1);
+    for (int64_t r = 0; r < ne1; r++) {
+        const mlxr_mlx_row row = mlxr_mlx_matrix_row(&mm, r);
+        mlxr_mlx_row_to_blocks(&row, rows + (size_t)r * rb);
+    }
+    mlxr_cuda_mat m;
+    if (mlxr_cuda_mat_upload(&m, type, rows, ne0, ne1, rb, &err) != MLXR_OK) {
+        CHECK(false, "upload %s: %s", tn, err.msg);
+        free(wq), free(sc), free(bi), free(w), free(x), free(rows);
+        return;
+    }
+    float *dx = dev_from(x, (size_t)ne0 * 4);
+    void *dq = dev_from(NULL, (size_t)ne0 * 2);
+    float *dd = dev_from(NULL, (size_t)(ne0 / 32 + 1) * 4);
+    float *dgu = dev_from(NULL, (size_t)ne1 * 4), *dy = dev_from(NULL, (size_t)n * 4);
+    float *dy2 = dev_from(NULL, (size_t)n * 4);
+    float *h1 = malloc((size_t)n * 4), *h2 = malloc((size_t)n * 4);
+    synced(mlxr_encode_cuda(mlxr_cuda_act_enc(&m, 1), dx, ne0, 1, dq, dd, 0), "encode");
+    CHECK(mlxr_matmul_swiglu_supported_cuda(&m, 1, MLXR_DTYPE_F32), "%s: fused SwiGLU must take it", tn);
+    int bad = 0;
+    for (int rows_pb = 2; rows_pb <= 8; rows_pb *= 2) {
+        mlxr_matvec_rows_cuda(rows_pb);
+        const mlxr_cuda_out o1 = {MLXR_DTYPE_F32, dy, NULL, NULL}, o2 = {MLXR_DTYPE_F32, dy2, NULL, NULL};
+        synced(mlxr_matmul_cuda(&m, dq, dd, 1, dgu, ne1, 0), "mlx gate|up");
+        synced(mlxr_swiglu_cuda(dgu, dgu + n, ne1, n, 1, &o1, 0), "swiglu");
+        synced(mlxr_matmul_swiglu_cuda(&m, dq, dd, &o2, 0), "mlx gate|up + swiglu");
+        to_host(h1, dy, (size_t)n * 4);
+        to_host(h2, dy2, (size_t)n * 4);
+        bad += memcmp(h1, h2, (size_t)n * 4) != 0;
+    }
+    mlxr_matvec_rows_cuda(0);
+    CHECK(bad == 0, "gate|up + swiglu %s: %d of 3 block shapes differ from product + swiglu", tn, bad);
+    fprintf(stderr, "  gate|up + swiglu %s %lld x %lld: fused = product + swiglu for 2/4/8 rows per block\n", tn,
+            (long long)ne1, (long long)ne0);
+    mlxr_cuda_mat_free(&m);
+    void *dbufs[] = {dx, dq, dd, dgu, dy, dy2};
+    for (size_t i = 0; i < sizeof dbufs / sizeof *dbufs; i++) cudaFree(dbufs[i]);
+    free(wq), free(sc), free(bi), free(w), free(x), free(rows), free(h1), free(h2);
+}
+
+static void test_mlx_matmul(void) {
+    static const int bits_of[2] = {4, 8}, gs_of[3] = {32, 64, 128};
+    for (int bi = 0; bi < 2; bi++)
+        for (int gi = 0; gi < 3; gi++)
+            for (int bf16 = 0; bf16 < 2; bf16++) {
+                const int bits = bits_of[bi], gs = gs_of[gi];
+                for (int rows = 2; rows <= 8; rows *= 2) { /* every decode block shape */
+                    mlxr_matvec_rows_cuda(rows);
+                    test_mlx_matmul_case(bits, gs, bf16, 4096 + gs, 37, 1, 0, false);
+                }
+                mlxr_matvec_rows_cuda(0);
+                test_mlx_matmul_case(bits, gs, bf16, 256, 37, 1, 0, false);
+                if (bf16) test_mlx_matmul_case(bits, gs, bf16, 1024, 37, 1, 0, true);
+                test_mlx_matmul_case(bits, gs, bf16, 1024, 50, 3, 0, false);
+                test_mlx_matmul_case(bits, gs, bf16, 1024, 50, 8, 0, false);
+                test_mlx_matmul_case(bits, gs, bf16, 1024, 50, 32, 0, false);
+                test_mlx_matmul_case(bits, gs, bf16, gs, 70, 20, 0, false); /* one group per row */
+                test_mlx_matmul_case(bits, gs, bf16, 1024, 50, 40, 0, false);
+                /* both tiles, an odd number of groups (gs 32: a zero-filled last half step) */
+                test_mlx_matmul_case(bits, gs, bf16, (int64_t)gs * 19, 131, 129, 64, false);
+                test_mlx_matmul_case(bits, gs, bf16, (int64_t)gs * 19, 131, 129, 128, false);
+                if (bf16) test_mlx_matmul_case(bits, gs, bf16, 1024, 50, 40, 0, true);
+            }
+    test_mlx_swiglu_case(4, 64, 0, 2048, 256);
+    test_mlx_swiglu_case(8, 32, 1, 1024, 264);
+    const mlxr_dtype q4g64 = mlxr_mlx_dtype(4, 64, MLXR_MLX_SCALE_F16);
+    const mlxr_dtype q8g128 = mlxr_mlx_dtype(8, 128, MLXR_MLX_SCALE_BF16);
+    CHECK(mlxr_cuda_mat_supported(q4g64, 4096) && !mlxr_cuda_mat_supported(q4g64, 96) &&
+              !mlxr_cuda_mat_supported(q8g128, 64) && !mlxr_gemm_supported_cuda(q8g128, 192),
+          "MLX rows must be whole groups");
+    mlxr_err err = {0};
+    mlxr_cuda_mat m;
+    CHECK(mlxr_cuda_mat_upload(&m, q4g64, "", 96, 1, 60, &err) == MLXR_ERR_UNSUPPORTED,
+          "MLX_Q4_G64 row of 96 must be unsupported");
+    CHECK(!mlxr_cuda_mat_supported(MLXR_DTYPE_MLX_A8, 4096), "MLX_A8 is an activation type");
+}
+
 static void test_errors(void) {
     mlxr_err err = {0};
     mlxr_status st = mlxr_cuda_status(cudaErrorInvalidValue, &err, "probe", __FILE__, __LINE__);
@@ -832,7 +1367,7 @@ static void test_errors(void) {
     st = mlxr_cuda_status(cudaMalloc(&p, (size_t)1 << 62), &err, "cudaMalloc(4 EiB)", __FILE__, __LINE__);
     CHECK(st == MLXR_ERR_NOMEM, "huge cudaMalloc: status %d (%s)", (int)st, err.msg);
     cudaGetLastError();
-    mlxr_cuda_mat m = {MLXR_DTYPE_Q2_K, 256, 1, NULL, NULL};
+    mlxr_cuda_mat m = {MLXR_DTYPE_Q2_K, 256, 1, NULL, NULL, NULL};
     CHECK(mlxr_matmul_cuda(&m, NULL, NULL, 1, NULL, 256, 0) == cudaErrorInvalidValue, "bad type rejected");
 }
 
@@ -849,10 +1384,14 @@ int main(void) {
     rng = test_seed();
     test_quantize();
     test_matmul();
+    test_mlx_matmul();
     test_rmsnorm();
     test_rope();
     test_rope_kv();
     test_softmax_swiglu();
+    test_q8_k_outputs();
+    test_matmul_swiglu();
+    test_pdl_chain();
     test_argmax();
     test_attention();
     test_errors();

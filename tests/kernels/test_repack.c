@@ -1,24 +1,27 @@
 /*
- * test_repack.c - the interleaved Q4_0x8 / Q8_0x8 layouts (kernels.h, ref/repack.c) and the
- * products over them.
+ * test_repack.c - the interleaved layouts Q4_0x8 / Q8_0x8 (kernels.h, ref/repack.c) and Q4_Kx8
+ * (ref/repack_k.h) and the products over them.
  *
  *   - reference packed product == plain reference (gemm by mlxr_vec_dot_*_ref) bit for bit, for
  *     row counts with and without a partial last group: this checks the repacking and the
  *     layout's definition;
  *   - every compiled fast packed product (gemm_packed at each ISA level this CPU has) against the
- *     reference within |fast - ref| <= (n/32 + 16) * FLT_EPSILON * sum_i |w_i * x_i| (float
- *     reordering only, as test_types.c's bound);
+ *     reference within |fast - ref| <= (n/32 + 16) * FLT_EPSILON * M, M = sum_i |w_i * x_i|
+ *     (+ sum_i |z_i * x_i| for Q4_K, z the min part: see abs_dot) (float reordering only, as
+ *     test_types.c's and test_quants.c's bounds);
  *   - batch invariance: each output of a fast product equals, bit for bit, the same output computed
  *     alone (one activation row, one group of rows), as the forward pass relies on.
- * Weights are random bytes (any quant byte, -128 included) with random finite f16 scales;
- * activations come from the Q8_0 quantizer of random floats, as in the forward pass. Sizes are odd:
- * blocks per row across the fast kernel's 64-block chunk, rows not a multiple of 8, 1..9 activation
- * rows. Seed printed; MLXR_SEED reproduces it. Buffers end exactly at their allocation (ASan).
+ * Weights are random bytes (any quant byte, -128 included) with random finite f16 scales (d, and
+ * dmin for Q4_K); activations come from the type's activation quantizer (Q8_0, Q8_K) of random
+ * floats, as in the forward pass. Sizes are odd: blocks per row across the fast kernels' K chunks,
+ * rows not a multiple of 8, 1..9 activation rows. Seed printed; MLXR_SEED reproduces it. Buffers
+ * end exactly at their allocation (ASan).
  */
 #include <float.h>
 #include <math.h>
 
 #include "kernels/kernels.h"
+#include "kernels/ref/repack_k.h"
 #include "test.h"
 #include "util/fp16.h"
 
@@ -35,7 +38,9 @@ typedef struct ptype {
     mlxr_gemm_fn gemm_ref;
     mlxr_from_float_fn act_quant;
     mlxr_to_float_fn act_dequant;
-    int64_t sizes[6]; /* row lengths tested */
+    int64_t sizes[6];      /* row lengths tested */
+    mlxr_repack_fn repack; /* the layout's repacking (also set in the table on some ISA levels) */
+    size_t scale2_at;      /* offset of another f16 scale (Q4_K dmin, Q6_K d), 0 if none */
 } ptype;
 
 static const ptype TYPES[] = {
@@ -49,7 +54,9 @@ static const ptype TYPES[] = {
      mlxr_gemm_q4_0x8_ref,
      mlxr_quantize_q8_0_ref,
      mlxr_dequantize_q8_0_ref,
-     {32, 96, 2048, 2080, 4128, 32 * 131}},
+     {32, 96, 2048, 2080, 4128, 32 * 131},
+     mlxr_repack_q4_0x8,
+     0},
     {MLXR_DTYPE_Q8_0,
      "Q8_0",
      32,
@@ -60,7 +67,36 @@ static const ptype TYPES[] = {
      mlxr_gemm_q8_0x8_ref,
      mlxr_quantize_q8_0_ref,
      mlxr_dequantize_q8_0_ref,
-     {32, 96, 2048, 2080, 4128, 32 * 131}},
+     {32, 96, 2048, 2080, 4128, 32 * 131},
+     mlxr_repack_q8_0x8,
+     0},
+    /* row lengths across the fast kernel's 8- and 64-super-block chunks */
+    {MLXR_DTYPE_Q4_K,
+     "Q4_K",
+     256,
+     sizeof(mlxr_block_q4_k),
+     sizeof(mlxr_block_q8_k),
+     mlxr_vec_dot_q4_k_ref,
+     mlxr_dequantize_q4_k_ref,
+     mlxr_gemm_q4_kx8_ref,
+     mlxr_quantize_q8_k_ref,
+     mlxr_dequantize_q8_k_ref,
+     {256, 768, 2048, 2304, 256 * 65, 256 * 131},
+     mlxr_repack_q4_kx8,
+     offsetof(mlxr_block_q4_k, dmin)},
+    {MLXR_DTYPE_Q6_K,
+     "Q6_K",
+     256,
+     sizeof(mlxr_block_q6_k),
+     sizeof(mlxr_block_q8_k),
+     mlxr_vec_dot_q6_k_ref,
+     mlxr_dequantize_q6_k_ref,
+     mlxr_gemm_q6_kx8_ref,
+     mlxr_quantize_q8_k_ref,
+     mlxr_dequantize_q8_k_ref,
+     {256, 768, 2048, 2304, 256 * 65, 256 * 131},
+     mlxr_repack_q6_kx8,
+     offsetof(mlxr_block_q6_k, d)},
 };
 
 static void *xalloc(size_t n) {
@@ -87,6 +123,10 @@ static void random_weights(const ptype *pt, uint8_t *w, int64_t n, int64_t nr) {
             blk[i] = (uint8_t)test_rng_u64(&rng);
         const uint16_t d = random_scale();
         memcpy(blk, &d, 2);
+        if (pt->scale2_at) {
+            const uint16_t d2 = random_scale();
+            memcpy(blk + pt->scale2_at, &d2, 2);
+        }
     }
 }
 
@@ -106,7 +146,9 @@ static void random_acts(const ptype *pt, uint8_t *x, size_t xs, int64_t n, int64
     free(f);
 }
 
-/* sum_i |w_i x_i| of one plain weight row and one activation row, in double. */
+/* M = sum_i |w_i x_i| of one plain weight row and one activation row, in double; for a type with
+ * mins also + sum_i |z_i x_i|, z the row decoded with its quants zeroed (the min part, which the
+ * products add as a separate term: test_quants.c's bound). */
 static double abs_dot(const ptype *pt, const void *wrow, const void *xrow, int64_t n, float *wf,
                       float *xf) {
     pt->dequant(wrow, wf, n);
@@ -114,6 +156,17 @@ static double abs_dot(const ptype *pt, const void *wrow, const void *xrow, int64
     double s = 0.0;
     for (int64_t i = 0; i < n; i++)
         s += fabs((double)wf[i] * (double)xf[i]);
+    if (pt->t == MLXR_DTYPE_Q4_K) {
+        const int64_t nb = n / MLXR_QK_K;
+        mlxr_block_q4_k *z = xalloc((size_t)nb * sizeof *z);
+        memcpy(z, wrow, (size_t)nb * sizeof *z);
+        for (int64_t b = 0; b < nb; b++)
+            memset(z[b].qs, 0, sizeof z[b].qs);
+        pt->dequant(z, wf, n);
+        for (int64_t i = 0; i < n; i++)
+            s += fabs((double)wf[i] * (double)xf[i]);
+        free(z);
+    }
     return s;
 }
 
@@ -130,10 +183,7 @@ static void test_case(const ptype *pt, int64_t n, int64_t nr, int64_t nc) {
     random_weights(pt, w, n, nr);
     random_acts(pt, x, xs, n, nc);
 
-    mlxr_kernels k0;
-    mlxr_kernels_init(&k0, MLXR_ISA_SCALAR);
-    CHECK(k0.type[pt->t].repack != NULL, "%s has a repack", pt->name);
-    k0.type[pt->t].repack(w, wp, rb, n, nr);
+    pt->repack(w, wp, rb, n, nr);
     mlxr_gemm_by_dots_ref(pt->dot_ref, n, nr, nc, w, rb, x, xs, y_plain, (size_t)nr);
     pt->gemm_ref(n, nr, nc, wp, rb, x, xs, y_ref, (size_t)nr);
     int bad = 0;
@@ -149,6 +199,8 @@ static void test_case(const ptype *pt, int64_t n, int64_t nr, int64_t nc) {
         mlxr_kernels_init(&k, (mlxr_isa)isa);
         const mlxr_gemm_fn g = k.type[pt->t].gemm_packed;
         if (!g) continue;
+        CHECK(k.type[pt->t].repack == pt->repack, "%s %s product is over this layout", pt->name,
+              mlxr_isa_name(k.isa));
         g(n, nr, nc, wp, rb, x, xs, y_fast, (size_t)nr);
         int far = 0, variant = 0;
         for (int64_t j = 0; j < nc; j++) {

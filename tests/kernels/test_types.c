@@ -2,7 +2,9 @@
  * test_types.c - the type kernels (kernels.h: F32, F16, BF16, Q8_0, Q4_0) at every ISA level
  * this CPU has, against the scalar references, and the references against float math.
  *
- * Fast vs reference, for each level from SCALAR to mlxr_cpu_isa() (one dispatch table each):
+ * Fast vs reference, for each level from SCALAR to mlxr_cpu_isa() (one dispatch table each; the
+ * levels above what this CPU has, e.g. the AVX512_VNNI / AVX512_BF16 ones on an AVX2 machine, are
+ * printed as SKIPPED):
  *   - from_float (conversion, quantization) and to_float: bit for bit, on random rows of several
  *     magnitude profiles and on edge values (zeros, ties, f16 subnormals and overflow, inf/NaN,
  *     huge and tiny quantization blocks);
@@ -582,10 +584,13 @@ static void check_refs_vs_math(const mlxr_kernels *ref) {
 
 static void check_dispatch(void) {
     const mlxr_isa cpu = mlxr_cpu_isa();
-    CHECK(cpu >= MLXR_ISA_SCALAR && cpu <= MLXR_ISA_AVX512, "mlxr_cpu_isa() = %d", (int)cpu);
+    CHECK(cpu >= MLXR_ISA_SCALAR && cpu <= MLXR_ISA_MAX, "mlxr_cpu_isa() = %d", (int)cpu);
     printf("cpu isa: %s\n", mlxr_isa_name(cpu));
     CHECK(strcmp(mlxr_isa_name(MLXR_ISA_AVX2), "avx2") == 0, "isa name");
-    for (int isa = 0; isa <= MLXR_ISA_AVX512 + 1; isa++) {
+    CHECK(strcmp(mlxr_isa_name(MLXR_ISA_AVX512_VNNI), "avx512-vnni") == 0, "isa name");
+    for (int isa = MLXR_ISA_SCALAR; isa <= MLXR_ISA_MAX; isa++)
+        CHECK(strcmp(mlxr_isa_name((mlxr_isa)isa), "unknown") != 0, "level %d has a name", isa);
+    for (int isa = 0; isa <= MLXR_ISA_MAX + 1; isa++) {
         mlxr_kernels k;
         mlxr_kernels_init(&k, (mlxr_isa)isa);
         int want = isa < (int)cpu ? isa : (int)cpu;
@@ -608,6 +613,22 @@ static void check_dispatch(void) {
     CHECK(k.type[MLXR_DTYPE_Q8_0].vec_dot == mlxr_vec_dot_q8_0_ref &&
               k.type[MLXR_DTYPE_F16].to_float == mlxr_to_float_f16_ref,
           "the scalar table holds the references");
+#if defined(__x86_64__) || defined(__i386__)
+    /* the VNNI / BF16 levels really select their kernels (so the loop in main tests them) */
+    if (cpu >= MLXR_ISA_AVX512_VNNI) {
+        mlxr_kernels_init(&k, MLXR_ISA_AVX512_VNNI);
+        CHECK(k.type[MLXR_DTYPE_Q8_0].vec_dot == mlxr_vec_dot_q8_0_avx512vnni &&
+                  k.type[MLXR_DTYPE_Q4_0].vec_dot == mlxr_vec_dot_q4_0_avx512vnni &&
+                  k.type[MLXR_DTYPE_BF16].vec_dot == mlxr_vec_dot_bf16_avx512,
+              "the avx512-vnni table holds the VNNI dot products");
+    }
+    if (cpu >= MLXR_ISA_AVX512_BF16) {
+        mlxr_kernels_init(&k, MLXR_ISA_AVX512_BF16);
+        CHECK(k.type[MLXR_DTYPE_BF16].vec_dot == mlxr_vec_dot_bf16_avx512bf16 &&
+                  k.type[MLXR_DTYPE_Q8_0].vec_dot == mlxr_vec_dot_q8_0_avx512vnni,
+              "the avx512-vnni-bf16 table holds the BF16 dot product");
+    }
+#endif
 }
 
 /* ---- tiled products: every (row, column) of gemm against the reference dot ------------------ */
@@ -700,5 +721,7 @@ int main(void) {
         check_quant_edges(label, &k, &ref);
         check_gemms(label, &k, &ref);
     }
+    for (int isa = (int)mlxr_cpu_isa() + 1; isa <= MLXR_ISA_MAX; isa++)
+        printf("SKIPPED %s: this CPU lacks it\n", mlxr_isa_name((mlxr_isa)isa));
     return test_finish("kernels_types");
 }

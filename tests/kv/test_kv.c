@@ -25,6 +25,7 @@ static mlxr_context *ctx(mlxr_model *m, int n_seq, int64_t blocks) {
     o.n_batch = 128;
     o.n_threads = 2;
     o.batch_invariant = true;
+    o.n_gpu_layers = test_gpu_layers();
     if (blocks > 0) {
         const mlxr_model_info *h = mlxr_model_get_info(m);
         o.kv_mem_bytes = blocks * (int64_t)mlxr_kv_block_bytes(

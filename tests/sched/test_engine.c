@@ -49,6 +49,7 @@ static void run_alone(mlxr_model *m, job *j) {
     o.n_ctx = N_CTX;
     o.n_batch = N_CTX;
     o.n_threads = 1;
+    o.n_gpu_layers = test_gpu_layers();
     o.batch_invariant = true; /* as the engine's, so that "alone" and "batched" agree bitwise */
     mlxr_context *c = NULL;
     mlxr_sampler *s = NULL;
@@ -99,6 +100,7 @@ static mlxr_engine *engine(mlxr_model *m, int n_seq, int n_batch, int64_t kv_byt
     o.ctx.n_seq_max = n_seq;
     o.ctx.n_batch = n_batch;
     o.ctx.n_threads = 1;
+    o.ctx.n_gpu_layers = test_gpu_layers();
     o.ctx.kv_mem_bytes = kv_bytes;
     o.no_prefix_cache = !prefix;
     o.ctx.batch_invariant = true;

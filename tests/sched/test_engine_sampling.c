@@ -57,6 +57,7 @@ static mlxr_engine *engine(mlxr_model *m, int32_t n_lookup) {
     o.ctx.n_seq_max = 4;
     o.ctx.n_batch = 64;
     o.ctx.n_threads = 1;
+    o.ctx.n_gpu_layers = test_gpu_layers();
     o.ctx.batch_invariant = true;
     o.n_lookup = n_lookup;
     mlxr_engine *e = NULL;
@@ -183,6 +184,7 @@ static void test_logprobs(mlxr_model *m) {
     mlxr_context_opts o = mlxr_context_default_opts();
     o.n_ctx = N_CTX;
     o.n_threads = 1;
+    o.n_gpu_layers = test_gpu_layers();
     o.batch_invariant = true;
     mlxr_context *c = NULL;
     mlxr_err err = {0};

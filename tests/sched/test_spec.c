@@ -30,6 +30,7 @@ static mlxr_context *ctx(mlxr_model *m) {
     o.n_ctx = 256;
     o.n_batch = 64;
     o.n_threads = 2;
+    o.n_gpu_layers = test_gpu_layers();
     mlxr_context *c = NULL;
     mlxr_err err = {0};
     CHECK(mlxr_context_new(m, &o, &c, &err) == MLXR_OK, "context: %s", err.msg);

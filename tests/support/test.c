@@ -3,6 +3,8 @@
  */
 #include "test.h"
 
+#include "mlxr.h"
+
 #include <time.h>
 
 int test_n_pass, test_n_fail;
@@ -70,4 +72,14 @@ char *test_read_file(const char *path, size_t *len) {
     buf[n] = '\0';
     if (len) *len = n;
     return buf;
+}
+
+int32_t test_gpu_layers(void) {
+    const char *s = getenv("MLXR_TEST_NGL");
+    if (!s || !*s) return 0;
+    if (mlxr_gpu_count() < 1) {
+        fprintf(stderr, "SKIP: MLXR_TEST_NGL=%s but no CUDA device\n", s);
+        exit(77);
+    }
+    return (int32_t)strtol(s, NULL, 10);
 }

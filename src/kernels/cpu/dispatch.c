@@ -9,11 +9,16 @@
  *           XCR0 SSE(1) and AVX(2).
  *   AVX512: the above plus CPUID.7.0:EBX F(16) DQ(17) BW(30) VL(31);
  *           XCR0 opmask(5), ZMM_Hi256(6), Hi16_ZMM(7).
+ *   AVX512_VNNI: the above plus CPUID.7.0:ECX AVX512_VNNI(11) (no new register state).
+ *   AVX512_BF16: the above plus CPUID.7.1:EAX AVX512_BF16(5) (sub-leaf 1 exists when
+ *           CPUID.7.0:EAX >= 1). Every CPU with it has VNNI too (Cooper Lake, Sapphire Rapids
+ *           and later, Zen 4 and later), so the levels stay a simple order.
  * The table is filled on request, never cached in a global: one process can hold several tables
  * (tests build one per ISA level).
  */
 #include "kernels/kernels.h"
 #include "kernels/quantize.h"
+#include "kernels/ref/repack_k.h"
 
 #include <string.h>
 
@@ -48,7 +53,12 @@ mlxr_isa mlxr_cpu_isa(void) {
     const unsigned int need7 = (1u << 16) | (1u << 17) | (1u << 30) | (1u << 31);
     if ((ebx & need7) != need7) return MLXR_ISA_AVX2;
     if ((xcr0 & 0xe6) != 0xe6) return MLXR_ISA_AVX2;
-    return MLXR_ISA_AVX512;
+    if (!(ecx & (1u << 11))) return MLXR_ISA_AVX512;
+    const unsigned int max_sub = eax; /* CPUID.7.0:EAX, the last sub-leaf of leaf 7 */
+    if (max_sub < 1 || !__get_cpuid_count(7, 1, &eax, &ebx, &ecx, &edx))
+        return MLXR_ISA_AVX512_VNNI;
+    if (!(eax & (1u << 5))) return MLXR_ISA_AVX512_VNNI;
+    return MLXR_ISA_AVX512_BF16;
 #else
     return MLXR_ISA_SCALAR;
 #endif
@@ -62,6 +72,10 @@ const char *mlxr_isa_name(mlxr_isa isa) {
         return "avx2";
     case MLXR_ISA_AVX512:
         return "avx512";
+    case MLXR_ISA_AVX512_VNNI:
+        return "avx512-vnni";
+    case MLXR_ISA_AVX512_BF16:
+        return "avx512-vnni-bf16";
     }
     return "unknown";
 }
@@ -126,6 +140,7 @@ void mlxr_kernels_init(mlxr_kernels *k, mlxr_isa isa) {
      * rows (its reference products over the interleaved ones are for tests). */
     k->type[MLXR_DTYPE_Q4_0].repack = mlxr_repack_q4_0x8;
     k->type[MLXR_DTYPE_Q8_0].repack = mlxr_repack_q8_0x8;
+    mlxr_kernels_init_mlx(k); /* the internal MLX affine types, every level (ref/mlx_types.c) */
 
 #if MLXR_X86
     mlxr_type_kernels *t = k->type;
@@ -153,6 +168,11 @@ void mlxr_kernels_init(mlxr_kernels *k, mlxr_isa isa) {
         t[MLXR_DTYPE_Q4_K].gemm = mlxr_gemm_q4_k_avx2;
         t[MLXR_DTYPE_Q5_K].gemm = mlxr_gemm_q5_k_avx2;
         t[MLXR_DTYPE_Q6_K].gemm = mlxr_gemm_q6_k_avx2;
+        /* Q4_K and Q6_K weights interleaved at load (ref/repack_k.h): prompt and decode */
+        t[MLXR_DTYPE_Q4_K].repack = mlxr_repack_q4_kx8;
+        t[MLXR_DTYPE_Q4_K].gemm_packed = mlxr_gemm_q4_kx8_avx2;
+        t[MLXR_DTYPE_Q6_K].repack = mlxr_repack_q6_kx8;
+        t[MLXR_DTYPE_Q6_K].gemm_packed = mlxr_gemm_q6_kx8_avx2;
         /* AVX-512 machines keep these too: the 256-bit tiles run well there */
         t[MLXR_DTYPE_Q8_0].gemm = mlxr_gemm_q8_0_avx2;
         t[MLXR_DTYPE_Q4_0].gemm = mlxr_gemm_q4_0_avx2;
@@ -171,5 +191,15 @@ void mlxr_kernels_init(mlxr_kernels *k, mlxr_isa isa) {
         t[MLXR_DTYPE_Q5_K].vec_dot = mlxr_vec_dot_q5_k_avx512;
         t[MLXR_DTYPE_Q6_K].vec_dot = mlxr_vec_dot_q6_k_avx512;
     }
+    if (level >= MLXR_ISA_AVX512_VNNI) {
+        t[MLXR_DTYPE_Q8_0].vec_dot = mlxr_vec_dot_q8_0_avx512vnni;
+        t[MLXR_DTYPE_Q4_0].vec_dot = mlxr_vec_dot_q4_0_avx512vnni;
+        t[MLXR_DTYPE_Q4_K].vec_dot = mlxr_vec_dot_q4_k_avx512vnni;
+        t[MLXR_DTYPE_Q5_K].vec_dot = mlxr_vec_dot_q5_k_avx512vnni;
+        t[MLXR_DTYPE_Q6_K].vec_dot = mlxr_vec_dot_q6_k_avx512vnni;
+        t[MLXR_DTYPE_Q4_0].gemm_packed = mlxr_gemm_q4_0x8_avx512vnni;
+        t[MLXR_DTYPE_Q8_0].gemm_packed = mlxr_gemm_q8_0x8_avx512vnni;
+    }
+    if (level >= MLXR_ISA_AVX512_BF16) t[MLXR_DTYPE_BF16].vec_dot = mlxr_vec_dot_bf16_avx512bf16;
 #endif
 }

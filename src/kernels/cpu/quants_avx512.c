@@ -20,59 +20,11 @@
 #if defined(__x86_64__) || defined(__i386__)
 
 #include <immintrin.h>
-#include <string.h>
+
+#include "kernels/cpu/simd_avx512.h"
 
 static inline float hsum512(__m512 v) {
     return _mm512_reduce_add_ps(v);
-}
-
-/* A 16-byte vector in all four 128-bit lanes. */
-static inline __m512i lanes4(__m128i v) {
-    return _mm512_broadcast_i32x4(v);
-}
-
-/* vpshufb mask giving, in 128-bit lane L, int16 element e[L] of a lanes4() vector. */
-static inline __m512i pick16(int e0, int e1, int e2, int e3) {
-    const int m0 = (2 * e0 + 1) << 8 | 2 * e0, m1 = (2 * e1 + 1) << 8 | 2 * e1;
-    const int m2 = (2 * e2 + 1) << 8 | 2 * e2, m3 = (2 * e3 + 1) << 8 | 2 * e3;
-    const __m128i l0 = _mm_set1_epi16((short)m0), l1 = _mm_set1_epi16((short)m1);
-    const __m128i l2 = _mm_set1_epi16((short)m2), l3 = _mm_set1_epi16((short)m3);
-    const __m512i v = _mm512_castsi128_si512(l0);
-    return _mm512_inserti32x4(_mm512_inserti32x4(_mm512_inserti32x4(v, l1, 1), l2, 2), l3, 3);
-}
-
-/* 32 bytes at p in both 256-bit halves. */
-static inline __m512i load2x256(const void *p) {
-    return _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)p));
-}
-
-/* Same unpacking as quants_avx2.c k4_scales_mins: scales in bytes 0..7, mins in 8..15. */
-static inline __m128i k4_scales_mins(const uint8_t *q) {
-    uint64_t a;
-    uint32_t b;
-    memcpy(&a, q, 8);
-    memcpy(&b, q + 8, 4);
-    const uint64_t lo = a & 0x3f3f3f3f3f3f3f3full;
-    const uint64_t hi = ((uint64_t)((b >> 4) & 0x0f0f0f0fu) << 32 | (b & 0x0f0f0f0fu)) |
-                        ((a >> 6) & 0x0303030303030303ull) << 4;
-    const uint64_t scales = (lo & 0xffffffffull) | hi << 32;
-    const uint64_t mins = lo >> 32 | (hi & 0xffffffff00000000ull);
-    return _mm_set_epi64x((long long)mins, (long long)scales);
-}
-
-/* Sum over sub-blocks of min[g] * (bsums[2g] + bsums[2g+1]), 4 int32 lanes (sm16: scales then
- * mins as 16 int16). */
-static inline __m128i k4_min_sums(__m256i sm16, const int16_t *bsums) {
-    const __m256i bs = _mm256_loadu_si256((const __m256i *)bsums);
-    const __m128i pairs =
-        _mm_hadd_epi16(_mm256_castsi256_si128(bs), _mm256_extracti128_si256(bs, 1));
-    return _mm_madd_epi16(_mm256_extracti128_si256(sm16, 1), pairs);
-}
-
-static inline float hsum128(__m128 r) {
-    r = _mm_add_ps(r, _mm_movehl_ps(r, r));
-    r = _mm_add_ss(r, _mm_movehdup_ps(r));
-    return _mm_cvtss_f32(r);
 }
 
 /*

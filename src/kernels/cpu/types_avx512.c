@@ -23,6 +23,8 @@
 
 #include <immintrin.h>
 
+#include "kernels/cpu/simd_avx512.h"
+
 /* Lane mask for the first r (< 16) elements. */
 static inline __mmask16 tail_mask(int64_t r) {
     return (__mmask16)((1u << r) - 1u);
@@ -143,25 +145,6 @@ void mlxr_quantize_q8_0_avx512(const float *x, void *y, int64_t n) {
 
 /* ---- quantized dot products --------------------------------------------------------------- */
 
-/* Block scales, 4 at a time, as in types_avx2.c: lane k = fp16_to_fp32(d_x[k]) *
- * fp16_to_fp32(d_y[k]), one vcvtph2ps per 4 scales instead of one per scale. */
-static inline __m128 scales4(uint16_t x0, uint16_t x1, uint16_t x2, uint16_t x3, uint16_t y0,
-                             uint16_t y1, uint16_t y2, uint16_t y3) {
-    const uint64_t px = x0 | (uint64_t)x1 << 16 | (uint64_t)x2 << 32 | (uint64_t)x3 << 48;
-    const uint64_t py = y0 | (uint64_t)y1 << 16 | (uint64_t)y2 << 32 | (uint64_t)y3 << 48;
-    const __m128 dx = _mm_cvtph_ps(_mm_set_epi64x(0, (long long)px));
-    const __m128 dy = _mm_cvtph_ps(_mm_set_epi64x(0, (long long)py));
-    return _mm_mul_ps(dx, dy);
-}
-
-#define SCALES4(a, b, i)                                                                           \
-    scales4(a[i].d, a[i + 1].d, a[i + 2].d, a[i + 3].d, b[i].d, b[i + 1].d, b[i + 2].d, b[i + 3].d)
-
-/* Lanes of d4 spread by an index vector: lanes 0..7 get d4[idx[0]], 8..15 get d4[idx[8]]. */
-static inline __m512 lanes(__m128 d4, __m512i idx) {
-    return _mm512_permutexvar_ps(idx, _mm512_castps128_ps512(d4));
-}
-
 /* Sums of 4 adjacent products x[k]*y[k] as 16 float lanes (exact); y != -128. AVX-512 has no
  * vpsignb, so y is negated under the mask of negative x instead. */
 static inline __m512 mul_sum_i8_quads(__m512i x, __m512i y) {
@@ -182,36 +165,7 @@ static inline __m512 mul_sum_q4_quads(__m512i u, __m512i y) {
     return _mm512_cvtepi32_ps(p32);
 }
 
-/* The 32 int8 values of two Q8_0 blocks: p0 in the low half, p1 in the high half. */
-static inline __m512i load_2x_q8(const int8_t *p0, const int8_t *p1) {
-    const __m256i lo = _mm256_loadu_si256((const __m256i *)p0);
-    const __m256i hi = _mm256_loadu_si256((const __m256i *)p1);
-    return _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
-}
-
-/* The nibbles of two Q4_0 blocks as bytes in [0, 15], laid out like load_2x_q8: each block's
- * 16 bytes are loaded into two 128-bit lanes and the second copy shifted right by 4, giving the
- * lanes [p0 low nibbles, p0 high nibbles, p1 low nibbles, p1 high nibbles]. */
-static inline __m512i load_2x_q4(const uint8_t *p0, const uint8_t *p1) {
-    const __m256i b0 = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)p0));
-    const __m256i b1 = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)p1));
-    const __m512i v = _mm512_inserti64x4(_mm512_castsi256_si512(b0), b1, 1);
-    const __m512i sh = _mm512_srlv_epi64(v, _mm512_setr_epi64(0, 0, 4, 4, 0, 0, 4, 4));
-    return _mm512_and_si512(sh, _mm512_set1_epi8(0x0F));
-}
-
 /* ---- the last 1..3 blocks, one at a time in 256-bit registers ---- */
-
-static inline float hsum256(__m256 v) {
-    __m128 r = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    r = _mm_add_ps(r, _mm_movehl_ps(r, r));
-    r = _mm_add_ss(r, _mm_movehdup_ps(r));
-    return _mm_cvtss_f32(r);
-}
-
-static inline __m256 scale1(uint16_t dx, uint16_t dy) {
-    return _mm256_set1_ps(_cvtsh_ss(dx) * _cvtsh_ss(dy));
-}
 
 static inline __m256 mul_sum_i8_quads_256(const int8_t *px, const int8_t *py) {
     const __m256i x = _mm256_loadu_si256((const __m256i *)px);
@@ -221,9 +175,7 @@ static inline __m256 mul_sum_i8_quads_256(const int8_t *px, const int8_t *py) {
 }
 
 static inline __m256 mul_sum_q4_quads_256(const uint8_t *qs, const int8_t *py) {
-    const __m256i v = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)qs));
-    const __m256i u = _mm256_and_si256(
-        _mm256_srlv_epi32(v, _mm256_setr_epi32(0, 0, 0, 0, 4, 4, 4, 4)), _mm256_set1_epi8(0x0F));
+    const __m256i u = load_q4(qs);
     const __m256i y = _mm256_loadu_si256((const __m256i *)py);
     const __m256i p16 =
         _mm256_sub_epi16(_mm256_maddubs_epi16(u, y), _mm256_maddubs_epi16(_mm256_set1_epi8(8), y));

@@ -15,7 +15,7 @@ extern "C" {
 #endif
 
 /* For T rows t and i < n: out[t][i] = silu(g[t * ld + i]) * u[t * ld + i], stored as f32 or
- * encoded for the next product (see mlxr_cuda_out; out rows are n wide). g and u may be the two
+ * encoded for the next product (see mlxr_cuda_out, Q8_K included; out rows are n wide). g and u may be the two
  * halves of one [T][2n] gate|up product (ld = 2n, u = g + n). */
 cudaError_t mlxr_swiglu_cuda(const float *g, const float *u, int64_t ld, int64_t n, int32_t T,
                              const mlxr_cuda_out *out, cudaStream_t st);

@@ -15,6 +15,8 @@ __device__ __forceinline__ void better(float &v, int64_t &i, float v2, int64_t i
 __global__ void argmax_kernel(const float *__restrict__ x, int64_t n, int32_t *__restrict__ out) {
     __shared__ float sv[32];
     __shared__ int64_t si[32];
+    pdl_launch_dependents();
+    pdl_wait();
     const float *row = x + blockIdx.x * n;
     float v = NAN;
     int64_t idx = n;
@@ -40,6 +42,5 @@ __global__ void argmax_kernel(const float *__restrict__ x, int64_t n, int32_t *_
 extern "C" cudaError_t mlxr_argmax_f32_cuda(const float *x, int32_t R, int64_t n, int32_t *out,
                                             cudaStream_t st) {
     if (R <= 0) return cudaSuccess;
-    argmax_kernel<<<R, 1024, 0, st>>>(x, n, out);
-    return cudaGetLastError();
+    return mlxr_launch_pdl(argmax_kernel, dim3((unsigned)R), dim3(1024), 0, st, x, n, out);
 }

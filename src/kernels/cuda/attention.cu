@@ -11,15 +11,17 @@
  */
 #include "kernels/cuda/attention.h"
 #include "kernels/cuda/common.cuh"
+#include "kernels/cuda/kv_page.cuh"
 
 #define SPLIT MLXR_CUDA_ATT_SPLIT
 #define ATT_THREADS 128
 
-__global__ void kv_store_kernel(__half *__restrict__ kc, __half *__restrict__ vc, int64_t seq_stride,
-                                int32_t kv_dim, const float *__restrict__ k, const float *__restrict__ v,
-                                int64_t ld, const int32_t *__restrict__ pos, const int32_t *__restrict__ seq) {
+__global__ void kv_store_kernel(__half *__restrict__ kc, __half *__restrict__ vc, const int32_t *__restrict__ table,
+                                int32_t max_blocks, int32_t kv_dim, const float *__restrict__ k,
+                                const float *__restrict__ v, int64_t ld, const int32_t *__restrict__ pos,
+                                const int32_t *__restrict__ seq) {
     const int t = blockIdx.x;
-    const int64_t off = (int64_t)seq[t] * seq_stride + (int64_t)pos[t] * kv_dim;
+    const int64_t off = kv_off(table, max_blocks, kv_dim, seq[t], pos[t]);
     for (int i = threadIdx.x; i < kv_dim; i += blockDim.x) {
         kc[off + i] = __float2half_rn(k[(int64_t)t * ld + i]);
         vc[off + i] = __float2half_rn(v[(int64_t)t * ld + i]);
@@ -30,8 +32,8 @@ extern "C" cudaError_t mlxr_kv_store_cuda(const mlxr_cuda_kv *kv, const float *k
                                           const int32_t *pos, const int32_t *seq, int32_t T,
                                           cudaStream_t st) {
     if (T <= 0) return cudaSuccess;
-    kv_store_kernel<<<T, 256, 0, st>>>((__half *)kv->k, (__half *)kv->v, kv->seq_stride, kv->kv_dim, k,
-                                       v, ld, pos, seq);
+    kv_store_kernel<<<T, 256, 0, st>>>((__half *)kv->k, (__half *)kv->v, kv->table, kv->max_blocks, kv->kv_dim,
+                                       k, v, ld, pos, seq);
     return cudaGetLastError();
 }
 
@@ -62,8 +64,8 @@ __device__ __forceinline__ void h8_to_f(const uint4 &u, float (&f)[8]) {
 
 template <int GC>
 __global__ void __launch_bounds__(ATT_THREADS)
-    att_split_kernel(const __half *__restrict__ kc, const __half *__restrict__ vc, int64_t seq_stride,
-                     int32_t kv_dim, int32_t n_head, int32_t G, int32_t D, int32_t n_split,
+    att_split_kernel(const __half *__restrict__ kc, const __half *__restrict__ vc,
+                     const int32_t *__restrict__ table, int32_t max_blocks, int32_t kv_dim, int32_t n_head, int32_t G, int32_t D, int32_t n_split,
                      const float *__restrict__ q, int64_t q_ld, const int32_t *__restrict__ pos,
                      const int32_t *__restrict__ seq, float *__restrict__ part_o,
                      float *__restrict__ part_ml) {
@@ -88,11 +90,11 @@ __global__ void __launch_bounds__(ATT_THREADS)
         qs[i] = __half2float(__float2half_rn(q[(int64_t)t * q_ld + (int64_t)h * G * D + i]));
     __syncthreads();
 
-    const __half *kb = kc + (int64_t)seq[t] * seq_stride + (int64_t)h * D;
-    const __half *vb = vc + (int64_t)seq[t] * seq_stride + (int64_t)h * D;
+    const __half *kb = kc + (int64_t)h * D, *vb = vc + (int64_t)h * D; /* + pool row offsets */
+    const int32_t sq = seq[t];
     const float scale = 1.0f / sqrtf((float)D);
     for (int j = threadIdx.x; j < np; j += blockDim.x) {
-        const __half *kr = kb + (int64_t)(p0 + j) * kv_dim;
+        const __half *kr = kb + kv_off(table, max_blocks, kv_dim, sq, p0 + j);
         for (int g0 = 0; g0 < G; g0 += GC) {
             float acc[GC];
 #pragma unroll
@@ -146,7 +148,9 @@ __global__ void __launch_bounds__(ATT_THREADS)
 #pragma unroll 8
             for (int j = ph; j < np; j += nph) {
                 float vf[8];
-                h8_to_f(__ldg(reinterpret_cast<const uint4 *>(vb + (int64_t)(p0 + j) * kv_dim + c * 8)), vf);
+                h8_to_f(__ldg(reinterpret_cast<const uint4 *>(vb + kv_off(table, max_blocks, kv_dim, sq, p0 + j) +
+                                                               c * 8)),
+                        vf);
 #pragma unroll
                 for (int g = 0; g < GC; g++) {
                     const float p = sc[(g0 + g) * SPLIT + j];
@@ -220,7 +224,8 @@ static cudaError_t launch_split(const mlxr_cuda_kv *kv, const mlxr_cuda_att_shap
     }
     const dim3 grid((unsigned)sh->n_head_kv, (unsigned)sh->n_split, (unsigned)T);
     att_split_kernel<GC><<<grid, ATT_THREADS, smem, st>>>((const __half *)kv->k, (const __half *)kv->v,
-                                                          kv->seq_stride, kv->kv_dim, sh->n_head, G, sh->head_dim,
+                                                          kv->table, kv->max_blocks, kv->kv_dim, sh->n_head, G,
+                                                          sh->head_dim,
                                                           sh->n_split, q, q_ld, pos, seq, part_o, part_ml);
     return cudaGetLastError();
 }

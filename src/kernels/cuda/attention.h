@@ -2,9 +2,11 @@
  * attention.h - causal grouped-query attention of a batch of queries over an F16 KV cache on the
  * device, by flash-decoding.
  *
- * KV addressing (mlxr_cuda_kv): K and V of one layer are rows of kv_dim halves, row (s, p) for
- * sequence s and position p at  base + s * seq_stride + p * kv_dim  (elements). A paged cache
- * would replace this one formula (a block table per sequence); nothing else here knows it.
+ * KV addressing (mlxr_cuda_kv): the paged pool of src/kv/kv.h, on the device. K and V of one
+ * layer are each [n_block * 32][kv_dim] halves (rows, V not transposed); sequence s's position p
+ * is pool row  table[s * max_blocks + p / 32] * 32 + p % 32  (kv_page.cuh), the host pool's own
+ * block numbering, so prefix sharing, copy on write and eviction need no device-side bookkeeping
+ * beyond copying block rows.
  *
  * Algorithm: query t (position pos[t], sequence seq[t]) attends to positions 0..pos[t]. Those are
  * cut into splits of MLXR_CUDA_ATT_SPLIT positions; block (kv head h, split s, query t) computes,
@@ -29,12 +31,14 @@
 extern "C" {
 #endif
 
+#define MLXR_CUDA_KV_BLOCK 32 /* positions per pool block (MLXR_KV_BLOCK) */
 #define MLXR_CUDA_ATT_SPLIT 64 /* positions per split: more splits = more blocks at short contexts */
 
 typedef struct mlxr_cuda_kv {
-    void *k, *v;        /* device, f16: this layer's rows of sequence 0 */
-    int64_t seq_stride; /* elements between sequences */
-    int32_t kv_dim;     /* n_head_kv * head_dim */
+    void *k, *v;          /* device, f16: this layer's pool rows */
+    const int32_t *table; /* device [n_seq][max_blocks]: the pool block of each 32 positions */
+    int32_t max_blocks;   /* table entries per sequence */
+    int32_t kv_dim;       /* n_head_kv * head_dim */
 } mlxr_cuda_kv;
 
 typedef struct mlxr_cuda_att_shape {

@@ -18,6 +18,7 @@
  */
 #include "kernels/cuda/attention.h"
 #include "kernels/cuda/common.cuh"
+#include "kernels/cuda/kv_page.cuh"
 
 #define FA_Q 64 /* queries per block */
 #define FA_K 64 /* key positions per tile */
@@ -71,8 +72,8 @@ __device__ __forceinline__ void fa_split(float a, float b, unsigned &hi, unsigne
 
 template <int D>
 __global__ void __launch_bounds__(128)
-    fa_kernel(const __half *__restrict__ kc, const __half *__restrict__ vc, int64_t seq_stride,
-              int32_t kv_dim, int32_t n_head, int32_t G, const float *__restrict__ q, int64_t q_ld,
+    fa_kernel(const __half *__restrict__ kc, const __half *__restrict__ vc, const int32_t *__restrict__ table,
+              int32_t max_blocks, int32_t kv_dim, int32_t n_head, int32_t G, const float *__restrict__ q, int64_t q_ld,
               const int32_t *__restrict__ pos, const int32_t *__restrict__ seq, int32_t T,
               const mlxr_cuda_out out) {
     constexpr int LD = D + 8; /* shared row stride in halves: conflict-free ldmatrix rows */
@@ -112,7 +113,8 @@ __global__ void __launch_bounds__(128)
             o[i][e] = 0.0f;
     float ma = -INFINITY, mb = -INFINITY, la = 0.0f, lb = 0.0f;
     const float scale = 1.0f / sqrtf((float)D);
-    const int64_t base = (int64_t)seq[t0] * seq_stride + (int64_t)(h / G) * D;
+    const int64_t base = (int64_t)(h / G) * D; /* + pool row offsets */
+    const int32_t sq = seq[t0];
     const int n_tiles = pmax / FA_K + 1;
 
     for (int kt = 0; kt < n_tiles; kt++) {
@@ -121,7 +123,7 @@ __global__ void __launch_bounds__(128)
 #pragma unroll
         for (int i = tid; i < FA_K * D / 8; i += 128) {
             const int row = i / (D / 8), col = (i % (D / 8)) * 8, p = p0 + row;
-            const int64_t src = base + (int64_t)min(p, pmax) * kv_dim + col;
+            const int64_t src = base + kv_off(table, max_blocks, kv_dim, sq, min(p, pmax)) + col;
             fa_cp16(sK + row * LD + col, kc + src, p <= pmax ? 16 : 0);
             fa_cp16(sV + row * LD + col, vc + src, p <= pmax ? 16 : 0);
         }
@@ -250,11 +252,11 @@ extern "C" cudaError_t mlxr_attention_prefill_cuda(const mlxr_cuda_kv *kv,
     const int G = sh->n_head / sh->n_head_kv;
     if (sh->head_dim == 128)
         fa_kernel<128><<<grid, 128, 0, st>>>((const __half *)kv->k, (const __half *)kv->v,
-                                             kv->seq_stride, kv->kv_dim, sh->n_head, G, q, q_ld,
+                                             kv->table, kv->max_blocks, kv->kv_dim, sh->n_head, G, q, q_ld,
                                              pos, seq, T, *out);
     else
         fa_kernel<64><<<grid, 128, 0, st>>>((const __half *)kv->k, (const __half *)kv->v,
-                                            kv->seq_stride, kv->kv_dim, sh->n_head, G, q, q_ld, pos,
+                                            kv->table, kv->max_blocks, kv->kv_dim, sh->n_head, G, q, q_ld, pos,
                                             seq, T, *out);
     return cudaGetLastError();
 }

@@ -12,9 +12,58 @@
 #include <cuda_runtime.h>
 #include <stdint.h>
 
+#include "kernels/cuda/cuda_err.h"
 #include "kernels/cuda/matvec.h"
 
 #define MLXR_WARP 32
+
+/*
+ * Programmatic dependent launch (sm_90+; issue 7's decode step). A kernel launched by
+ * mlxr_launch_pdl may start while the kernel before it on the stream is still running: it must
+ * call pdl_wait() before it reads anything an earlier kernel wrote or writes anything an earlier
+ * kernel reads (only constant data such as weights may be touched before). pdl_wait() returns once
+ * the previous kernel has completed and its memory is visible; since that kernel in turn waited
+ * for its own predecessor, every earlier kernel is complete too (kernels launched without PDL wait
+ * for the whole previous kernel as usual). pdl_launch_dependents() lets the next kernel start
+ * launching (its blocks then sit in pdl_wait() on free SM slots, having prefetched their weights)
+ * once every block of this one has called it or exited. Both are no-ops below sm_90 and without a
+ * PDL launch. Every kernel of src/kernels/cuda/ that mlxr_launch_pdl launches calls pdl_wait() on
+ * every path, before its first dependent access.
+ */
+__device__ __forceinline__ void pdl_wait() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+}
+
+__device__ __forceinline__ void pdl_launch_dependents() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+
+/* Prefetch the 128-byte line holding p into L2 (weights, before pdl_wait). */
+__device__ __forceinline__ void prefetch_l2(const void *p) {
+    asm volatile("prefetch.global.L2 [%0];" ::"l"(p));
+}
+
+/* Launch kernel<<<grid, block, smem, st>>>(args...) with programmatic stream serialization when
+ * mlxr_cuda_pdl_enabled() (the kernel must follow the pdl_wait rule above). */
+template <typename... KArgs, typename... Args>
+static inline cudaError_t mlxr_launch_pdl(void (*kernel)(KArgs...), dim3 grid, dim3 block, size_t smem,
+                                          cudaStream_t st, Args &&...args) {
+    cudaLaunchAttribute attr[1];
+    attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    attr[0].val.programmaticStreamSerializationAllowed = 1;
+    cudaLaunchConfig_t cfg = {};
+    cfg.gridDim = grid;
+    cfg.blockDim = block;
+    cfg.dynamicSmemBytes = smem;
+    cfg.stream = st;
+    cfg.attrs = attr;
+    cfg.numAttrs = mlxr_cuda_pdl_enabled() ? 1 : 0;
+    return cudaLaunchKernelEx(&cfg, kernel, static_cast<Args &&>(args)...);
+}
 
 __device__ __forceinline__ float warp_sum(float v) {
     for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
@@ -82,6 +131,60 @@ __device__ __forceinline__ void put_block32(const mlxr_cuda_out &o, int64_t n, i
         else
             o.y[i] = v;
     }
+}
+
+/*
+ * Q8_K encoding of one 256-value super-block by the whole warp, lane j holding values j + 32 i
+ * (i < 8) in v: mlxr_quantize_q8_k_ref's arithmetic step by step: the signed value of largest
+ * magnitude (the first on ties: the lowest index wins the reduction), iscale = -127 / max, q =
+ * min(127, round-half-even(iscale * x)), d = 1 / iscale, IEEE f32 operations without contraction;
+ * an all-zero block gives d = 0, q = 0. Stores q into q (int8 [256]) and d into *d (lane 0), or
+ * with F16_OUT f16(d * q) into q (as f16 [256]) and no d.
+ */
+template <bool F16_OUT>
+__device__ __forceinline__ void put_block256_q8k(const float (&v)[8], int lane, void *q, float *d) {
+    float amax = 0.0f, mx = 0.0f;
+    int idx = 256;
+#pragma unroll
+    for (int i = 0; i < 8; i++) {
+        if (fabsf(v[i]) > amax) { /* ascending index within the lane: strict keeps the first */
+            amax = fabsf(v[i]);
+            mx = v[i];
+            idx = lane + 32 * i;
+        }
+    }
+    for (int o = 16; o > 0; o >>= 1) {
+        const float a2 = __shfl_xor_sync(0xffffffffu, amax, o), m2 = __shfl_xor_sync(0xffffffffu, mx, o);
+        const int i2 = __shfl_xor_sync(0xffffffffu, idx, o);
+        if (a2 > amax || (a2 == amax && i2 < idx)) {
+            amax = a2;
+            mx = m2;
+            idx = i2;
+        }
+    }
+    if (amax == 0.0f) {
+#pragma unroll
+        for (int i = 0; i < 8; i++) {
+            if (F16_OUT)
+                ((__half *)q)[lane + 32 * i] = __float2half_rn(0.0f);
+            else
+                ((int8_t *)q)[lane + 32 * i] = 0;
+        }
+        if (!F16_OUT && lane == 0) *d = 0.0f;
+        return;
+    }
+    const float iscale = __fdiv_rn(-127.0f, mx);
+    const float dd = __fdiv_rn(1.0f, iscale);
+#pragma unroll
+    for (int i = 0; i < 8; i++) {
+        int qi = __float2int_rn(__fmul_rn(iscale, v[i]));
+        qi = qi < 127 ? (qi > -128 ? qi : -128) : 127;
+        if (F16_OUT)
+            ((__half *)q)[lane + 32 * i] = __float2half_rn(__fmul_rn(dd, (float)qi));
+        else
+            ((int8_t *)q)[lane + 32 * i] = (int8_t)qi;
+    }
+    if (!F16_OUT && lane == 0) *d = dd;
 }
 
 #endif

@@ -3,8 +3,28 @@
  */
 #include "kernels/cuda/cuda_err.h"
 
+#include <stdlib.h>
+#include <string.h>
+
 extern "C" {
 #include "util/err.h"
+}
+
+static bool pdl_probe(void) {
+    const char *e = getenv("MLXR_CUDA_PDL");
+    if (e && !strcmp(e, "0")) return false;
+    int dev = 0, major = 0;
+    if (cudaGetDevice(&dev) != cudaSuccess ||
+        cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) != cudaSuccess) {
+        cudaGetLastError();
+        return false;
+    }
+    return major >= 9;
+}
+
+extern "C" bool mlxr_cuda_pdl_enabled(void) {
+    static const bool on = pdl_probe(); /* thread-safe initialization (C++11) */
+    return on;
 }
 
 extern "C" mlxr_status mlxr_cuda_status(cudaError_t e, mlxr_err *err, const char *what,
@@ -18,4 +38,20 @@ extern "C" mlxr_status mlxr_cuda_status(cudaError_t e, mlxr_err *err, const char
 extern "C" mlxr_status mlxr_cuda_launch_status(mlxr_err *err, const char *kernel, const char *file,
                                                int line) {
     return mlxr_cuda_status(cudaGetLastError(), err, kernel, file, line);
+}
+
+extern "C" bool mlxr_cuda_fuse_enabled(void) {
+    static const bool on = [] {
+        const char *e = getenv("MLXR_CUDA_FUSE");
+        return !(e && !strcmp(e, "0"));
+    }();
+    return on;
+}
+
+extern "C" bool mlxr_cuda_fused_swiglu_enabled(void) {
+    static const bool on = [] {
+        const char *e = getenv("MLXR_CUDA_FUSED_SWIGLU");
+        return e && !strcmp(e, "1");
+    }();
+    return on;
 }

@@ -5,6 +5,7 @@
 #include "kernels/cuda/common.cuh"
 #include "kernels/cuda/kquants.cuh"
 #include "kernels/cuda/matvec.h"
+#include "kernels/cuda/mlx.cuh"
 
 /* Value i of row `row` of a K-quant matrix (device layout), as the reference dequantizes it. */
 static __device__ float kq_value(mlxr_dtype type, const uint8_t *q, const uint8_t *m, int64_t ne0, int64_t row, int64_t i) {
@@ -25,8 +26,10 @@ static __device__ float kq_value(mlxr_dtype type, const uint8_t *q, const uint8_
     return kq_val45(__fmul_rn(h.d, (float)sc), __fmul_rn(h.dmin, (float)mn), v);
 }
 
+/* mlx: bits << 16 | mlx_aux for an MLX affine type, else 0. */
 __global__ void embed_kernel(mlxr_dtype type, const void *__restrict__ q, const __half *__restrict__ d,
-                             int64_t ne0, const int32_t *__restrict__ tok, float *__restrict__ x) {
+                             int64_t ne0, const int32_t *__restrict__ tok, float *__restrict__ x, int mlx) {
+    pdl_launch_dependents(); /* the RMSNorm after it may start launching (it waits for this) */
     const int64_t row = tok[blockIdx.x];
     float *out = x + blockIdx.x * ne0;
     const int64_t nb = ne0 / 32;
@@ -41,6 +44,13 @@ __global__ void embed_kernel(mlxr_dtype type, const void *__restrict__ q, const 
             v = (float)(nib - 8) * __half2float(d[row * nb + b]);
         } else if (type == MLXR_DTYPE_Q4_K || type == MLXR_DTYPE_Q5_K || type == MLXR_DTYPE_Q6_K) {
             v = kq_value(type, (const uint8_t *)q, (const uint8_t *)d, ne0, row, i);
+        } else if (mlx) {
+            const int bits = mlx >> 16, lg = mlx & 0xFF;
+            const int64_t g = (row * ne0 + i) >> lg; /* the row's groups are consecutive */
+            float s, b;
+            mlx_sb(reinterpret_cast<const unsigned *>(d)[g], (mlx >> 8) & 1, s, b);
+            const uint8_t *qs = (const uint8_t *)q + (g << lg) / 8 * bits;
+            v = mlx_val(s, b, mlx_code(qs, bits, (int)(i & ((1 << lg) - 1))));
         } else if (type == MLXR_DTYPE_F16) {
             v = __half2float(((const __half *)q)[row * ne0 + i]);
         } else {
@@ -53,6 +63,8 @@ __global__ void embed_kernel(mlxr_dtype type, const void *__restrict__ q, const 
 extern "C" cudaError_t mlxr_embed_cuda(const mlxr_cuda_mat *w, const int32_t *tok, int32_t T, float *x,
                                        cudaStream_t st) {
     if (T <= 0) return cudaSuccess;
-    embed_kernel<<<T, 256, 0, st>>>(w->type, w->q, (const __half *)w->d, w->ne0, tok, x);
+    mlx_par p;
+    const int mlx = mlx_par_of(w->type, &p) ? p.bits << 16 | mlx_aux(p) : 0;
+    embed_kernel<<<T, 256, 0, st>>>(w->type, w->q, (const __half *)w->d, w->ne0, tok, x, mlx);
     return cudaGetLastError();
 }

@@ -21,6 +21,7 @@
 #include "kernels/cuda/common.cuh"
 #include "kernels/cuda/gemm.h"
 #include "kernels/cuda/kquants.cuh"
+#include "kernels/cuda/mlx.cuh"
 
 #define GB_N 128         /* tokens per block */
 #define GB_K 64          /* row values per step */
@@ -230,6 +231,50 @@ struct wl_q6k {
     }
 };
 
+/* MLX affine (mlx.cuh): values k..k+31 are one 32-weight piece of group k / gs; the type's group
+ * size and scale encoding come from the kernel's aux argument (wl_setup). */
+template <int BITS> struct wl_mlx {
+    int4 v[BITS / 4]; /* 16 (4 bits) or 32 (8 bits) code bytes */
+    unsigned hw;      /* scale | bias << 16 */
+    int lg;
+    bool bf16;
+    __device__ __forceinline__ void setup(int aux) {
+        lg = aux & 0xFF;
+        bf16 = (aux >> 8) & 1;
+    }
+    __device__ __forceinline__ void load(const uint8_t *q, const uint8_t *m, int ne0, int row,
+                                         int k) {
+        const int4 *p =
+            reinterpret_cast<const int4 *>(q + (int64_t)row * (ne0 / 8 * BITS) + k / 8 * BITS);
+#pragma unroll
+        for (int i = 0; i < BITS / 4; i++)
+            v[i] = __ldg(p + i);
+        hw = __ldg(reinterpret_cast<const unsigned *>(m) + (int64_t)row * (ne0 >> lg) + (k >> lg));
+    }
+    __device__ __forceinline__ void store(__half *dst) const {
+        float s, b;
+        mlx_sb(hw, bf16, s, b);
+        const uint8_t *c = reinterpret_cast<const uint8_t *>(v);
+#pragma unroll
+        for (int i = 0; i < 4; i++) {
+            float f[8];
+#pragma unroll
+            for (int j = 0; j < 8; j++) {
+                const int e = 8 * i + j;
+                const int qv = BITS == 8 ? c[e] : e < 16 ? (c[e] & 0x0F) : (c[e - 16] >> 4);
+                f[j] = mlx_val(s, b, qv);
+            }
+            reinterpret_cast<uint4 *>(dst)[i] = pack8(f);
+        }
+    }
+};
+
+/* Per-launch parameters of a loader (only wl_mlx has any). */
+template <class WL> __device__ __forceinline__ void wl_setup(WL &, int) {}
+template <int BITS> __device__ __forceinline__ void wl_setup(wl_mlx<BITS> &wl, int aux) {
+    wl.setup(aux);
+}
+
 /* ---- the kernel --------------------------------------------------------------------------------
  */
 
@@ -237,7 +282,7 @@ template <class WL, int BM>
 __global__ void __launch_bounds__(GB_THREADS, 2)
     gemm_kernel(const uint8_t *__restrict__ q, const uint8_t *__restrict__ m,
                 const __half *__restrict__ x, float *__restrict__ y, int64_t ldy, int ne0, int ne1,
-                int T) {
+                int T, int aux) {
     extern __shared__ __align__(16) unsigned char gsm[];
     __half *sA = reinterpret_cast<__half *>(gsm); /* [2][BM][GB_LD] */
     __half *sB = sA + 2 * BM * GB_LD;             /* [2][GB_N][GB_LD] */
@@ -249,6 +294,7 @@ __global__ void __launch_bounds__(GB_THREADS, 2)
     const int a_row = tid >> 1, a_half = tid & 1, a_grow = min(m0 + a_row, ne1 - 1);
     const int nk = (ne0 + GB_K - 1) / GB_K;
     WL wl;
+    wl_setup(wl, aux);
 
     float acc[MT][4][4];
 #pragma unroll
@@ -352,6 +398,8 @@ __global__ void __launch_bounds__(GB_THREADS, 2)
 template <class WL, int BM>
 static cudaError_t launch_bm(const mlxr_cuda_mat *w, const void *x, int32_t T, float *y,
                              int64_t ldy, cudaStream_t st) {
+    mlx_par p;
+    const int aux = mlx_par_of(w->type, &p) ? mlx_aux(p) : 0;
     const size_t smem = (size_t)(2 * BM + 2 * GB_N) * GB_LD * sizeof(__half);
     cudaError_t e = cudaFuncSetAttribute(gemm_kernel<WL, BM>,
                                          cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
@@ -359,7 +407,7 @@ static cudaError_t launch_bm(const mlxr_cuda_mat *w, const void *x, int32_t T, f
     const dim3 grid((unsigned)((w->ne1 + BM - 1) / BM), (unsigned)((T + GB_N - 1) / GB_N));
     gemm_kernel<WL, BM><<<grid, GB_THREADS, smem, st>>>((const uint8_t *)w->q,
                                                         (const uint8_t *)w->d, (const __half *)x, y,
-                                                        ldy, (int)w->ne0, (int)w->ne1, T);
+                                                        ldy, (int)w->ne0, (int)w->ne1, T, aux);
     return cudaGetLastError();
 }
 
@@ -391,8 +439,10 @@ extern "C" bool mlxr_gemm_supported_cuda(mlxr_dtype type, int64_t ne0) {
     case MLXR_DTYPE_Q5_K:
     case MLXR_DTYPE_Q6_K:
         return ne0 > 0 && ne0 % MLXR_CUDA_QK_K == 0;
-    default:
-        return false;
+    default: {
+        mlx_par p; /* whole groups: a 32-value step never spans two */
+        return mlx_par_of(type, &p) && ne0 > 0 && ne0 % p.gs == 0;
+    }
     }
 }
 
@@ -420,7 +470,11 @@ extern "C" cudaError_t mlxr_gemm_tile_cuda(const mlxr_cuda_mat *w, const void *x
         return launch<wl_q45k<MLXR_DTYPE_Q5_K>>(w, x, T, y, ldy, bm, st);
     case MLXR_DTYPE_Q6_K:
         return launch<wl_q6k>(w, x, T, y, ldy, bm, st);
-    default:
-        return cudaErrorInvalidValue;
+    default: {
+        mlx_par p;
+        if (!mlx_par_of(w->type, &p)) return cudaErrorInvalidValue;
+        return p.bits == 4 ? launch<wl_mlx<4>>(w, x, T, y, ldy, bm, st)
+                           : launch<wl_mlx<8>>(w, x, T, y, ldy, bm, st);
+    }
     }
 }

@@ -1,6 +1,6 @@
 /*
  * gemm.h - the prefill matrix product on tensor cores: y = W . X for batches of activation rows,
- * W in its device layout (matvec.h: F16, Q8_0, Q4_0, Q4_K, Q5_K, Q6_K), X as f16 rows (the
+ * W in its device layout (matvec.h: F16, Q8_0, Q4_0, Q4_K, Q5_K, Q6_K, MLX affine), X as f16 rows (the
  * F16 / F16_Q8_0 / F16_Q8_K encodings of mlxr_encode_cuda). Called by mlxr_matmul_cuda for
  * batches of more than 8 rows; a kernel-level entry of its own for the tests and the benchmark.
  */
@@ -16,7 +16,7 @@ extern "C" {
 #endif
 
 /* True when mlxr_gemm_cuda takes matrices of this type and row length (ne0 % 32 == 0 and, for
- * K-quants, % 256 == 0). */
+ * K-quants, % 256 == 0; for the MLX types, a multiple of the group size). */
 bool mlxr_gemm_supported_cuda(mlxr_dtype type, int64_t ne0);
 
 /* y[t][r] (row t at y + t * ldy) = row r of w . x[t] for t < T, r < w->ne1; x: device f16 [T][ne0].

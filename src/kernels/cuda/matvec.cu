@@ -6,9 +6,11 @@
  * weight load is one coalesced 512-byte warp access and serves C tokens (the per-block split of
  * the row length, rather than one warp per row, keeps enough loads in flight to fill HBM with
  * only ne1/R blocks). Partial sums are reduced in the warp, then across warps in shared memory.
- * Decode (T = 1) uses R = 2, C = 1; batches of 2..8 use R = 4, C = 8, reading each weight tile
+ * Decode (T = 1) uses R = decode_rows() (2, 4 or 8), C = 1; batches of 2..8 use R = 4, C = 8, reading each weight tile
  * once per 8 tokens; larger batches go to the tensor-core GEMM (gemm.cu) when it takes the
  * shape. Rows and tokens past the end are clamped for the loads and skipped on the store.
+ * Every product is launched with programmatic dependent launch (common.cuh): its blocks prefetch
+ * their weight rows into L2 before waiting for the previous kernel.
  * Per-type inner loops: Q8_0 and Q4_0 against Q8_0 activations, the K-quants against Q8_K
  * activations (exact integer sub-block sums, as the references), F16 and F32 in f32.
  */
@@ -17,6 +19,7 @@
 #include "kernels/cuda/gemm.h"
 #include "kernels/cuda/kquants.cuh"
 #include "kernels/cuda/matvec.h"
+#include "kernels/cuda/mlx.cuh"
 
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +31,12 @@ extern "C" {
 #define QK 32
 
 /* ---- per-type inner loops: accumulate acc[r][c] over this thread's share of the row -------- */
+/* (pre: prefetch the rows' weight bytes into L2, one 128-byte line per thread at a time, before
+ * pdl_wait: weights are constant, so they may stream in while the previous kernel finishes) */
+
+__device__ __forceinline__ void prefetch_span(const void *p, int64_t bytes, int tid, int nth) {
+    for (int64_t o = (int64_t)tid * 128; o < bytes; o += (int64_t)nth * 128) prefetch_l2((const char *)p + o);
+}
 
 struct mm_q8_0 {
     const int8_t *wq;
@@ -35,6 +44,15 @@ struct mm_q8_0 {
     const int8_t *xq;
     const float *xd;
     int ne0;
+
+    template <int R>
+    __device__ __forceinline__ void pre(const int (&rr)[R], int tid, int nth) const {
+#pragma unroll
+        for (int r = 0; r < R; r++) {
+            prefetch_span(wq + (int64_t)rr[r] * ne0, ne0, tid, nth);
+            prefetch_span(wd + (int64_t)rr[r] * (ne0 / QK), (ne0 / QK) * 2, tid, nth);
+        }
+    }
 
     template <int R, int C>
     __device__ __forceinline__ void run(float (&acc)[R][C], const int (&rr)[R], const int (&tt)[C],
@@ -72,6 +90,15 @@ struct mm_q4_0 {
     const int8_t *xq;
     const float *xd;
     int ne0;
+
+    template <int R>
+    __device__ __forceinline__ void pre(const int (&rr)[R], int tid, int nth) const {
+#pragma unroll
+        for (int r = 0; r < R; r++) {
+            prefetch_span(wq + (int64_t)rr[r] * (ne0 / 2), ne0 / 2, tid, nth);
+            prefetch_span(wd + (int64_t)rr[r] * (ne0 / QK), (ne0 / QK) * 2, tid, nth);
+        }
+    }
 
     template <int R, int C>
     __device__ __forceinline__ void run(float (&acc)[R][C], const int (&rr)[R], const int (&tt)[C],
@@ -119,6 +146,100 @@ struct mm_q4_0 {
 };
 
 /*
+ * MLX affine weights (mlx.cuh) . Q8_0 activations. Per 32-weight piece k of group g, with the
+ * exact integer sums dot = sum q_i a_i and sx = sum a_i (__dp4a):
+ *   sum_i (s q_i + b) (dx a_i) = dx (s dot + b sx)
+ * 4 bits: a thread takes one piece (16 code bytes, Q4_0's nibble order: & 0x0F gives weights
+ * 0..15, >> 4 weights 16..31). 8 bits: a thread takes 16 codes (half a piece); the codes are
+ * unsigned and __dp4a has no unsigned x signed form, so it runs on q - 128 (the code byte with
+ * its top bit flipped, a signed byte) and adds 128 sx back: exact.
+ * aux: log2(group size) | bf16 << 8 (mlx_aux).
+ */
+template <int BITS> struct mm_mlx {
+    const uint8_t *wq;
+    const unsigned *wd; /* one scale|bias word per group */
+    const int8_t *xq;
+    const float *xd;
+    int ne0, aux;
+
+    template <int R>
+    __device__ __forceinline__ void pre(const int (&rr)[R], int tid, int nth) const {
+        const int lg = aux & 0xFF;
+#pragma unroll
+        for (int r = 0; r < R; r++) {
+            prefetch_span(wq + (int64_t)rr[r] * (ne0 / 8 * BITS), ne0 / 8 * BITS, tid, nth);
+            prefetch_span(wd + (int64_t)rr[r] * (ne0 >> lg), (ne0 >> lg) * 4, tid, nth);
+        }
+    }
+
+    template <int R, int C>
+    __device__ __forceinline__ void run(float (&acc)[R][C], const int (&rr)[R], const int (&tt)[C],
+                                        int tid, int nth) const {
+        const int lg = aux & 0xFF, ng = ne0 >> lg, nb = ne0 / QK;
+        const bool bf16 = (aux >> 8) & 1;
+        const int rowb = ne0 / 8 * BITS; /* code bytes per row */
+        /* a step: 32 weights (4 bits) or 16 (8 bits) = 16 code bytes */
+        constexpr int STEP = BITS == 4 ? 32 : 16;
+        const int m = 0x0F0F0F0F;
+        for (int e = tid * STEP; e < ne0; e += nth * STEP) {
+            const int b = e / QK, g = e >> lg;
+            int4 w[R];
+            float sc[R], bi[R];
+#pragma unroll
+            for (int r = 0; r < R; r++) {
+                w[r] = __ldg(reinterpret_cast<const int4 *>(wq + (int64_t)rr[r] * rowb + e / 8 * BITS));
+                mlx_sb(__ldg(wd + (int64_t)rr[r] * ng + g), bf16, sc[r], bi[r]);
+            }
+#pragma unroll
+            for (int c = 0; c < C; c++) {
+                const int8_t *xe = xq + (int64_t)tt[c] * ne0 + e;
+                const float dx = xd[(int64_t)tt[c] * nb + b];
+                if constexpr (BITS == 4) {
+                    const int4 lo = __ldg(reinterpret_cast<const int4 *>(xe));      /* x[0..15] */
+                    const int4 hi = __ldg(reinterpret_cast<const int4 *>(xe + 16)); /* x[16..31] */
+                    int sx = __dp4a(lo.x, 0x01010101, 0);
+                    sx = __dp4a(lo.y, 0x01010101, sx);
+                    sx = __dp4a(lo.z, 0x01010101, sx);
+                    sx = __dp4a(lo.w, 0x01010101, sx);
+                    sx = __dp4a(hi.x, 0x01010101, sx);
+                    sx = __dp4a(hi.y, 0x01010101, sx);
+                    sx = __dp4a(hi.z, 0x01010101, sx);
+                    sx = __dp4a(hi.w, 0x01010101, sx);
+#pragma unroll
+                    for (int r = 0; r < R; r++) {
+                        int s = __dp4a(w[r].x & m, lo.x, 0);
+                        s = __dp4a(w[r].y & m, lo.y, s);
+                        s = __dp4a(w[r].z & m, lo.z, s);
+                        s = __dp4a(w[r].w & m, lo.w, s);
+                        s = __dp4a((w[r].x >> 4) & m, hi.x, s);
+                        s = __dp4a((w[r].y >> 4) & m, hi.y, s);
+                        s = __dp4a((w[r].z >> 4) & m, hi.z, s);
+                        s = __dp4a((w[r].w >> 4) & m, hi.w, s);
+                        acc[r][c] += dx * (sc[r] * (float)s + bi[r] * (float)sx);
+                    }
+                } else {
+                    const int4 x = __ldg(reinterpret_cast<const int4 *>(xe)); /* x[0..15] of the half */
+                    int sx = __dp4a(x.x, 0x01010101, 0);
+                    sx = __dp4a(x.y, 0x01010101, sx);
+                    sx = __dp4a(x.z, 0x01010101, sx);
+                    sx = __dp4a(x.w, 0x01010101, sx);
+                    const int f = (int)0x80808080u; /* q ^ 0x80 = q - 128 as a signed byte */
+#pragma unroll
+                    for (int r = 0; r < R; r++) {
+                        int s = __dp4a(w[r].x ^ f, x.x, 0);
+                        s = __dp4a(w[r].y ^ f, x.y, s);
+                        s = __dp4a(w[r].z ^ f, x.z, s);
+                        s = __dp4a(w[r].w ^ f, x.w, s);
+                        s += 128 * sx;
+                        acc[r][c] += dx * (sc[r] * (float)s + bi[r] * (float)sx);
+                    }
+                }
+            }
+        }
+    }
+};
+
+/*
  * K-quants . Q8_K activations: a thread takes 16 quant bytes of one super-block (a "piece": 32
  * values of two sub-blocks, or of two 16-groups for Q6_K), forms the exact integer sums of each
  * sub-block with __dp4a, weights them with the integer sub-block scales, and adds the piece's
@@ -143,6 +264,16 @@ struct mm_k {
     const int8_t *xq;
     const float *xd;
     int ne0;
+
+    template <int R>
+    __device__ __forceinline__ void pre(const int (&rr)[R], int tid, int nth) const {
+        const int nb = ne0 / MLXR_CUDA_QK_K, QB = kq_qbytes(TYPE), MB = kq_mbytes(TYPE);
+#pragma unroll
+        for (int r = 0; r < R; r++) {
+            prefetch_span(wq + (int64_t)rr[r] * nb * QB, (int64_t)nb * QB, tid, nth);
+            prefetch_span(wm + (int64_t)rr[r] * nb * MB, (int64_t)nb * MB, tid, nth);
+        }
+    }
 
     template <int R, int C>
     __device__ __forceinline__ void run(float (&acc)[R][C], const int (&rr)[R], const int (&tt)[C],
@@ -238,6 +369,12 @@ struct mm_f16 {
     const __half *x;
     int ne0;
 
+    template <int R>
+    __device__ __forceinline__ void pre(const int (&rr)[R], int tid, int nth) const {
+#pragma unroll
+        for (int r = 0; r < R; r++) prefetch_span(w + (int64_t)rr[r] * ne0, (int64_t)ne0 * 2, tid, nth);
+    }
+
     template <int R, int C>
     __device__ __forceinline__ void run(float (&acc)[R][C], const int (&rr)[R], const int (&tt)[C],
                                         int tid, int nth) const {
@@ -275,6 +412,12 @@ struct mm_f32 {
     const float *x;
     int ne0;
 
+    template <int R>
+    __device__ __forceinline__ void pre(const int (&rr)[R], int tid, int nth) const {
+#pragma unroll
+        for (int r = 0; r < R; r++) prefetch_span(w + (int64_t)rr[r] * ne0, (int64_t)ne0 * 4, tid, nth);
+    }
+
     template <int R, int C>
     __device__ __forceinline__ void run(float (&acc)[R][C], const int (&rr)[R], const int (&tt)[C],
                                         int tid, int nth) const {
@@ -294,16 +437,50 @@ struct mm_f32 {
     }
 };
 
-template <int R, int C, int NW, class K>
-__global__ void __launch_bounds__(NW * 32) mm_kernel(K k, float *__restrict__ y, int64_t ldy, int ne1, int T) {
+/* What a product does with its row sums: store them (EPI_STORE), or (EPI_SWIGLU, decode only) treat
+ * the matrix as gate rows [0, n) then up rows [n, 2n) and store silu(gate) * up as `out` says. */
+enum { EPI_STORE = 0, EPI_SWIGLU = 1 };
+
+struct mm_epi {
+    mlxr_cuda_out out;
+    unsigned *cnt; /* EPI_SWIGLU with Q8_0/Q8_K output: arrivals per 32/256-output group */
+    int n;         /* EPI_SWIGLU: gate rows (= up rows) */
+};
+
+/*
+ * EPI_SWIGLU: block b computes gate rows j0..j0+H-1 (j0 = b H, H = R/2) and the matching up rows,
+ * so it holds both halves of its H outputs; the sums are the same as EPI_STORE's, and silu(g) * u
+ * is act.cu's expression, so the result is bit-identical to the product followed by
+ * mlxr_swiglu_cuda. An encoded output needs whole 32- (Q8_0) or 256-value (Q8_K) groups, which
+ * span several blocks: each block stores its f32 outputs in out.y, and the last block of a group
+ * to arrive (threadfence + atomic counter, the counter reset by that block for the next launch)
+ * encodes the group from out.y with the shared quantizers of common.cuh.
+ */
+template <int R, int C, int NW, int EPI, class K>
+__global__ void __launch_bounds__(NW * 32)
+    mm_kernel(K k, float *__restrict__ y, int64_t ldy, int ne1, int T, mm_epi ep) {
+    static_assert(EPI == EPI_STORE || (C == 1 && R % 2 == 0), "SwiGLU epilogue: one token, gate+up row pairs");
     __shared__ float red[NW][R * C];
+    __shared__ bool last;
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     const int row0 = blockIdx.x * R, t0 = blockIdx.y * C;
+    constexpr int H = R / 2;
     int rr[R], tt[C];
+    if (EPI == EPI_SWIGLU) {
 #pragma unroll
-    for (int r = 0; r < R; r++) rr[r] = min(row0 + r, ne1 - 1);
+        for (int r = 0; r < H; r++) {
+            rr[r] = blockIdx.x * H + r;
+            rr[r + H] = ep.n + blockIdx.x * H + r;
+        }
+    } else {
+#pragma unroll
+        for (int r = 0; r < R; r++) rr[r] = min(row0 + r, ne1 - 1);
+    }
 #pragma unroll
     for (int c = 0; c < C; c++) tt[c] = min(t0 + c, T - 1);
+    pdl_launch_dependents();
+    k.template pre<R>(rr, threadIdx.x, NW * 32);
+    pdl_wait();
     float acc[R][C];
 #pragma unroll
     for (int r = 0; r < R; r++)
@@ -318,31 +495,139 @@ __global__ void __launch_bounds__(NW * 32) mm_kernel(K k, float *__restrict__ y,
             if (lane == 0) red[warp][r * C + c] = v;
         }
     __syncthreads();
-    for (int i = threadIdx.x; i < R * C; i += NW * 32) {
-        const int r = i / C, c = i % C;
-        if (row0 + r >= ne1 || t0 + c >= T) continue;
-        float s = 0.0f;
+    if (EPI == EPI_STORE) {
+        for (int i = threadIdx.x; i < R * C; i += NW * 32) {
+            const int r = i / C, c = i % C;
+            if (row0 + r >= ne1 || t0 + c >= T) continue;
+            float s = 0.0f;
 #pragma unroll
-        for (int w = 0; w < NW; w++) s += red[w][i];
-        y[(int64_t)(t0 + c) * ldy + row0 + r] = s;
+            for (int w = 0; w < NW; w++) s += red[w][i];
+            y[(int64_t)(t0 + c) * ldy + row0 + r] = s;
+        }
+        return;
     }
-}
-
-template <class K>
-static cudaError_t launch_mm(const K &k, float *y, int64_t ldy, int ne1, int T, cudaStream_t st) {
-    if (T == 1) {
-        const dim3 grid((unsigned)((ne1 + 1) / 2), 1);
-        mm_kernel<2, 1, 4, K><<<grid, 128, 0, st>>>(k, y, ldy, ne1, T);
+    const int j0 = blockIdx.x * H;
+    const mlxr_dtype ot = ep.out.type;
+    if (threadIdx.x < H) {
+        const int i = threadIdx.x;
+        float g = 0.0f, u = 0.0f;
+#pragma unroll
+        for (int w = 0; w < NW; w++) {
+            g += red[w][i];
+            u += red[w][i + H];
+        }
+        const float h = g / (1.0f + expf(-g)) * u;
+        if (ot == MLXR_DTYPE_F16)
+            ((__half *)ep.out.q)[j0 + i] = __float2half_rn(h);
+        else
+            ep.out.y[j0 + i] = h;
+    }
+    if (ot != MLXR_DTYPE_Q8_0 && ot != MLXR_DTYPE_Q8_K) return;
+    const int G = ot == MLXR_DTYPE_Q8_0 ? 32 : 256, grp = j0 / G;
+    __threadfence(); /* this block's outputs are visible device-wide before it counts itself in */
+    __syncthreads();
+    if (threadIdx.x == 0) last = atomicAdd(&ep.cnt[grp], 1u) == (unsigned)(G / H - 1);
+    __syncthreads();
+    if (!last || warp != 0) return;
+    __threadfence();
+    if (ot == MLXR_DTYPE_Q8_0) {
+        put_block32(ep.out, ep.n, 0, grp, lane, __ldcg(ep.out.y + grp * 32 + lane), true);
     } else {
-        const dim3 grid((unsigned)((ne1 + 3) / 4), (unsigned)((T + 7) / 8));
-        mm_kernel<4, 8, 4, K><<<grid, 128, 0, st>>>(k, y, ldy, ne1, T);
+        float v[8];
+#pragma unroll
+        for (int i = 0; i < 8; i++) v[i] = __ldcg(ep.out.y + grp * 256 + lane + 32 * i);
+        put_block256_q8k<false>(v, lane, (int8_t *)ep.out.q + grp * 256, ep.out.d + grp);
     }
-    return cudaGetLastError();
+    if (lane == 0) ep.cnt[grp] = 0;
 }
 
-/* Batches above this many tokens are prefill: the tiled GEMM (gemm.cu) for the shapes it takes
- * (all but F32 weights and F16 rows that are not a multiple of 32: those stay on CUDA cores). */
-#define GEMM_MIN_T 8
+/* Weight rows per block of a decode (T = 1) product. The matvec table of bench_cuda.c on an H100
+ * (7B shapes, PDL on) gave 2 rows the best sum for every type (Q4_0: 2 rows 85 % of the copy
+ * bandwidth, 4 rows 82 %, 8 rows 61 %; Q8_0 92/79/81 %; F16 85/80/61 %; Q4_K 76/71/59 %; Q6_K
+ * 84/79/71 %), and the 7B Q4_0 model agreed (tg128 4 rows = 2 rows, 8 rows 14 % slower). */
+static int g_rows_override;
+
+static int decode_rows(mlxr_dtype t) {
+    if (g_rows_override) return g_rows_override;
+    static const int env = [] {
+        const char *e = getenv("MLXR_CUDA_MV_ROWS");
+        const int v = e ? atoi(e) : 0;
+        return v == 2 || v == 4 || v == 8 ? v : 0;
+    }();
+    (void)t; /* one shape for all types for now; the argument keeps the per-type hook */
+    return env ? env : 2;
+}
+
+extern "C" void mlxr_matvec_rows_cuda(int rows) {
+    g_rows_override = rows == 2 || rows == 4 || rows == 8 ? rows : 0;
+}
+
+template <int EPI, class K>
+static cudaError_t launch_mm(const K &k, mlxr_dtype type, float *y, int64_t ldy, int ne1, int T, const mm_epi &ep,
+                             cudaStream_t st) {
+    if (T == 1) {
+        const int R = decode_rows(type);
+        const dim3 grid((unsigned)(EPI == EPI_SWIGLU ? ep.n / (R / 2) : (ne1 + R - 1) / R), 1);
+        switch (R) {
+        case 8: return mlxr_launch_pdl(mm_kernel<8, 1, 4, EPI, K>, grid, dim3(128), 0, st, k, y, ldy, ne1, T, ep);
+        case 4: return mlxr_launch_pdl(mm_kernel<4, 1, 4, EPI, K>, grid, dim3(128), 0, st, k, y, ldy, ne1, T, ep);
+        default: return mlxr_launch_pdl(mm_kernel<2, 1, 4, EPI, K>, grid, dim3(128), 0, st, k, y, ldy, ne1, T, ep);
+        }
+    }
+    if constexpr (EPI == EPI_STORE) {
+        const dim3 grid((unsigned)((ne1 + 3) / 4), (unsigned)((T + 7) / 8));
+        return mlxr_launch_pdl(mm_kernel<4, 8, 4, EPI_STORE, K>, grid, dim3(128), 0, st, k, y, ldy, ne1, T, ep);
+    }
+    return cudaErrorInvalidValue;
+}
+
+/* Run launch_mm<EPI> with the inner loop of w's type. */
+template <int EPI>
+static cudaError_t dispatch_mm(const mlxr_cuda_mat *w, const void *xq, const float *xd, int32_t T, float *y,
+                               int64_t ldy, const mm_epi &ep, cudaStream_t st) {
+    const int ne0 = (int)w->ne0, ne1 = (int)w->ne1;
+    const uint8_t *wm = (const uint8_t *)w->d;
+    const int8_t *x8 = (const int8_t *)xq;
+    switch (w->type) {
+    case MLXR_DTYPE_Q8_0:
+        return launch_mm<EPI>(mm_q8_0{(const int8_t *)w->q, (const __half *)w->d, x8, xd, ne0}, w->type, y, ldy, ne1,
+                              T, ep, st);
+    case MLXR_DTYPE_Q4_0:
+        return launch_mm<EPI>(mm_q4_0{(const uint8_t *)w->q, (const __half *)w->d, x8, xd, ne0}, w->type, y, ldy, ne1,
+                              T, ep, st);
+    case MLXR_DTYPE_Q4_K:
+        return launch_mm<EPI>(mm_k<MLXR_DTYPE_Q4_K>{(const uint8_t *)w->q, wm, x8, xd, ne0}, w->type, y, ldy, ne1, T,
+                              ep, st);
+    case MLXR_DTYPE_Q5_K:
+        return launch_mm<EPI>(mm_k<MLXR_DTYPE_Q5_K>{(const uint8_t *)w->q, wm, x8, xd, ne0}, w->type, y, ldy, ne1, T,
+                              ep, st);
+    case MLXR_DTYPE_Q6_K:
+        return launch_mm<EPI>(mm_k<MLXR_DTYPE_Q6_K>{(const uint8_t *)w->q, wm, x8, xd, ne0}, w->type, y, ldy, ne1, T,
+                              ep, st);
+    case MLXR_DTYPE_F16:
+        return launch_mm<EPI>(mm_f16{(const __half *)w->q, (const __half *)xq, ne0}, w->type, y, ldy, ne1, T, ep, st);
+    case MLXR_DTYPE_F32:
+        return launch_mm<EPI>(mm_f32{(const float *)w->q, (const float *)xq, ne0}, w->type, y, ldy, ne1, T, ep, st);
+    default: {
+        mlx_par p;
+        if (!mlx_par_of(w->type, &p)) return cudaErrorInvalidValue;
+        const unsigned *wd = (const unsigned *)w->d;
+        if (p.bits == 4)
+            return launch_mm<EPI>(mm_mlx<4>{(const uint8_t *)w->q, wd, x8, xd, ne0, mlx_aux(p)}, w->type, y, ldy,
+                                  ne1, T, ep, st);
+        return launch_mm<EPI>(mm_mlx<8>{(const uint8_t *)w->q, wd, x8, xd, ne0, mlx_aux(p)}, w->type, y, ldy, ne1,
+                              T, ep, st);
+    }
+    }
+}
+
+/* Batches above this many tokens take the tiled GEMM (gemm.cu) for the shapes it takes (all but
+ * F32 weights and F16 rows that are not a multiple of 32: those stay on CUDA cores). Why 32: on
+ * an H100 (7B Q4_0, session 4) a GEMM call costs about the same from T = 9 to T = 128 (200-300 us
+ * for a 4096-wide layer matrix: its blocks are latency-bound, and below 128 tokens there are too
+ * few of them), while the CUDA-core product costs about 2.2x its T = 1 time per 8 tokens; so
+ * batched decoding of up to 32 sequences stays on CUDA cores (8-token tiles). */
+#define GEMM_MIN_T MLXR_CUDA_GEMM_MIN_T
 
 extern "C" mlxr_cuda_enc mlxr_cuda_act_enc(const mlxr_cuda_mat *w, int32_t T) {
     const bool kq = w->type == MLXR_DTYPE_Q4_K || w->type == MLXR_DTYPE_Q5_K || w->type == MLXR_DTYPE_Q6_K;
@@ -352,7 +637,7 @@ extern "C" mlxr_cuda_enc mlxr_cuda_act_enc(const mlxr_cuda_mat *w, int32_t T) {
     case MLXR_DTYPE_Q8_0:
     case MLXR_DTYPE_Q4_0: return MLXR_CUDA_ENC_Q8_0;
     case MLXR_DTYPE_F16: return MLXR_CUDA_ENC_F16;
-    default: return kq ? MLXR_CUDA_ENC_Q8_K : MLXR_CUDA_ENC_F32;
+    default: return kq ? MLXR_CUDA_ENC_Q8_K : mlx_is_type(w->type) ? MLXR_CUDA_ENC_Q8_0 : MLXR_CUDA_ENC_F32;
     }
 }
 
@@ -367,32 +652,29 @@ extern "C" cudaError_t mlxr_matmul_cuda(const mlxr_cuda_mat *w, const void *xq, 
     if (T > 65535 * 8 || w->ne1 > INT32_MAX / 2 || w->ne0 * w->ne1 > ((int64_t)1 << 40))
         return cudaErrorInvalidValue;
     if (!mlxr_cuda_mat_supported(w->type, w->ne0)) return cudaErrorInvalidValue;
-    const int ne0 = (int)w->ne0, ne1 = (int)w->ne1;
     if (T > GEMM_MIN_T && mlxr_gemm_supported_cuda(w->type, w->ne0))
         return mlxr_gemm_cuda(w, xq, T, y, ldy, st);
-    const uint8_t *wm = (const uint8_t *)w->d;
-    switch (w->type) {
-    case MLXR_DTYPE_Q8_0:
-        return launch_mm(mm_q8_0{(const int8_t *)w->q, (const __half *)w->d, (const int8_t *)xq, xd, ne0},
-                         y, ldy, ne1, T, st);
-    case MLXR_DTYPE_Q4_0:
-        return launch_mm(mm_q4_0{(const uint8_t *)w->q, (const __half *)w->d, (const int8_t *)xq, xd, ne0},
-                         y, ldy, ne1, T, st);
-    case MLXR_DTYPE_Q4_K:
-        return launch_mm(mm_k<MLXR_DTYPE_Q4_K>{(const uint8_t *)w->q, wm, (const int8_t *)xq, xd, ne0}, y, ldy,
-                         ne1, T, st);
-    case MLXR_DTYPE_Q5_K:
-        return launch_mm(mm_k<MLXR_DTYPE_Q5_K>{(const uint8_t *)w->q, wm, (const int8_t *)xq, xd, ne0}, y, ldy,
-                         ne1, T, st);
-    case MLXR_DTYPE_Q6_K:
-        return launch_mm(mm_k<MLXR_DTYPE_Q6_K>{(const uint8_t *)w->q, wm, (const int8_t *)xq, xd, ne0}, y, ldy,
-                         ne1, T, st);
+    return dispatch_mm<EPI_STORE>(w, xq, xd, T, y, ldy, mm_epi{}, st);
+}
+
+extern "C" bool mlxr_matmul_swiglu_supported_cuda(const mlxr_cuda_mat *w, int32_t T, mlxr_dtype out_type) {
+    if (T != 1 || !w->cnt || w->ne1 % 2 || w->ne1 > INT32_MAX / 2 || !mlxr_cuda_mat_supported(w->type, w->ne0))
+        return false;
+    const int64_t n = w->ne1 / 2;
+    switch (out_type) {
+    case MLXR_DTYPE_Q8_0: return n % 32 == 0;
+    case MLXR_DTYPE_Q8_K: return n % 256 == 0;
     case MLXR_DTYPE_F16:
-        return launch_mm(mm_f16{(const __half *)w->q, (const __half *)xq, ne0}, y, ldy, ne1, T, st);
-    case MLXR_DTYPE_F32:
-        return launch_mm(mm_f32{(const float *)w->q, (const float *)xq, ne0}, y, ldy, ne1, T, st);
-    default: return cudaErrorInvalidValue;
+    case MLXR_DTYPE_F32: return n % 8 == 0; /* whole blocks of up to 8 rows (4 outputs) */
+    default: return false;
     }
+}
+
+extern "C" cudaError_t mlxr_matmul_swiglu_cuda(const mlxr_cuda_mat *w, const void *xq, const float *xd,
+                                               const mlxr_cuda_out *out, cudaStream_t st) {
+    if (!mlxr_matmul_swiglu_supported_cuda(w, 1, out->type)) return cudaErrorInvalidValue;
+    const mm_epi ep = {*out, w->cnt, (int)(w->ne1 / 2)};
+    return dispatch_mm<EPI_SWIGLU>(w, xq, xd, 1, out->y, w->ne1, ep, st);
 }
 
 /* ---- upload ---------------------------------------------------------------------------------- */
@@ -406,7 +688,10 @@ extern "C" bool mlxr_cuda_mat_supported(mlxr_dtype type, int64_t ne0) {
     case MLXR_DTYPE_Q6_K: return ne0 > 0 && ne0 % MLXR_CUDA_QK_K == 0;
     case MLXR_DTYPE_F16: return ne0 > 0 && ne0 % 8 == 0;
     case MLXR_DTYPE_F32: return ne0 > 0 && ne0 % 4 == 0;
-    default: return false;
+    default: {
+        mlx_par p; /* whole groups (of 32, 64 or 128: whole Q8_0 activation blocks too) */
+        return mlx_par_of(type, &p) && ne0 > 0 && ne0 % p.gs == 0;
+    }
     }
 }
 
@@ -423,7 +708,13 @@ static bool split_of(mlxr_dtype type, block_split *s) {
     case MLXR_DTYPE_Q4_K: *s = (block_split){256, 144, 16, 128, 0, 16}; return true; /* d dmin sc | qs */
     case MLXR_DTYPE_Q5_K: *s = (block_split){256, 176, 16, 160, 0, 16}; return true; /* d dmin sc | qh qs */
     case MLXR_DTYPE_Q6_K: *s = (block_split){256, 210, 0, 192, 192, 18}; return true; /* ql qh | sc d */
-    default: return false;
+    default: {
+        mlx_par p; /* scale bias | codes */
+        if (!mlx_par_of(type, &p)) return false;
+        const int qb = p.gs * p.bits / 8;
+        *s = (block_split){p.gs, 4 + qb, 4, qb, 0, 4};
+        return true;
+    }
     }
 }
 
@@ -452,8 +743,10 @@ extern "C" void mlxr_cuda_mat_free(mlxr_cuda_mat *m) {
     if (!m) return;
     cudaFree(m->q);
     cudaFree(m->d);
+    cudaFree(m->cnt);
     m->q = NULL;
     m->d = NULL;
+    m->cnt = NULL;
 }
 
 /* Split `nr` GGUF rows into quant rows (q) and scale rows (d). */
@@ -489,6 +782,13 @@ extern "C" mlxr_status mlxr_cuda_mat_alloc(mlxr_cuda_mat *m, mlxr_dtype type, in
     if (st == MLXR_OK && db)
         st = mlxr_cuda_status(cudaMalloc((void **)&m->d, db * (size_t)ne1), err,
                               "cudaMalloc(weight scales)", __FILE__, __LINE__);
+    /* group counters of the fused SwiGLU product (32 outputs = 64 rows per group at least) */
+    const size_t cnt_bytes = ((size_t)ne1 / 64 + 1) * sizeof(unsigned);
+    if (st == MLXR_OK)
+        st = mlxr_cuda_status(cudaMalloc((void **)&m->cnt, cnt_bytes), err, "cudaMalloc(counters)", __FILE__,
+                              __LINE__);
+    if (st == MLXR_OK)
+        st = mlxr_cuda_status(cudaMemset(m->cnt, 0, cnt_bytes), err, "cudaMemset(counters)", __FILE__, __LINE__);
     if (st != MLXR_OK) mlxr_cuda_mat_free(m);
     return st;
 }

@@ -10,25 +10,33 @@
  *   Q5_K: q = [ne1][nb][160] (qh[32], qs[128])     d = [ne1][nb][16]: d, dmin, scales[12]
  *   Q6_K: q = [ne1][nb][192] (ql[128], qh[64])     d = [ne1][nb][18]: scales[16], d
  *   F16:  q = f16 [ne1][ne0]             F32: q = f32 [ne1][ne0]  (d unused)
+ *   MLX_Q<b>_G<g>[_BF16] (MLX affine, kernels/mlx_affine.h; mlx.cuh):
+ *         q = uint8 [ne1][ne0*b/8]: each group's code bytes as the host block holds them
+ *         d = [ne1][ne0/g][4]: the group's scale then bias, f16 (bf16 for _BF16), unchanged
  * (nb = ne0/256 super-blocks; for K-quants `d` holds bytes, the per-block header fields in GGUF
- * order.) The two arrays together are exactly the tensor's GGUF size.
+ * order.) The two arrays together are exactly the tensor's GGUF size (for the MLX types: the
+ * host rows' size, mlxr_dtype_row_size).
  *
  * Activations. As on the CPU (kernels.h), an activation row is first encoded for the weight type
  * (mlxr_cuda_act_enc says how; the product expects exactly that encoding):
- *   - decode and batches of up to 8 rows (CUDA cores): Q8_0/Q4_0 weights take Q8_0 activations
+ *   - decode and batches of up to 32 rows (CUDA cores, GEMM_MIN_T in matvec.cu): Q8_0/Q4_0 weights take Q8_0 activations
  *     (byte-identical to mlxr_quantize_q8_0_ref; int8 [T][n] + f32 scales [T][n/32] holding the f16
  *     scale's value) and run __dp4a integer dot products per half block, times the two scales;
  *     K-quant weights take Q8_K activations (byte-identical to mlxr_quantize_q8_k_ref: int8 [T][n]
- *     + f32 scales [T][n/256]) with the reference's integer sub-block sums; F16 weights take F16
+ *     + f32 scales [T][n/256]) with the reference's integer sub-block sums; MLX affine weights
+ *     take Q8_0 activations too, per 32 values dx * (s * sum q a + b * sum a) with both sums
+ *     exact integers (the CPU engine's MLX_A8 arithmetic, but with Q8_0's f16-rounded dx, so
+ *     not bit-identical to the CPU engine); F16 weights take F16
  *     activations, F32 weights the F32 rows. All sums are f32.
- *   - batches of more than 8 rows (prefill) on tensor cores (gemm.cu): the weight tile is
+ *   - batches of more than 32 rows (prefill) on tensor cores (gemm.cu): the weight tile is
  *     dequantized to F16 in shared memory and the activations are F16 holding the values the CPU
- *     engine's encoding would give: f16(d * q) of the Q8_0 (Q8_0/Q4_0 weights) or Q8_K (K-quants)
- *     quantization, f16(x) for F16 weights. So prefill differs from the integer path only by the
+ *     engine's encoding would give: f16(d * q) of the Q8_0 (Q8_0/Q4_0/MLX weights) or Q8_K
+ *     (K-quants) quantization, f16(x) for F16 weights; MLX weights become f16(s * q + b). So prefill differs from the integer path only by the
  *     f16 rounding of each weight and activation value (relative 2^-11), not by a different
  *     quantization.
  *
- * Shapes: ne0 a multiple of 32 for Q8_0/Q4_0, of 256 for K-quants, of 8 for F16, of 4 for F32.
+ * Shapes: ne0 a multiple of 32 for Q8_0/Q4_0, of 256 for K-quants, of the group size (32, 64 or
+ * 128) for the MLX types, of 8 for F16, of 4 for F32.
  */
 #ifndef MLXR_KERNELS_CUDA_MATVEC_H
 #define MLXR_KERNELS_CUDA_MATVEC_H
@@ -43,11 +51,17 @@
 extern "C" {
 #endif
 
+/* Batches of more than this many rows take the tensor-core GEMM (see matvec.cu for why 32). */
+#define MLXR_CUDA_GEMM_MIN_T 32
+
 typedef struct mlxr_cuda_mat {
-    mlxr_dtype type; /* F32, F16, Q8_0, Q4_0, Q4_K, Q5_K or Q6_K */
+    mlxr_dtype type; /* F32, F16, Q8_0, Q4_0, Q4_K, Q5_K, Q6_K or an MLX affine type */
     int64_t ne0, ne1;
     void *q;         /* device: quants or values, see above */
-    uint16_t *d;     /* device: f16 block scales (Q8_0/Q4_0), block headers (K-quants), else NULL */
+    uint16_t *d;     /* device: f16 block scales (Q8_0/Q4_0), block headers (K-quants), group
+                        scale|bias pairs (MLX), else NULL */
+    unsigned *cnt;   /* device: ne1 / 64 + 1 zeroed counters for mlxr_matmul_swiglu_cuda (NULL: a
+                        matrix not made by mlxr_cuda_mat_alloc/upload, which that refuses) */
 } mlxr_cuda_mat;
 
 /* True when matrices of this type and row length can live on the device. */
@@ -76,7 +90,9 @@ mlxr_dtype mlxr_cuda_enc_direct(mlxr_cuda_enc e);
  * separate encode launch and the round trip of the f32 rows through memory.
  */
 typedef struct mlxr_cuda_out {
-    mlxr_dtype type; /* F32, F16 or Q8_0 */
+    mlxr_dtype type; /* F32, F16 or Q8_0; Q8_K (q int8 [R][n] + d f32 [R][n/256], with the f32
+                        rows in y as well) only where an op says so: RMSNorm, SwiGLU and the
+                        fused gate|up product, not attention */
     float *y;
     void *q;
     float *d;
@@ -113,6 +129,27 @@ cudaError_t mlxr_encode_cuda(mlxr_cuda_enc e, const float *x, int64_t n, int32_t
  * t < T, r < ne1. */
 cudaError_t mlxr_matmul_cuda(const mlxr_cuda_mat *w, const void *xq, const float *xd, int32_t T,
                              float *y, int64_t ldy, cudaStream_t st);
+
+/*
+ * The FFN's gate|up product with SwiGLU fused, for one token (decode): w holds the gate rows
+ * [0, n) then the up rows [n, 2n) (n = ne1 / 2), x one activation row as for mlxr_matmul_cuda;
+ * out row (n values) = silu(gate . x) * (up . x), bit-identical to mlxr_matmul_cuda into a [2n]
+ * row followed by mlxr_swiglu_cuda, stored as out says: F32 (y), F16 (q), Q8_0 or Q8_K (q, d; y
+ * receives the f32 values too and must hold n floats). One launch instead of two (and no [2n]
+ * row through memory). Not reentrant per matrix: two launches with the same w must not overlap
+ * (w->cnt holds the per-group arrival counts; stream order guarantees it). The backend uses it
+ * only with MLXR_CUDA_FUSED_SWIGLU=1: it measured slower than the pair (cuda_err.h).
+ * mlxr_matmul_swiglu_supported_cuda: T == 1, a matrix from mlxr_cuda_mat_alloc/upload with an even
+ * row count, and n a multiple of 32 (Q8_0), 256 (Q8_K) or 8 (F16, F32); else the launch returns
+ * cudaErrorInvalidValue.
+ */
+bool mlxr_matmul_swiglu_supported_cuda(const mlxr_cuda_mat *w, int32_t T, mlxr_dtype out_type);
+cudaError_t mlxr_matmul_swiglu_cuda(const mlxr_cuda_mat *w, const void *xq, const float *xd,
+                                    const mlxr_cuda_out *out, cudaStream_t st);
+
+/* For benchmarks: weight rows per block of decode products (2, 4 or 8; 0 = the per-type default,
+ * or MLXR_CUDA_MV_ROWS from the environment). Not thread-safe; set before launching. */
+void mlxr_matvec_rows_cuda(int rows);
 
 /* x [T][ne0] f32 = dequantized rows tok[t] (device array) of w: the embedding lookup. */
 cudaError_t mlxr_embed_cuda(const mlxr_cuda_mat *w, const int32_t *tok, int32_t T, float *x,

@@ -3,6 +3,7 @@
  * token's rotation is spread over the device instead of looping in one block.
  */
 #include "kernels/cuda/common.cuh"
+#include "kernels/cuda/kv_page.cuh"
 #include "kernels/cuda/rope.h"
 
 __global__ void rope_kernel(float *__restrict__ q, int64_t q_stride, int32_t n_head,
@@ -44,7 +45,8 @@ extern "C" cudaError_t mlxr_rope_f32_cuda(float *q, int64_t q_stride, int32_t n_
 __global__ void rope_kv_kernel(float *__restrict__ q, const float *__restrict__ k, const float *__restrict__ v,
                                int64_t ld, int32_t n_head, int32_t n_head_kv, int32_t head_dim, int32_t n_rot,
                                const int32_t *__restrict__ pos, const int32_t *__restrict__ seq, float theta_scale,
-                               __half *__restrict__ kc, __half *__restrict__ vc, int64_t seq_stride, int32_t kv_dim) {
+                               __half *__restrict__ kc, __half *__restrict__ vc, const int32_t *__restrict__ table,
+                               int32_t max_blocks, int32_t kv_dim) {
     const int t = blockIdx.y;
     const int half = n_rot / 2, hd2 = head_dim / 2;
     const int nq = n_head * half, nkv = n_head_kv * hd2;
@@ -81,7 +83,7 @@ __global__ void rope_kv_kernel(float *__restrict__ q, const float *__restrict__ 
         x0 = r0;
         x1 = r1;
     }
-    const int64_t off = (int64_t)seq[t] * seq_stride + (int64_t)pos[t] * kv_dim + kofs + 2 * i;
+    const int64_t off = kv_off(table, max_blocks, kv_dim, seq[t], pos[t]) + kofs + 2 * i;
     kc[off] = __float2half_rn(x0);
     kc[off + 1] = __float2half_rn(x1);
     vc[off] = __float2half_rn(vr[2 * i]);
@@ -97,6 +99,7 @@ extern "C" cudaError_t mlxr_rope_kv_store_cuda(float *q, const float *k, const f
     const int n = n_head * (n_rot / 2) + n_head_kv * (head_dim / 2);
     const dim3 grid((unsigned)((n + 127) / 128), (unsigned)T);
     rope_kv_kernel<<<grid, 128, 0, st>>>(q, k, v, ld, n_head, n_head_kv, head_dim, n_rot, pos, seq, theta_scale,
-                                         (__half *)kv->k, (__half *)kv->v, kv->seq_stride, kv->kv_dim);
+                                         (__half *)kv->k, (__half *)kv->v, kv->table, kv->max_blocks,
+                                         kv->kv_dim);
     return cudaGetLastError();
 }
