@@ -1214,18 +1214,21 @@ static void test_mlx_matmul_case(int bits, int gs, int bf16, int64_t ne0, int64_
     to_host(y, dy, (size_t)(ne1 * T) * 4);
 
     mlxr_block_q8_0 *xb = malloc((size_t)(ne0 / 32) * sizeof *xb);
-    float *xd = malloc((size_t)ne0 * 4);
+    float *xd = malloc((size_t)ne0 * 4), *wg = malloc((size_t)(ne0 * ne1) * 4);
+    for (int64_t i = 0; i < ne0 * ne1; i++) wg[i] = gemm ? f16r(wd[i]) : wd[i]; /* the weights as used */
     const double tol_rel = gemm ? 2e-5 : 1e-5;
     double worst = 0;
     int bad = 0;
     for (int32_t t = 0; t < T; t++) {
         mlxr_quantize_q8_0_ref(x + (int64_t)t * ne0, xb, ne0);
         mlxr_dequantize_q8_0_ref(xb, xd, ne0);
+        if (gemm)
+            for (int64_t i = 0; i < ne0; i++) xd[i] = f16r(xd[i]);
         for (int64_t r = 0; r < ne1; r++) {
-            const float *wr = wd + r * ne0;
+            const float *wr = wg + r * ne0;
             double ref = 0, mag = 0;
             for (int64_t i = 0; i < ne0; i++) {
-                ref += gemm ? (double)f16r(wr[i]) * f16r(xd[i]) : (double)wr[i] * xd[i];
+                ref += (double)wr[i] * xd[i];
                 mag += wm[r * ne0 + i] * fabs((double)xd[i]);
             }
             const double d = fabs((double)y[t * ne1 + r] - ref), tol = tol_rel * mag + 1e-30;
@@ -1262,7 +1265,7 @@ static void test_mlx_matmul_case(int bits, int gs, int bf16, int64_t ne0, int64_
     void *dbufs[] = {dx, dq, dd, dy, dt, de};
     for (size_t i = 0; i < sizeof dbufs / sizeof *dbufs; i++) cudaFree(dbufs[i]);
     free(wq), free(sc), free(bi), free(w), free(rows), free(wd), free(wm), free(x), free(y), free(xb), free(xd);
-    free(em);
+    free(wg), free(em);
 }
 
 /* The fused gate|up + SwiGLU decode product on an MLX matrix: bit-identical to the product

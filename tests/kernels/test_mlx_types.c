@@ -12,7 +12,7 @@
  *     the double dot of the dequantized row and int8 activation within
  *     (blocks + groups + 8) * FLT_EPSILON * M (M = sum of |s q a| + |b a|), as
  *     test_mlx_affine.c's bound; every level's gemm (any number of activation rows, strided)
- *     equals that level's vec_dot bit for bit (batch invariant);
+ *     equals that level's vec_dot bit for bit (batch invariant), rows of over 1024 groups too;
  *  3. the MLX_A8 encoder of every level equals mlxr_mlx_q8_quantize_ref bit for bit (random
  *     rows, an all-zero block, one huge and one tiny block).
  */
@@ -243,6 +243,45 @@ static void test_kernels(uint64_t *rng) {
     free(ks);
 }
 
+/* Rows longer than the tiled product keeps activation terms for (1024 groups) take its vec_dot
+ * path: still equal to the vec_dot bit for bit. */
+static void test_long_rows(uint64_t *rng) {
+    const mlxr_isa top = mlxr_cpu_isa();
+    const int64_t rows = 3, NC = 5, n = 32 * 1025;
+    for (int bi = 0; bi < 2; bi++) {
+        case_data c = make_case(rng, BITS[bi], 32, 0, rows, n);
+        const mlxr_dtype t = mlxr_mlx_dtype(BITS[bi], 32, MLXR_MLX_SCALE_F16);
+        const size_t xs = (size_t)(n / 32) * sizeof(mlxr_mlx_q8);
+        mlxr_mlx_q8 *xq = malloc((size_t)NC * xs);
+        float *x = malloc(sizeof *x * (size_t)n);
+        for (int64_t j = 0; j < NC; j++) {
+            for (int64_t i = 0; i < n; i++)
+                x[i] = test_rng_f32(rng, -1.0f, 1.0f);
+            mlxr_mlx_q8_quantize_ref(x, (mlxr_mlx_q8 *)((uint8_t *)xq + (size_t)j * xs), n);
+        }
+        for (int isa = MLXR_ISA_SCALAR; isa <= (int)top; isa++) {
+            mlxr_kernels k;
+            mlxr_kernels_init(&k, isa);
+            if (!k.type[t].gemm) continue;
+            float y[3 * 5];
+            k.type[t].gemm(n, rows, NC, c.native, c.row_bytes, xq, xs, y, (size_t)rows);
+            int64_t diff = 0;
+            for (int64_t j = 0; j < NC; j++)
+                for (int64_t r = 0; r < rows; r++) {
+                    float d;
+                    k.type[t].vec_dot(n, &d, c.native + (size_t)r * c.row_bytes,
+                                      (uint8_t *)xq + (size_t)j * xs);
+                    diff += memcmp(&d, &y[j * rows + r], 4) != 0;
+                }
+            CHECK(diff == 0, "%s %s, rows of %lld: %lld gemm outputs differ from vec_dot",
+                  mlxr_dtype_name(t), mlxr_isa_name(isa), (long long)n, (long long)diff);
+        }
+        free(x);
+        free(xq);
+        free_case(&c);
+    }
+}
+
 static void test_encoder(uint64_t *rng) {
     const mlxr_isa top = mlxr_cpu_isa();
     const int64_t n = 32 * 9;
@@ -279,6 +318,7 @@ int main(void) {
     uint64_t rng = test_seed();
     test_table();
     test_kernels(&rng);
+    test_long_rows(&rng);
     test_encoder(&rng);
     return test_finish("test_mlx_types");
 }

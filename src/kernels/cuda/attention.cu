@@ -2,12 +2,16 @@
  * attention.cu - KV store and flash-decoding attention (see attention.h).
  *
  * Split kernel, one 128-thread block per (kv head, split, query):
- *   1. the group's G query vectors, rounded through f16, go to shared memory;
- *   2. one thread per position reads its K row with 16-byte loads and scores GC query heads
- *      at a time from registers (GC = 4, 2 or 1, whichever divides G), so one K read serves them;
+ *   1. the split's K and V rows (through the block table) go to shared memory by 16-byte
+ *      cp.async copies issued together, so the block waits for memory once; meanwhile the
+ *      group's G query vectors, rounded through f16, go to shared memory too;
+ *   2. one thread per position reads its K row and scores GC query heads at a time from
+ *      registers (GC = 4, 2 or 1, whichever divides G), so one K read serves them;
  *   3. warp g (and g + 4, ...) takes query head g: max, exp, sum over the split;
- *   4. threads own 8 columns (one 16-byte V load) of a share of the positions and accumulate
+ *   4. threads own 8 columns (one 16-byte V read) of a share of the positions and accumulate
  *      GC query heads at once; the shares are summed through shared memory.
+ * Both kernels are launched with programmatic dependent launch (common.cuh): they wait for the
+ * kernel before them (pdl_wait) before touching anything it may have written.
  */
 #include "kernels/cuda/attention.h"
 #include "kernels/cuda/common.cuh"
@@ -42,10 +46,25 @@ static int group_chunk(int G) {
     return G % 4 == 0 ? 4 : G % 2 == 0 ? 2 : 1;
 }
 
-/* Shared memory: qs [G][D], sc [G][SPLIT], ml [G][2], red [phases][GC][D]. */
+/* Floats before the staged K/V tiles: qs [G][D], sc [G][SPLIT], ml [G][2], red [phases][GC][D],
+ * rounded up to 16 bytes. */
+__host__ __device__ static inline int kv_tile_at(int G, int D) {
+    const int GC = G % 4 == 0 ? 4 : G % 2 == 0 ? 2 : 1, nph = ATT_THREADS / (D / 8);
+    return (G * D + G * SPLIT + 2 * G + nph * GC * D + 3) / 4 * 4;
+}
+
+/* The f16 K and V tiles: SPLIT rows of D halves each, rows padded by 8 halves (16 bytes) so that
+ * the 16-byte row reads of 8 consecutive threads fall in distinct banks. */
+#define KV_LD(D) ((D) + 8)
+
 static size_t smem_bytes(int G, int D) {
-    const int GC = group_chunk(G), c8 = D / 8, nph = ATT_THREADS / c8;
-    return ((size_t)G * D + (size_t)G * SPLIT + 2 * (size_t)G + (size_t)nph * GC * D) * sizeof(float);
+    return (size_t)kv_tile_at(G, D) * sizeof(float) + 2 * (size_t)SPLIT * KV_LD(D) * sizeof(__half);
+}
+
+/* 16-byte asynchronous copy global -> shared (sm_80+). */
+__device__ __forceinline__ void att_cp16(void *dst, const void *src) {
+    const unsigned d = (unsigned)__cvta_generic_to_shared(dst);
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(d), "l"(src));
 }
 
 extern "C" size_t mlxr_attention_smem_cuda(const mlxr_cuda_att_shape *sh) {
@@ -69,12 +88,16 @@ __global__ void __launch_bounds__(ATT_THREADS)
                      const float *__restrict__ q, int64_t q_ld, const int32_t *__restrict__ pos,
                      const int32_t *__restrict__ seq, float *__restrict__ part_o,
                      float *__restrict__ part_ml) {
-    extern __shared__ float sm[];
-    const int c8n = D / 8, nph = ATT_THREADS / c8n;
+    extern __shared__ __align__(16) float sm[];
+    const int c8n = D / 8, nph = ATT_THREADS / c8n, LDH = KV_LD(D);
     float *qs = sm;                 /* [G][D] */
     float *sc = qs + G * D;         /* [G][SPLIT] scores, then probabilities */
     float *ml = sc + G * SPLIT;     /* [G][2] max, sum */
     float *red = ml + 2 * G;        /* [nph][GC][D] */
+    __half *ks = reinterpret_cast<__half *>(sm + kv_tile_at(G, D)); /* [SPLIT][LDH] */
+    __half *vs = ks + SPLIT * LDH;                                   /* [SPLIT][LDH] */
+    pdl_launch_dependents();
+    pdl_wait(); /* the cache rows, q and the split scratch belong to earlier kernels */
     const int h = blockIdx.x, s = blockIdx.y, t = blockIdx.z;
     const int L = pos[t] + 1, p0 = s * SPLIT;
     const int np = min(SPLIT, L - p0);
@@ -86,15 +109,25 @@ __global__ void __launch_bounds__(ATT_THREADS)
         }
         return;
     }
-    for (int i = threadIdx.x; i < G * D; i += blockDim.x)
-        qs[i] = __half2float(__float2half_rn(q[(int64_t)t * q_ld + (int64_t)h * G * D + i]));
-    __syncthreads();
-
+    /* Stage the split's K and V rows with one round of asynchronous copies (one memory latency
+     * for both, instead of one per phase), while q goes to shared memory. */
     const __half *kb = kc + (int64_t)h * D, *vb = vc + (int64_t)h * D; /* + pool row offsets */
     const int32_t sq = seq[t];
+    for (int i = threadIdx.x; i < np * c8n; i += blockDim.x) {
+        const int j = i / c8n, c = i % c8n;
+        const int64_t off = kv_off(table, max_blocks, kv_dim, sq, p0 + j) + c * 8;
+        att_cp16(ks + j * LDH + c * 8, kb + off);
+        att_cp16(vs + j * LDH + c * 8, vb + off);
+    }
+    asm volatile("cp.async.commit_group;\n" ::: "memory");
+    for (int i = threadIdx.x; i < G * D; i += blockDim.x)
+        qs[i] = __half2float(__float2half_rn(q[(int64_t)t * q_ld + (int64_t)h * G * D + i]));
+    asm volatile("cp.async.wait_all;\n" ::: "memory");
+    __syncthreads();
+
     const float scale = 1.0f / sqrtf((float)D);
     for (int j = threadIdx.x; j < np; j += blockDim.x) {
-        const __half *kr = kb + kv_off(table, max_blocks, kv_dim, sq, p0 + j);
+        const __half *kr = ks + j * LDH;
         for (int g0 = 0; g0 < G; g0 += GC) {
             float acc[GC];
 #pragma unroll
@@ -102,7 +135,7 @@ __global__ void __launch_bounds__(ATT_THREADS)
 #pragma unroll 16
             for (int d = 0; d < D; d += 8) {
                 float kf[8];
-                h8_to_f(__ldg(reinterpret_cast<const uint4 *>(kr + d)), kf);
+                h8_to_f(*reinterpret_cast<const uint4 *>(kr + d), kf);
 #pragma unroll
                 for (int g = 0; g < GC; g++) {
                     const float *qg = qs + (g0 + g) * D + d;
@@ -148,9 +181,7 @@ __global__ void __launch_bounds__(ATT_THREADS)
 #pragma unroll 8
             for (int j = ph; j < np; j += nph) {
                 float vf[8];
-                h8_to_f(__ldg(reinterpret_cast<const uint4 *>(vb + kv_off(table, max_blocks, kv_dim, sq, p0 + j) +
-                                                               c * 8)),
-                        vf);
+                h8_to_f(*reinterpret_cast<const uint4 *>(vs + j * LDH + c * 8), vf);
 #pragma unroll
                 for (int g = 0; g < GC; g++) {
                     const float p = sc[(g0 + g) * SPLIT + j];
@@ -184,6 +215,8 @@ __global__ void __launch_bounds__(ATT_THREADS)
 __global__ void att_combine_kernel(int32_t n_head, int32_t D, int32_t n_split,
                                    const float *__restrict__ part_o, const float *__restrict__ part_ml,
                                    const mlxr_cuda_out out) {
+    pdl_launch_dependents();
+    pdl_wait(); /* the splits of the kernel before */
     const int hq = blockIdx.x, t = blockIdx.y, lane = threadIdx.x & 31;
     const int64_t base = ((int64_t)t * n_head + hq) * n_split;
     float M = -INFINITY;
@@ -223,11 +256,9 @@ static cudaError_t launch_split(const mlxr_cuda_kv *kv, const mlxr_cuda_att_shap
         if (e != cudaSuccess) return e;
     }
     const dim3 grid((unsigned)sh->n_head_kv, (unsigned)sh->n_split, (unsigned)T);
-    att_split_kernel<GC><<<grid, ATT_THREADS, smem, st>>>((const __half *)kv->k, (const __half *)kv->v,
-                                                          kv->table, kv->max_blocks, kv->kv_dim, sh->n_head, G,
-                                                          sh->head_dim,
-                                                          sh->n_split, q, q_ld, pos, seq, part_o, part_ml);
-    return cudaGetLastError();
+    return mlxr_launch_pdl(att_split_kernel<GC>, grid, dim3(ATT_THREADS), smem, st, (const __half *)kv->k,
+                           (const __half *)kv->v, kv->table, kv->max_blocks, kv->kv_dim, sh->n_head, (int32_t)G,
+                           sh->head_dim, sh->n_split, q, q_ld, pos, seq, part_o, part_ml);
 }
 
 extern "C" cudaError_t mlxr_attention_cuda(const mlxr_cuda_kv *kv, const mlxr_cuda_att_shape *sh,
@@ -248,6 +279,6 @@ extern "C" cudaError_t mlxr_attention_cuda(const mlxr_cuda_kv *kv, const mlxr_cu
     }
     if (e != cudaSuccess) return e;
     const dim3 g2((unsigned)sh->n_head, (unsigned)T);
-    att_combine_kernel<<<g2, 128, 0, st>>>(sh->n_head, sh->head_dim, sh->n_split, part_o, part_ml, *out);
-    return cudaGetLastError();
+    return mlxr_launch_pdl(att_combine_kernel, g2, dim3(128), 0, st, sh->n_head, sh->head_dim, sh->n_split,
+                           (const float *)part_o, (const float *)part_ml, *out);
 }

@@ -11,8 +11,8 @@
  * shape. Rows and tokens past the end are clamped for the loads and skipped on the store.
  * Every product is launched with programmatic dependent launch (common.cuh): its blocks prefetch
  * their weight rows into L2 before waiting for the previous kernel.
- * Per-type inner loops: Q8_0 and Q4_0 against Q8_0 activations, the K-quants against Q8_K
- * activations (exact integer sub-block sums, as the references), F16 and F32 in f32.
+ * Per-type inner loops: Q8_0, Q4_0 and the MLX affine types against Q8_0 activations, the K-quants
+ * against Q8_K activations (exact integer sub-block sums, as the references), F16 and F32 in f32.
  */
 #include "kernels/cuda/common.cuh"
 #include "kernels/cuda/cuda_err.h"
