@@ -476,7 +476,7 @@ static void bench_model(const char *path, double bw) {
     mlxr_model *m = NULL;
     mlxr_err err = {0};
     double t0 = now_s();
-    const mlxr_load_opts lo = {log_warn, NULL, false};
+    const mlxr_load_opts lo = {log_warn, NULL, false, true};
     if (mlxr_model_load(path, &lo, &m, &err) != MLXR_OK) {
         fprintf(stderr, "%s: %s\n", path, err.msg);
         return;

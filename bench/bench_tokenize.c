@@ -62,7 +62,7 @@ static double now_s(void) {
 static int bench_one(const char *dir, const char *name, const char *text, size_t len, int repeats) {
     char path[4096];
     snprintf(path, sizeof path, "%s/tokenizer/ggml-vocab-%s.gguf", dir, name);
-    mlxr_load_opts o = {NULL, NULL, true};
+    mlxr_load_opts o = {NULL, NULL, true, false};
     mlxr_model *m = NULL;
     mlxr_err err = {0};
     if (mlxr_model_load(path, &o, &m, &err)) {

@@ -119,6 +119,9 @@ typedef struct mlxr_load_opts {
     void *log_user;
     bool vocab_only;  /* read only the tokenizer (e.g. vocabulary-only GGUF files); such a model
                          cannot make a context */
+    bool for_gpu;     /* the weights will run on a CUDA device (n_gpu_layers != 0): skip the CPU's
+                         load-time repacking into interleaved layouts (time and a second copy of
+                         the weights in RAM); CPU contexts still work, on the plain layouts */
 } mlxr_load_opts;
 
 /* Hyperparameters of a loaded model (read-only view). */

@@ -213,7 +213,7 @@ int cli_bench(int argc, char **argv) {
     if (!cli_kv_type(&kv, &kv_type)) return 1;
     if (!model) model = cli_default_model();
     if (T == 0) T = sysconf(_SC_NPROCESSORS_ONLN) > 0 ? sysconf(_SC_NPROCESSORS_ONLN) : 1;
-    mlxr_model *m = cli_load_model(model, false);
+    mlxr_model *m = cli_load_model_gpu(model, false, ngl != 0);
     if (!m) return 1;
     if (n_par > 0 || prefix_share) {
         int brc = bench_engine(m, model, P, N, T, n_par > 0 ? n_par : 8, prefix_share, json,

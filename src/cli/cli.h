@@ -71,6 +71,8 @@ const char *cli_default_model(void);
 
 /* Load a model (only its tokenizer if vocab_only), printing the error on failure. */
 mlxr_model *cli_load_model(const char *path, bool vocab_only);
+/* The same for a model that will run on the GPU (-ngl): no CPU repacking at load. */
+mlxr_model *cli_load_model_gpu(const char *path, bool vocab_only, bool for_gpu);
 
 /* Tokenize text (no special-token parsing); malloc'ed ids, *n_out = count; NULL on error
  * (printed). */

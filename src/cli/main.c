@@ -174,7 +174,11 @@ static void log_to_stderr(mlxr_log_level level, const char *msg, void *user) {
 }
 
 mlxr_model *cli_load_model(const char *path, bool vocab_only) {
-    mlxr_load_opts o = {log_to_stderr, NULL, vocab_only};
+    return cli_load_model_gpu(path, vocab_only, false);
+}
+
+mlxr_model *cli_load_model_gpu(const char *path, bool vocab_only, bool for_gpu) {
+    mlxr_load_opts o = {log_to_stderr, NULL, vocab_only, for_gpu};
     mlxr_model *m = NULL;
     mlxr_err err = {0};
     mlxr_status st = mlxr_model_load(path, &o, &m, &err);

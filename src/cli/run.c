@@ -241,7 +241,7 @@ int cli_run(int argc, char **argv) {
     int rc = parse(argc, argv, &o);
     if (rc) return rc < 0 ? 0 : rc;
     char *path = cli_model_path(o.model, o.home);
-    mlxr_model *m = path ? cli_load_model(path, false) : NULL;
+    mlxr_model *m = path ? cli_load_model_gpu(path, false, o.n_gpu_layers != 0) : NULL;
     free(path);
     if (!m) return 1;
     if (o.interactive) {
@@ -282,7 +282,7 @@ int cli_run(int argc, char **argv) {
         goto done;
     }
     if (o.draft) {
-        if (!(dm = cli_load_model(o.draft, false))) goto done;
+        if (!(dm = cli_load_model_gpu(o.draft, false, o.n_gpu_layers != 0))) goto done;
         if (mlxr_context_new(dm, &co, &dc, &err) != MLXR_OK) {
             cli_error("draft: %s", err.msg);
             goto done;

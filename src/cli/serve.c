@@ -32,6 +32,9 @@ static void serve_usage(void) {
            "  --kv-type T            KV cache type: f16 (default), f32 or q8_0 (also -ctk T\n"
            "                         -ctv T, as llama.cpp; both must be the same)\n"
            "  --no-batch-invariant   faster prompts, but outputs may then depend on the load\n"
+           "  -ngl, --gpu-layers N   run the models on CUDA device 0 (N != 0: whole model); a batch\n"
+           "                         then runs as one pass (outputs may depend on the load, as\n"
+           "                         with --no-batch-invariant)\n"
            "  --keep-alive DURATION  unload a model idle this long (default 5m; 0 = at once,\n"
            "                         -1 = never); requests may set their own (keep_alive)\n"
            "  --max-loaded N         models loaded at once; the least recently used idle one\n"
@@ -80,6 +83,9 @@ static int apply(serve_cfg *c, const char *key, const char *v) {
     } else if (!strcmp(key, "parallel")) {
         if (!cli_int("--parallel", v, 1, 1024, &l)) return 1;
         c->o.n_seq_max = (int32_t)l;
+    } else if (!strcmp(key, "gpu-layers")) {
+        if (!cli_int("--gpu-layers", v, -1, 1 << 20, &l)) return 1;
+        c->o.n_gpu_layers = (int32_t)l;
     } else if (!strcmp(key, "kv-mem")) {
         if (!cli_int("--kv-mem", v, 1, 1L << 24, &l)) return 1;
         c->o.kv_mem_bytes = (int64_t)l << 20;
@@ -126,6 +132,7 @@ static const char *flag_key(const char *a) {
     if (!strcmp(a, "-t")) return "threads";
     if (!strcmp(a, "-c")) return "ctx-size";
     if (!strcmp(a, "-np")) return "parallel";
+    if (!strcmp(a, "-ngl")) return "gpu-layers";
     if (!strcmp(a, "-ctk")) return "cache-type-k";
     if (!strcmp(a, "-ctv")) return "cache-type-v";
     if (!strncmp(a, "--", 2)) return a + 2;

@@ -271,7 +271,7 @@ mlxr_status mlxr_model_load(const char *path, const mlxr_load_opts *opts, mlxr_m
     if (!m->vocab_only) {
         if ((st = mlxr_model_load_weights(m, err)) != MLXR_OK) goto fail;
         if ((st = check_types(m, err)) != MLXR_OK) goto fail;
-        pack_weights(m, true);
+        if (!(opts && opts->for_gpu)) pack_weights(m, true);
     }
     m->info.bos_id = mlxr_vocab_bos(m->vocab);
     m->info.eos_id = mlxr_vocab_eos(m->vocab);

@@ -39,6 +39,9 @@ typedef struct mlxr_gen_engine_opts {
     bool no_batch_invariant; /* allow batch-dependent float rounding (faster prompts; outputs
                                 may then differ with the load) */
     mlxr_kv_type kv_type;    /* KV cache type (mlxr_context_opts.kv_type; 0 = F16) */
+    int32_t n_gpu_layers;    /* mlxr_context_opts.n_gpu_layers: != 0 runs on CUDA device 0, and a
+                                batch then runs as one pass (batch_invariant would run it row by
+                                row on the GPU, giving up batching) */
 } mlxr_gen_engine_opts;
 
 /* Sampling and stopping settings of one request. Strings are copied by mlxr_gen_submit. */

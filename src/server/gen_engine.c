@@ -376,7 +376,8 @@ mlxr_status mlxr_gen_engine_new(mlxr_model *model, const mlxr_gen_engine_opts *o
     eo.ctx.n_batch = 512;
     /* a request's output must not depend on what else is batched with it (same seed, same
      * text, whatever the load): one dot product per output instead of tiles */
-    eo.ctx.batch_invariant = !(opts && opts->no_batch_invariant);
+    eo.ctx.n_gpu_layers = opts ? opts->n_gpu_layers : 0;
+    eo.ctx.batch_invariant = !(opts && opts->no_batch_invariant) && eo.ctx.n_gpu_layers == 0;
     eo.ctx.kv_mem_bytes = opts ? opts->kv_mem_bytes : 0;
     eo.ctx.kv_type = opts ? opts->kv_type : MLXR_KV_F16;
     if (eo.ctx.kv_mem_bytes == 0 && e->n_ctx > DEFAULT_POOL_CTX) {

@@ -179,8 +179,9 @@ static bool load_engine(mlxr_server *s, mlxr_served_model *m, mlxr_api_error *e)
     mlxr_gen_engine *eng = NULL;
     mlxr_gen_engine_opts go = {s->o.n_ctx,     s->o.n_threads,    s->o.max_queue,
                                s->metrics,     s->o.n_seq_max,    s->o.kv_mem_bytes,
-                               s->o.no_batch_invariant, s->o.kv_type};
-    mlxr_status st = mlxr_model_load(m->path, NULL, &model, &err);
+                               s->o.no_batch_invariant, s->o.kv_type, s->o.n_gpu_layers};
+    const mlxr_load_opts lo = {NULL, NULL, false, s->o.n_gpu_layers != 0};
+    mlxr_status st = mlxr_model_load(m->path, &lo, &model, &err);
     bool has_template = false;
     if (st == MLXR_OK) {
         char *tmpl = NULL;

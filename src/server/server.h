@@ -39,6 +39,7 @@ typedef struct mlxr_server_opts {
     int64_t kv_mem_bytes;    /* KV pool per model; 0 = n_seq_max x n_ctx */
     bool no_batch_invariant; /* see mlxr_gen_engine_opts */
     mlxr_kv_type kv_type;    /* KV cache type per model (default F16) */
+    int32_t n_gpu_layers;    /* 0: CPU; else the models run on CUDA device 0 (mlxr_gen_engine_opts) */
     int64_t keep_alive_s;    /* unload a model idle this long (Ollama's keep_alive default);
                                 0 = right after each request; -1 = never; default 300 */
     bool keep_alive_set;     /* keep_alive_s given (else 300) */

@@ -33,7 +33,7 @@ static void check_apply(mlxr_model *m, const char *conv, bool gen, const char *e
 
 static mlxr_model *load(const char *rel) {
     char *path = test_data_path(rel);
-    mlxr_load_opts o = {NULL, NULL, true};
+    mlxr_load_opts o = {NULL, NULL, true, false};
     mlxr_model *m = NULL;
     mlxr_err err = {0};
     CHECK(mlxr_model_load(path, &o, &m, &err) == MLXR_OK, "load %s: %s", path, err.msg);
