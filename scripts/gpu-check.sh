@@ -17,7 +17,9 @@
 #              KEEP_MODELS=1 (keep the 7B files; by default each is deleted after its benchmark,
 #              so that only one is on disk at a time), SANITIZE=0 (skip compute-sanitizer),
 #              CUDA_ARCH (e.g. 90: compile for that architecture only, faster),
-#              MLXR_BENCH_ONLY=models (skip the kernel tables of the benchmark).
+#              MLXR_BENCH_ONLY=models (skip the kernel tables of the benchmark),
+#              EXTRA_MODELS (colon-separated GGUF files or HF/MLX directories that the whole-model
+#              test also compares GPU vs CPU).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 B=${BUILD:-build-cuda}
@@ -63,7 +65,7 @@ for t in q4_0 q8_0 f16 q4_k_m; do
     PRESET=tiny gen_model "$t" "$MD/tiny-$t.gguf"
     extra="$extra${extra:+:}$MD/tiny-$t.gguf"
 done
-MLXR_CUDA_MODELS="$extra" "$B/cuda_test_model" 2>&1 | tee -a "$LOG" || status=1
+MLXR_CUDA_MODELS="$extra${EXTRA_MODELS:+:$EXTRA_MODELS}" "$B/cuda_test_model" 2>&1 | tee -a "$LOG" || status=1
 
 say "== engine, paged KV and speculative decoding tests with every context on the GPU"
 for t in $ENGINE_TESTS; do

@@ -347,6 +347,11 @@ static mlxr_status add_tensor(mlxr_gguf_writer *w, const char *name, uint32_t n_
                          "gguf writer: tensor '%s' has %" PRIu32 " dimensions, expected 1..4", name,
                          n_dims);
     const mlxr_dtype_traits *tr = mlxr_dtype_get(type);
+    if (!tr && mlxr_dtype_is_internal(type))
+        return MLXR_FAIL(err, MLXR_ERR_INVALID,
+                         "gguf writer: tensor '%s' has type %s, which is internal to mlxr (a load-time "
+                         "layout) and cannot be written to a GGUF file",
+                         name, mlxr_dtype_name(type) ? mlxr_dtype_name(type) : "?");
     if (!tr)
         return MLXR_FAIL(err, MLXR_ERR_INVALID, "gguf writer: tensor '%s' has unknown type %d",
                          name, (int)type);

@@ -173,7 +173,10 @@ enum MHD_Result mlxr_ollama_ps(mlxr_http_req *r) {
             char when[48] = "2999-01-01T00:00:00Z";
             if (expires[i]) rfc3339(expires[i], 0, when, sizeof when);
             json_object_set_new(m, "expires_at", json_string(when));
-            json_object_set_new(m, "size_vram", json_integer(0));
+            /* Ollama's split: all of the weights on the GPU with -ngl, none without */
+            json_t *size = json_object_get(m, "size");
+            json_object_set_new(m, "size_vram",
+                                json_integer(s->o.n_gpu_layers != 0 && size ? json_integer_value(size) : 0));
             json_object_set_new(m, "context_length", json_integer(n_ctx[i])); /* as Ollama */
             json_array_append_new(arr, m);
         }

@@ -74,6 +74,7 @@ static void test_table(void) {
                                            mlxr_mlx_dtype(4, 32, MLXR_MLX_SCALE_F16), data,
                                            &err) == MLXR_ERR_INVALID,
           "gguf writer took an internal type");
+    CHECK(strstr(err.msg, "internal to mlxr") != NULL, "writer message: %s", err.msg);
     fprintf(stderr, "  gguf writer, MLX_Q4_G32 tensor -> %s\n", err.msg);
     mlxr_gguf_writer_free(w);
 }

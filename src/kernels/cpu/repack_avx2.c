@@ -30,12 +30,13 @@
 #include <stdbool.h>
 #include <string.h>
 
+#include "kernels/cpu/repack_drive.h"
 #include "kernels/cpu/simd_avx2.h"
 
 enum {
     KB = 64,      /* blocks per K chunk when several activation tiles share the weights */
     KB_ONE = 512, /* blocks per K chunk for a single tile (decoding): rows streamed whole */
-    CT = 4,       /* activation rows per micro-kernel */
+    CT = RP_CT,   /* activation rows per micro-kernel */
 };
 
 /* Per activation row of a tile and block of a chunk: the scale as float and, for Q4_0,
@@ -45,24 +46,6 @@ typedef struct xinfo {
     int32_t s8[CT][KB_ONE];
 } xinfo;
 
-#define ALWAYS_INLINE inline __attribute__((always_inline))
-
-static ALWAYS_INLINE __m256i bcast4(const int8_t *p) {
-    int32_t v;
-    memcpy(&v, p, 4);
-    return _mm256_set1_epi32(v);
-}
-
-/* Prefetch the weight bytes PF_BYTES ahead of block b (bytes long): measured +25-35 % on one
- * thread streaming Q4_0x8 rows from DRAM (AVX2 EPYC), where the hardware prefetchers alone fall
- * behind; in cache the few extra loads cost next to nothing. */
-#define PF_BYTES 2048
-
-static ALWAYS_INLINE void prefetch_block(const void *b, size_t bytes) {
-    const char *p = (const char *)b + PF_BYTES;
-    for (size_t o = 0; o < bytes; o += 64)
-        _mm_prefetch(p + o, _MM_HINT_T0);
-}
 
 /* Sum of the 32 signed bytes: sad against 0 of x + 128, less 32 * 128. */
 static inline int32_t block_sum(const int8_t *qs) {
@@ -73,9 +56,8 @@ static inline int32_t block_sum(const int8_t *qs) {
     return _mm_cvtsi128_si32(t) - 32 * 128;
 }
 
-typedef void (*fill_fn)(xinfo *xi, int C, const uint8_t *x, size_t xs, int64_t i0, int64_t kb);
-
-static void fill_q8_0(xinfo *xi, int C, const uint8_t *x, size_t xs, int64_t i0, int64_t kb) {
+static void fill_q8_0(void *xv, int C, const uint8_t *x, size_t xs, int64_t i0, int64_t kb) {
+    xinfo *xi = xv;
     for (int c = 0; c < C; c++) {
         const mlxr_block_q8_0 *xb = (const mlxr_block_q8_0 *)(x + (size_t)c * xs) + i0;
         for (int64_t i = 0; i < kb; i++)
@@ -83,7 +65,8 @@ static void fill_q8_0(xinfo *xi, int C, const uint8_t *x, size_t xs, int64_t i0,
     }
 }
 
-static void fill_q8_0_sums(xinfo *xi, int C, const uint8_t *x, size_t xs, int64_t i0, int64_t kb) {
+static void fill_q8_0_sums(void *xv, int C, const uint8_t *x, size_t xs, int64_t i0, int64_t kb) {
+    xinfo *xi = xv;
     for (int c = 0; c < C; c++) {
         const mlxr_block_q8_0 *xb = (const mlxr_block_q8_0 *)(x + (size_t)c * xs) + i0;
         for (int64_t i = 0; i < kb; i++) {
@@ -91,19 +74,6 @@ static void fill_q8_0_sums(xinfo *xi, int C, const uint8_t *x, size_t xs, int64_
             xi->s8[c][i] = 8 * block_sum(xb[i].qs);
         }
     }
-}
-
-/* acc[c] lane r = y[c * ldy + r] when continuing a row past a chunk (a float store and load are
- * exact, so the FMA chain runs on as if unchunked), else 0. */
-static ALWAYS_INLINE void load_acc(const int C, __m256 *acc, const float *y, size_t ldy,
-                                   bool cont) {
-    for (int c = 0; c < C; c++)
-        acc[c] = cont ? _mm256_loadu_ps(y + (size_t)c * ldy) : _mm256_setzero_ps();
-}
-
-static ALWAYS_INLINE void store_acc(const int C, const __m256 *acc, float *y, size_t ldy) {
-    for (int c = 0; c < C; c++)
-        _mm256_storeu_ps(y + (size_t)c * ldy, acc[c]);
 }
 
 /* One group of 8 rows (blocks wb[0..kb)) against C activation rows (their block 0 at x + c*xs). */
@@ -172,82 +142,43 @@ static ALWAYS_INLINE void group_q8_0(const int C, const mlxr_block_q8_0x8 *wb, c
     store_acc(C, acc, y, ldy);
 }
 
-typedef void (*group_fn)(const void *wb, const uint8_t *x, size_t xs, int64_t kb, const xinfo *xi,
-                         float *y, size_t ldy, bool cont);
+RP_GROUP_VARIANT(, q4_0_c1, group_q4_0, mlxr_block_q4_0x8, xinfo, 1)
+RP_GROUP_VARIANT(, q4_0_c2, group_q4_0, mlxr_block_q4_0x8, xinfo, 2)
+RP_GROUP_VARIANT(, q4_0_c3, group_q4_0, mlxr_block_q4_0x8, xinfo, 3)
+RP_GROUP_VARIANT(, q4_0_c4, group_q4_0, mlxr_block_q4_0x8, xinfo, 4)
+RP_GROUP_VARIANT(, q8_0_c1, group_q8_0, mlxr_block_q8_0x8, xinfo, 1)
+RP_GROUP_VARIANT(, q8_0_c2, group_q8_0, mlxr_block_q8_0x8, xinfo, 2)
+RP_GROUP_VARIANT(, q8_0_c3, group_q8_0, mlxr_block_q8_0x8, xinfo, 3)
+RP_GROUP_VARIANT(, q8_0_c4, group_q8_0, mlxr_block_q8_0x8, xinfo, 4)
 
-#define GROUP_VARIANT(NAME, BODY, BLOCK, C)                                                        \
-    static void NAME(const void *wb, const uint8_t *x, size_t xs, int64_t kb, const xinfo *xi,     \
-                     float *y, size_t ldy, bool cont) {                                            \
-        BODY(C, (const BLOCK *)wb, x, xs, kb, xi, y, ldy, cont);                                   \
-    }
-
-GROUP_VARIANT(q4_0_c1, group_q4_0, mlxr_block_q4_0x8, 1)
-GROUP_VARIANT(q4_0_c2, group_q4_0, mlxr_block_q4_0x8, 2)
-GROUP_VARIANT(q4_0_c3, group_q4_0, mlxr_block_q4_0x8, 3)
-GROUP_VARIANT(q4_0_c4, group_q4_0, mlxr_block_q4_0x8, 4)
-GROUP_VARIANT(q8_0_c1, group_q8_0, mlxr_block_q8_0x8, 1)
-GROUP_VARIANT(q8_0_c2, group_q8_0, mlxr_block_q8_0x8, 2)
-GROUP_VARIANT(q8_0_c3, group_q8_0, mlxr_block_q8_0x8, 3)
-GROUP_VARIANT(q8_0_c4, group_q8_0, mlxr_block_q8_0x8, 4)
-
-/* What the shared driver needs of a type. */
-typedef struct packed_type {
-    group_fn fns[CT + 1];
-    fill_fn fill;
-    int64_t block_n; /* elements per block */
-    size_t wblock;   /* bytes per 8-row block */
-    size_t xblock;   /* bytes per activation block */
-    mlxr_vec_dot_fn dot;
-} packed_type;
-
-/* The driver shared by the types: K chunks, activation tiles of CT rows, groups of 8 weight rows;
- * the plain rows of a last partial group go through `dot`. */
-static void gemm_x8(const packed_type *pt, int64_t n, int64_t nr, int64_t nc, const void *w,
-                    size_t ws, const void *x, size_t xs, float *y, size_t ldy) {
-    const uint8_t *W = w, *X = x;
-    const int64_t nb = n / pt->block_n, nr8 = nr - nr % MLXR_PACK_ROWS;
-    /* With one tile there is no reuse to keep in cache: chunks as long as possible, so that each
-     * group's 8 rows stream from memory in one sequential run (what the prefetchers follow). */
-    const int64_t kb_max = (nc <= CT ? KB_ONE : KB) * MLXR_QK8_0 / pt->block_n;
-    xinfo xi;
-    for (int64_t i0 = 0; i0 < nb; i0 += kb_max) {
-        const int64_t kb = nb - i0 < kb_max ? nb - i0 : kb_max;
-        for (int64_t j0 = 0; j0 < nc; j0 += CT) {
-            const int C = nc - j0 < CT ? (int)(nc - j0) : CT;
-            const uint8_t *xj = X + (size_t)j0 * xs;
-            pt->fill(&xi, C, xj, xs, i0, kb);
-            for (int64_t r = 0; r < nr8; r += MLXR_PACK_ROWS)
-                pt->fns[C](W + (size_t)r * ws + (size_t)i0 * pt->wblock,
-                           xj + (size_t)i0 * pt->xblock, xs, kb, &xi,
-                           y + (size_t)j0 * ldy + (size_t)r, ldy, i0 > 0);
-        }
-    }
-    const mlxr_vec_dot_fn dot = pt->dot;
-    for (int64_t j = 0; j < nc; j++)
-        for (int64_t r = nr8; r < nr; r++)
-            dot(n, &y[(size_t)j * ldy + (size_t)r], W + (size_t)r * ws, X + (size_t)j * xs);
-}
-
-static const packed_type Q4_0X8 = {{NULL, q4_0_c1, q4_0_c2, q4_0_c3, q4_0_c4},
-                                   fill_q8_0_sums,
-                                   MLXR_QK4_0,
-                                   sizeof(mlxr_block_q4_0x8),
-                                   sizeof(mlxr_block_q8_0),
-                                   mlxr_vec_dot_q4_0_avx2};
-static const packed_type Q8_0X8 = {{NULL, q8_0_c1, q8_0_c2, q8_0_c3, q8_0_c4},
-                                   fill_q8_0,
-                                   MLXR_QK8_0,
-                                   sizeof(mlxr_block_q8_0x8),
-                                   sizeof(mlxr_block_q8_0),
-                                   mlxr_vec_dot_q8_0_avx2};
+static const rp_type Q4_0X8 = {{NULL, q4_0_c1, q4_0_c2, q4_0_c3, q4_0_c4},
+                               {NULL},
+                               fill_q8_0_sums,
+                               MLXR_QK4_0,
+                               sizeof(mlxr_block_q4_0x8),
+                               sizeof(mlxr_block_q8_0),
+                               KB,
+                               KB_ONE,
+                               mlxr_vec_dot_q4_0_avx2};
+static const rp_type Q8_0X8 = {{NULL, q8_0_c1, q8_0_c2, q8_0_c3, q8_0_c4},
+                               {NULL},
+                               fill_q8_0,
+                               MLXR_QK8_0,
+                               sizeof(mlxr_block_q8_0x8),
+                               sizeof(mlxr_block_q8_0),
+                               KB,
+                               KB_ONE,
+                               mlxr_vec_dot_q8_0_avx2};
 void mlxr_gemm_q4_0x8_avx2(int64_t n, int64_t nr, int64_t nc, const void *w, size_t w_stride,
                            const void *x, size_t x_stride, float *y, size_t ldy) {
-    gemm_x8(&Q4_0X8, n, nr, nc, w, w_stride, x, x_stride, y, ldy);
+    xinfo xi;
+    rp_gemm(&Q4_0X8, &xi, n, nr, nc, w, w_stride, x, x_stride, y, ldy);
 }
 
 void mlxr_gemm_q8_0x8_avx2(int64_t n, int64_t nr, int64_t nc, const void *w, size_t w_stride,
                            const void *x, size_t x_stride, float *y, size_t ldy) {
-    gemm_x8(&Q8_0X8, n, nr, nc, w, w_stride, x, x_stride, y, ldy);
+    xinfo xi;
+    rp_gemm(&Q8_0X8, &xi, n, nr, nc, w, w_stride, x, x_stride, y, ldy);
 }
 
 #endif /* x86 */

@@ -34,13 +34,14 @@
 #include <stdbool.h>
 #include <string.h>
 
+#include "kernels/cpu/repack_drive.h"
 #include "kernels/cpu/simd_avx2.h"
 
 enum {
     KB = 8,      /* super-blocks per K chunk when several activation tiles share the weights:
                   * 64 rows x 8 x 144 bytes = 72 KiB stay in L2 meanwhile */
     KB_ONE = 64, /* per chunk for a single tile (decoding): rows streamed in long runs */
-    CT = 4,      /* activation rows per micro-kernel */
+    CT = RP_CT,  /* activation rows per micro-kernel */
 };
 
 /* Per activation row of a tile and super-block of a chunk: the scale, and the bsums summed per
@@ -50,25 +51,6 @@ typedef struct xinfo_k {
     int32_t bp[CT][KB_ONE][4];
 } xinfo_k;
 
-#define ALWAYS_INLINE inline __attribute__((always_inline))
-
-static ALWAYS_INLINE __m256i bcast4(const int8_t *p) {
-    int32_t v;
-    memcpy(&v, p, 4);
-    return _mm256_set1_epi32(v);
-}
-
-/* Prefetch the weight bytes PF_BYTES ahead of block b (bytes long), as repack_avx2.c does:
- * streaming one row from DRAM on one thread, Q4_Kx8 reads ~12 GB/s with it and ~9 without
- * (1152 and 4096 bytes ahead measured about the same as 2048). */
-#define PF_BYTES 2048
-
-static ALWAYS_INLINE void prefetch_block(const void *b, size_t bytes) {
-    const char *p = (const char *)b + PF_BYTES;
-    for (size_t o = 0; o < bytes; o += 64)
-        _mm_prefetch(p + o, _MM_HINT_T0);
-}
-
 /* vpshufb masks: the scale of sub-block s (pattern s % 4) of row r as int16 in both halves of
  * 32-bit lane r, from the decoded scales' bytes 4(s % 4) + r % 4 of each 128-bit half. */
 #define PAT_HALF(q) q, -1, q, -1, q + 1, -1, q + 1, -1, q + 2, -1, q + 2, -1, q + 3, -1, q + 3, -1
@@ -77,7 +59,8 @@ static ALWAYS_INLINE void prefetch_block(const void *b, size_t bytes) {
 static const int8_t SCALE_PAT[4][32]
     __attribute__((aligned(32))) = {PAT(0), PAT(4), PAT(8), PAT(12)};
 
-static void fill_q8_k(xinfo_k *xi, int C, const uint8_t *x, size_t xs, int64_t i0, int64_t kb) {
+static void fill_q8_k(void *xv, int C, const uint8_t *x, size_t xs, int64_t i0, int64_t kb) {
+    xinfo_k *xi = xv;
     for (int c = 0; c < C; c++) {
         const mlxr_block_q8_k *xb = (const mlxr_block_q8_k *)(x + (size_t)c * xs) + i0;
         for (int64_t i = 0; i < kb; i++) {
@@ -89,17 +72,6 @@ static void fill_q8_k(xinfo_k *xi, int C, const uint8_t *x, size_t xs, int64_t i
             _mm_storeu_si128((__m128i *)xi->bp[c][i], pairs);
         }
     }
-}
-
-static ALWAYS_INLINE void load_acc(const int C, __m256 *acc, const float *y, size_t ldy,
-                                   bool cont) {
-    for (int c = 0; c < C; c++)
-        acc[c] = cont ? _mm256_loadu_ps(y + (size_t)c * ldy) : _mm256_setzero_ps();
-}
-
-static ALWAYS_INLINE void store_acc(const int C, const __m256 *acc, float *y, size_t ldy) {
-    for (int c = 0; c < C; c++)
-        _mm256_storeu_ps(y + (size_t)c * ldy, acc[c]);
 }
 
 /* 8 values of the 8 rows (32 bytes at qs) against values e..e+7 of C activation rows' super-block
@@ -277,64 +249,44 @@ static ALWAYS_INLINE void group_q6_k(const int C, const mlxr_block_q6_kx8 *wb, c
     store_acc(C, acc, y, ldy);
 }
 
-typedef void (*group_fn)(const void *wb, const uint8_t *x, size_t xs, int64_t kb, const xinfo_k *xi,
-                         float *y, size_t ldy, bool cont);
+RP_GROUP_VARIANT(, q4_k_c1, group_q4_k, mlxr_block_q4_kx8, xinfo_k, 1)
+RP_GROUP_VARIANT(, q4_k_c2, group_q4_k, mlxr_block_q4_kx8, xinfo_k, 2)
+RP_GROUP_VARIANT(, q4_k_c3, group_q4_k, mlxr_block_q4_kx8, xinfo_k, 3)
+RP_GROUP_VARIANT(, q4_k_c4, group_q4_k, mlxr_block_q4_kx8, xinfo_k, 4)
+RP_GROUP_VARIANT(, q6_k_c1, group_q6_k, mlxr_block_q6_kx8, xinfo_k, 1)
+RP_GROUP_VARIANT(, q6_k_c2, group_q6_k, mlxr_block_q6_kx8, xinfo_k, 2)
+RP_GROUP_VARIANT(, q6_k_c3, group_q6_k, mlxr_block_q6_kx8, xinfo_k, 3)
+RP_GROUP_VARIANT(, q6_k_c4, group_q6_k, mlxr_block_q6_kx8, xinfo_k, 4)
 
-#define GROUP_VARIANT(NAME, BODY, BLOCK, C)                                                        \
-    static void NAME(const void *wb, const uint8_t *x, size_t xs, int64_t kb, const xinfo_k *xi,   \
-                     float *y, size_t ldy, bool cont) {                                            \
-        BODY(C, (const BLOCK *)wb, x, xs, kb, xi, y, ldy, cont);                                   \
-    }
-
-GROUP_VARIANT(q4_k_c1, group_q4_k, mlxr_block_q4_kx8, 1)
-GROUP_VARIANT(q4_k_c2, group_q4_k, mlxr_block_q4_kx8, 2)
-GROUP_VARIANT(q4_k_c3, group_q4_k, mlxr_block_q4_kx8, 3)
-GROUP_VARIANT(q4_k_c4, group_q4_k, mlxr_block_q4_kx8, 4)
-GROUP_VARIANT(q6_k_c1, group_q6_k, mlxr_block_q6_kx8, 1)
-GROUP_VARIANT(q6_k_c2, group_q6_k, mlxr_block_q6_kx8, 2)
-GROUP_VARIANT(q6_k_c3, group_q6_k, mlxr_block_q6_kx8, 3)
-GROUP_VARIANT(q6_k_c4, group_q6_k, mlxr_block_q6_kx8, 4)
-
-static const group_fn Q4_K_GROUPS[CT + 1] = {NULL, q4_k_c1, q4_k_c2, q4_k_c3, q4_k_c4};
-static const group_fn Q6_K_GROUPS[CT + 1] = {NULL, q6_k_c1, q6_k_c2, q6_k_c3, q6_k_c4};
-
-/* The driver: K chunks, activation tiles of CT rows, groups of 8 weight rows (blocks of wblock
- * bytes); the plain rows of a last partial group go through `dot`. */
-static void gemm_kx8(const group_fn *fns, size_t wblock, mlxr_vec_dot_fn dot, int64_t n, int64_t nr,
-                     int64_t nc, const void *w, size_t ws, const void *x, size_t xs, float *y,
-                     size_t ldy) {
-    const uint8_t *W = w, *X = x;
-    const int64_t nb = n / MLXR_QK_K, nr8 = nr - nr % MLXR_PACK_ROWS;
-    /* one tile: nothing to keep in cache, so each group's rows stream in one long run */
-    const int64_t kb_max = nc <= CT ? KB_ONE : KB;
-    xinfo_k xi;
-    for (int64_t i0 = 0; i0 < nb; i0 += kb_max) {
-        const int64_t kb = nb - i0 < kb_max ? nb - i0 : kb_max;
-        for (int64_t j0 = 0; j0 < nc; j0 += CT) {
-            const int C = nc - j0 < CT ? (int)(nc - j0) : CT;
-            const uint8_t *xj = X + (size_t)j0 * xs;
-            fill_q8_k(&xi, C, xj, xs, i0, kb);
-            for (int64_t r = 0; r < nr8; r += MLXR_PACK_ROWS)
-                fns[C](W + (size_t)r * ws + (size_t)i0 * wblock,
-                       xj + (size_t)i0 * sizeof(mlxr_block_q8_k), xs, kb, &xi,
-                       y + (size_t)j0 * ldy + (size_t)r, ldy, i0 > 0);
-        }
-    }
-    for (int64_t j = 0; j < nc; j++)
-        for (int64_t r = nr8; r < nr; r++)
-            dot(n, &y[(size_t)j * ldy + (size_t)r], W + (size_t)r * ws, X + (size_t)j * xs);
-}
+static const rp_type Q4_KX8 = {{NULL, q4_k_c1, q4_k_c2, q4_k_c3, q4_k_c4},
+                               {NULL},
+                               fill_q8_k,
+                               MLXR_QK_K,
+                               sizeof(mlxr_block_q4_kx8),
+                               sizeof(mlxr_block_q8_k),
+                               KB,
+                               KB_ONE,
+                               mlxr_vec_dot_q4_k_avx2};
+static const rp_type Q6_KX8 = {{NULL, q6_k_c1, q6_k_c2, q6_k_c3, q6_k_c4},
+                               {NULL},
+                               fill_q8_k,
+                               MLXR_QK_K,
+                               sizeof(mlxr_block_q6_kx8),
+                               sizeof(mlxr_block_q8_k),
+                               KB,
+                               KB_ONE,
+                               mlxr_vec_dot_q6_k_avx2};
 
 void mlxr_gemm_q4_kx8_avx2(int64_t n, int64_t nr, int64_t nc, const void *w, size_t ws,
                            const void *x, size_t xs, float *y, size_t ldy) {
-    gemm_kx8(Q4_K_GROUPS, sizeof(mlxr_block_q4_kx8), mlxr_vec_dot_q4_k_avx2, n, nr, nc, w, ws, x,
-             xs, y, ldy);
+    xinfo_k xi;
+    rp_gemm(&Q4_KX8, &xi, n, nr, nc, w, ws, x, xs, y, ldy);
 }
 
 void mlxr_gemm_q6_kx8_avx2(int64_t n, int64_t nr, int64_t nc, const void *w, size_t ws,
                            const void *x, size_t xs, float *y, size_t ldy) {
-    gemm_kx8(Q6_K_GROUPS, sizeof(mlxr_block_q6_kx8), mlxr_vec_dot_q6_k_avx2, n, nr, nc, w, ws, x,
-             xs, y, ldy);
+    xinfo_k xi;
+    rp_gemm(&Q6_KX8, &xi, n, nr, nc, w, ws, x, xs, y, ldy);
 }
 
 #endif /* x86 */
