@@ -18,14 +18,8 @@
 
 #include <immintrin.h>
 
+#include "kernels/cpu/simd_avx2.h"
 #include "util/fp16.h"
-
-static inline float hsum8(__m256 v) {
-    __m128 r = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    r = _mm_add_ps(r, _mm_movehl_ps(r, r));
-    r = _mm_add_ss(r, _mm_movehdup_ps(r));
-    return _mm_cvtss_f32(r);
-}
 
 /* int32 x8 partial sums of one block of 32 codes (4-bit) times activations. */
 static inline __m256i block_dot4(const uint32_t *w, const int8_t *a) {
@@ -74,7 +68,7 @@ static inline float dot_row(const mlxr_mlx_row *row, const mlxr_mlx_q8 *x, const
         }
         bias_sum += b * sx;
     }
-    return hsum8(acc) + bias_sum;
+    return hsum_ps(acc) + bias_sum;
 }
 
 float mlxr_mlx_affine_dot_q8_avx2(const mlxr_mlx_row *row, const mlxr_mlx_q8 *x) {

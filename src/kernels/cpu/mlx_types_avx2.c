@@ -26,14 +26,8 @@
 #include <immintrin.h>
 #include <string.h>
 
+#include "kernels/cpu/simd_avx2.h"
 #include "util/fp16.h"
-
-static inline float hsum8(__m256 v) {
-    __m128 r = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    r = _mm_add_ps(r, _mm_movehl_ps(r, r));
-    r = _mm_add_ss(r, _mm_movehdup_ps(r));
-    return _mm_cvtss_f32(r);
-}
 
 /* Scale and bias of the block at b. */
 static inline void block_sb(const uint8_t *b, const int bf16, float *s, float *bias) {
@@ -102,7 +96,7 @@ static inline float dot(const uint8_t *w, const mlxr_mlx_q8 *a, int64_t n, const
             acc_piece(&c, load_piece(w + 4 + k * 4 * bits, bits), a, s, bits);
         c.bias += b * c.sx;
     }
-    return hsum8(c.v) + c.bias;
+    return hsum_ps(c.v) + c.bias;
 }
 
 /* Columns of a tile of the tiled product, and the most groups of a row whose activation terms a
@@ -159,7 +153,7 @@ static inline void gemm(int64_t n, int64_t nr, int64_t nc, const void *w, size_t
                     bias[t] += b * sx[t][g];
             }
             for (int t = 0; t < COLS; t++)
-                y[(size_t)(j + t) * ldy + (size_t)i] = hsum8(v[t]) + bias[t];
+                y[(size_t)(j + t) * ldy + (size_t)i] = hsum_ps(v[t]) + bias[t];
         }
     }
     for (int64_t j = nc4; j < nc; j++)
