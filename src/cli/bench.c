@@ -106,10 +106,16 @@ static int bench_engine(mlxr_model *m, const char *model, long P, long N, long T
     int32_t **prompts = calloc((size_t)n_par, sizeof *prompts);
     par_req *reqs = calloc((size_t)n_par, sizeof *reqs);
     int rc = 1;
-    if (!prompts || !reqs) goto done;
+    if (!prompts || !reqs) {
+        cli_error("out of memory for %ld requests", n_par);
+        goto done;
+    }
     uint64_t x = 42;
     for (long i = 0; i < n_par; i++) {
-        if (!(prompts[i] = malloc((size_t)plen * sizeof **prompts))) goto done;
+        if (!(prompts[i] = malloc((size_t)plen * sizeof **prompts))) {
+            cli_error("out of memory for %ld requests", n_par);
+            goto done;
+        }
         if (prefix_share && i > 0) memcpy(prompts[i], prompts[0], (size_t)P * sizeof **prompts);
         const int32_t own = prefix_share && i > 0 ? (int32_t)P : 0;
         random_ids(prompts[i] + own, plen - own, info->n_vocab, &x);
@@ -153,8 +159,7 @@ static int bench_engine(mlxr_model *m, const char *model, long P, long N, long T
                "without the prefix cache, %.4f s with it (%.0f tokens from the cache per request)\n",
                n_par, P, tt[0], tt[1], cached[1]);
     rc = 0;
-done:
-    if (rc) cli_error("benchmark failed");
+done: /* every failure above printed its own error */
     for (long i = 0; prompts && i < n_par; i++) free(prompts[i]);
     free(prompts);
     free(reqs);
