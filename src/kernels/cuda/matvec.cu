@@ -38,6 +38,26 @@ __device__ __forceinline__ void prefetch_span(const void *p, int64_t bytes, int 
     for (int64_t o = (int64_t)tid * 128; o < bytes; o += (int64_t)nth * 128) prefetch_l2((const char *)p + o);
 }
 
+/* Exact integer sums by __dp4a, shared by the decode products: the dot of 16 byte pairs, the sum
+ * of 16 signed bytes, and the dot of 32 packed 4-bit codes (low nibbles against x[0..15], high
+ * nibbles against x[16..31], the Q4_0 / MLX 4-bit byte order) with 32 activation bytes. */
+__device__ __forceinline__ int dot16(const int4 w, const int4 x) {
+    int s = __dp4a(w.x, x.x, 0);
+    s = __dp4a(w.y, x.y, s);
+    s = __dp4a(w.z, x.z, s);
+    return __dp4a(w.w, x.w, s);
+}
+
+__device__ __forceinline__ int sum16(const int4 x) {
+    return dot16(make_int4(0x01010101, 0x01010101, 0x01010101, 0x01010101), x);
+}
+
+__device__ __forceinline__ int dot_nib32(const int4 w, const int4 lo, const int4 hi) {
+    const int m = 0x0F0F0F0F;
+    return dot16(make_int4(w.x & m, w.y & m, w.z & m, w.w & m), lo) +
+           dot16(make_int4((w.x >> 4) & m, (w.y >> 4) & m, (w.z >> 4) & m, (w.w >> 4) & m), hi);
+}
+
 struct mm_q8_0 {
     const int8_t *wq;
     const __half *wd;
@@ -104,7 +124,6 @@ struct mm_q4_0 {
     __device__ __forceinline__ void run(float (&acc)[R][C], const int (&rr)[R], const int (&tt)[C],
                                         int tid, int nth) const {
         const int nb = ne0 / QK;
-        const int m = 0x0F0F0F0F;
         for (int b = tid; b < nb; b += nth) {
             int4 w[R];
             float dw[R];
@@ -119,25 +138,10 @@ struct mm_q4_0 {
                 const int4 lo = __ldg(reinterpret_cast<const int4 *>(xb));      /* x[0..15] */
                 const int4 hi = __ldg(reinterpret_cast<const int4 *>(xb + 16)); /* x[16..31] */
                 const float dx = xd[(int64_t)tt[c] * nb + b];
-                /* sum(x) for the -8 offset of every nibble */
-                int sx = __dp4a(lo.x, 0x01010101, 0);
-                sx = __dp4a(lo.y, 0x01010101, sx);
-                sx = __dp4a(lo.z, 0x01010101, sx);
-                sx = __dp4a(lo.w, 0x01010101, sx);
-                sx = __dp4a(hi.x, 0x01010101, sx);
-                sx = __dp4a(hi.y, 0x01010101, sx);
-                sx = __dp4a(hi.z, 0x01010101, sx);
-                sx = __dp4a(hi.w, 0x01010101, sx);
+                const int sx = sum16(lo) + sum16(hi); /* for the -8 offset of every nibble */
 #pragma unroll
                 for (int r = 0; r < R; r++) {
-                    int s = __dp4a(w[r].x & m, lo.x, 0);
-                    s = __dp4a(w[r].y & m, lo.y, s);
-                    s = __dp4a(w[r].z & m, lo.z, s);
-                    s = __dp4a(w[r].w & m, lo.w, s);
-                    s = __dp4a((w[r].x >> 4) & m, hi.x, s);
-                    s = __dp4a((w[r].y >> 4) & m, hi.y, s);
-                    s = __dp4a((w[r].z >> 4) & m, hi.z, s);
-                    s = __dp4a((w[r].w >> 4) & m, hi.w, s);
+                    const int s = dot_nib32(w[r], lo, hi);
                     acc[r][c] += (float)(s - 8 * sx) * (dw[r] * dx);
                 }
             }
@@ -180,7 +184,6 @@ template <int BITS> struct mm_mlx {
         const int rowb = ne0 / 8 * BITS; /* code bytes per row */
         /* a step: 32 weights (4 bits) or 16 (8 bits) = 16 code bytes */
         constexpr int STEP = BITS == 4 ? 32 : 16;
-        const int m = 0x0F0F0F0F;
         for (int e = tid * STEP; e < ne0; e += nth * STEP) {
             const int b = e / QK, g = e >> lg;
             int4 w[R];
@@ -197,40 +200,20 @@ template <int BITS> struct mm_mlx {
                 if constexpr (BITS == 4) {
                     const int4 lo = __ldg(reinterpret_cast<const int4 *>(xe));      /* x[0..15] */
                     const int4 hi = __ldg(reinterpret_cast<const int4 *>(xe + 16)); /* x[16..31] */
-                    int sx = __dp4a(lo.x, 0x01010101, 0);
-                    sx = __dp4a(lo.y, 0x01010101, sx);
-                    sx = __dp4a(lo.z, 0x01010101, sx);
-                    sx = __dp4a(lo.w, 0x01010101, sx);
-                    sx = __dp4a(hi.x, 0x01010101, sx);
-                    sx = __dp4a(hi.y, 0x01010101, sx);
-                    sx = __dp4a(hi.z, 0x01010101, sx);
-                    sx = __dp4a(hi.w, 0x01010101, sx);
+                    const int sx = sum16(lo) + sum16(hi);
 #pragma unroll
                     for (int r = 0; r < R; r++) {
-                        int s = __dp4a(w[r].x & m, lo.x, 0);
-                        s = __dp4a(w[r].y & m, lo.y, s);
-                        s = __dp4a(w[r].z & m, lo.z, s);
-                        s = __dp4a(w[r].w & m, lo.w, s);
-                        s = __dp4a((w[r].x >> 4) & m, hi.x, s);
-                        s = __dp4a((w[r].y >> 4) & m, hi.y, s);
-                        s = __dp4a((w[r].z >> 4) & m, hi.z, s);
-                        s = __dp4a((w[r].w >> 4) & m, hi.w, s);
+                        const int s = dot_nib32(w[r], lo, hi);
                         acc[r][c] += dx * (sc[r] * (float)s + bi[r] * (float)sx);
                     }
                 } else {
                     const int4 x = __ldg(reinterpret_cast<const int4 *>(xe)); /* x[0..15] of the half */
-                    int sx = __dp4a(x.x, 0x01010101, 0);
-                    sx = __dp4a(x.y, 0x01010101, sx);
-                    sx = __dp4a(x.z, 0x01010101, sx);
-                    sx = __dp4a(x.w, 0x01010101, sx);
+                    const int sx = sum16(x);
                     const int f = (int)0x80808080u; /* q ^ 0x80 = q - 128 as a signed byte */
 #pragma unroll
                     for (int r = 0; r < R; r++) {
-                        int s = __dp4a(w[r].x ^ f, x.x, 0);
-                        s = __dp4a(w[r].y ^ f, x.y, s);
-                        s = __dp4a(w[r].z ^ f, x.z, s);
-                        s = __dp4a(w[r].w ^ f, x.w, s);
-                        s += 128 * sx;
+                        const int s =
+                            dot16(make_int4(w[r].x ^ f, w[r].y ^ f, w[r].z ^ f, w[r].w ^ f), x) + 128 * sx;
                         acc[r][c] += dx * (sc[r] * (float)s + bi[r] * (float)sx);
                     }
                 }
@@ -246,17 +229,6 @@ template <int BITS> struct mm_mlx {
  * integer total times (d_w * d_x) (and the min term times (dmin_w * d_x)) to the f32 sum, as
  * mlxr_vec_dot_q{4,5,6}_k_ref do per super-block.
  */
-__device__ __forceinline__ int dot16(const int4 w, const int4 x) {
-    int s = __dp4a(w.x, x.x, 0);
-    s = __dp4a(w.y, x.y, s);
-    s = __dp4a(w.z, x.z, s);
-    return __dp4a(w.w, x.w, s);
-}
-
-__device__ __forceinline__ int sum16(const int4 x) {
-    return dot16(make_int4(0x01010101, 0x01010101, 0x01010101, 0x01010101), x);
-}
-
 template <int TYPE>
 struct mm_k {
     const uint8_t *wq;
