@@ -790,6 +790,28 @@ static int64_t page_off(const pages *pg, int32_t s, int32_t p, int32_t kv_dim) {
             p % MLXR_CUDA_KV_BLOCK) * kv_dim;
 }
 
+/* The reference attention of one query head in double: softmax(f16(q) . K / sqrt(hd)) V over
+ * positions 0..pos of sequence s, K/V of KV head kvh read through the paged table; o: hd values,
+ * sc: pos + 1 scratch. */
+static void att_ref(const pages *pg, const uint16_t *kc, const uint16_t *vc, int32_t kv_dim, int32_t hd,
+                    int kvh, const float *qh, int32_t s, int32_t pos, double *sc, double *o) {
+    const uint16_t *kb = kc + kvh * hd, *vb = vc + kvh * hd; /* + page_off of each position */
+    double mx = -INFINITY, sum = 0;
+    for (int p = 0; p <= pos; p++) {
+        double dot = 0;
+        for (int d = 0; d < hd; d++)
+            dot += (double)mlxr_fp16_to_fp32(mlxr_fp32_to_fp16(qh[d])) * mlxr_fp16_to_fp32(kb[page_off(pg, s, p, kv_dim) + d]);
+        sc[p] = dot / sqrt((double)hd);
+        mx = fmax(mx, sc[p]);
+    }
+    for (int p = 0; p <= pos; p++) sum += sc[p] = exp(sc[p] - mx);
+    for (int d = 0; d < hd; d++) {
+        double v = 0;
+        for (int p = 0; p <= pos; p++) v += sc[p] * mlxr_fp16_to_fp32(vb[page_off(pg, s, p, kv_dim) + d]);
+        o[d] = v / sum;
+    }
+}
+
 static void test_rope_kv(void) {
     const int32_t n_head = 8, n_kv = 2, hd = 64, n_rot = 32, T = 3, n_ctx = 64, n_seq = 2;
     const int32_t qd = n_head * hd, kvd = n_kv * hd, W = qd + 2 * kvd;
@@ -989,27 +1011,12 @@ static void test_attention_case(int32_t n_head, int32_t n_kv, int32_t hd, int32_
     to_host(kc2, dv, (size_t)cache_n * 2);
     CHECK(!memcmp(vc, kc2, (size_t)cache_n * 2), "V cache after store differs");
     double worst = 0;
-    double *sc = malloc((size_t)n_ctx * sizeof *sc);
+    double *sc = malloc((size_t)n_ctx * sizeof *sc), *ro = malloc((size_t)hd * sizeof *ro);
     for (int t = 0; t < T; t++)
         for (int h = 0; h < n_head; h++) {
-            const int kvh = h / (n_head / n_kv);
-            const float *qh = q + ((int64_t)t * n_head + h) * hd;
-            const uint16_t *kb = kc + kvh * hd, *vb = vc + kvh * hd; /* + page_off of each position */
-            double mx = -INFINITY, sum = 0;
-            for (int p = 0; p <= pos[t]; p++) {
-                double s = 0;
-                for (int d = 0; d < hd; d++)
-                    s += (double)mlxr_fp16_to_fp32(mlxr_fp32_to_fp16(qh[d])) * mlxr_fp16_to_fp32(kb[page_off(&pg, seq[t], p, kv_dim) + d]);
-                sc[p] = s / sqrt((double)hd);
-                mx = fmax(mx, sc[p]);
-            }
-            for (int p = 0; p <= pos[t]; p++) sum += sc[p] = exp(sc[p] - mx);
-            for (int d = 0; d < hd; d++) {
-                double o = 0;
-                for (int p = 0; p <= pos[t]; p++) o += sc[p] * mlxr_fp16_to_fp32(vb[page_off(&pg, seq[t], p, kv_dim) + d]);
-                o /= sum;
-                worst = fmax(worst, fabs(o - out[((int64_t)t * n_head + h) * hd + d]));
-            }
+            att_ref(&pg, kc, vc, kv_dim, hd, h / (n_head / n_kv), q + ((int64_t)t * n_head + h) * hd, seq[t], pos[t],
+                    sc, ro);
+            for (int d = 0; d < hd; d++) worst = fmax(worst, fabs(ro[d] - out[((int64_t)t * n_head + h) * hd + d]));
         }
     CHECK(worst <= 2e-5, "attention %d/%d heads, head_dim %d, n_ctx %d: max |d| %.2e", n_head, n_kv, hd,
           n_ctx, worst);
@@ -1034,6 +1041,7 @@ static void test_attention_case(int32_t n_head, int32_t n_kv, int32_t hd, int32_
     free(q);
     free(out);
     free(sc);
+    free(ro);
 }
 
 /* The tensor-core prefill attention: T queries of sequence 1 (of 2) at positions p0.., in order or
@@ -1076,28 +1084,15 @@ static void test_attention_prefill_case(int32_t n_head, int32_t n_kv, int32_t hd
     to_host(out, dout, (size_t)(T * w) * 4);
     to_host(outh, dh, (size_t)(T * w) * 2);
     double worst = 0, worsth = 0;
-    double *sc = malloc((size_t)n_ctx * sizeof *sc);
+    double *sc = malloc((size_t)n_ctx * sizeof *sc), *ro = malloc((size_t)hd * sizeof *ro);
     for (int32_t t = 0; t < T; t++)
         for (int32_t h = 0; h < n_head; h++) {
-            const int kvh = h / (n_head / n_kv);
-            const float *qh = q + (int64_t)t * w + (int64_t)h * hd;
-            const uint16_t *kb = kc + kvh * hd, *vb = vc + kvh * hd; /* + page_off of each position */
-            double mx = -INFINITY, sum = 0;
-            for (int p = 0; p <= pos[t]; p++) {
-                double s = 0;
-                for (int d = 0; d < hd; d++)
-                    s += (double)mlxr_fp16_to_fp32(mlxr_fp32_to_fp16(qh[d])) * mlxr_fp16_to_fp32(kb[page_off(&pg, seq[t], p, kv_dim) + d]);
-                sc[p] = s / sqrt((double)hd);
-                mx = fmax(mx, sc[p]);
-            }
-            for (int p = 0; p <= pos[t]; p++) sum += sc[p] = exp(sc[p] - mx);
+            att_ref(&pg, kc, vc, kv_dim, hd, h / (n_head / n_kv), q + (int64_t)t * w + (int64_t)h * hd, seq[t], pos[t],
+                    sc, ro);
             for (int d = 0; d < hd; d++) {
-                double o = 0;
-                for (int p = 0; p <= pos[t]; p++) o += sc[p] * mlxr_fp16_to_fp32(vb[page_off(&pg, seq[t], p, kv_dim) + d]);
-                o /= sum;
                 const int64_t i = (int64_t)t * w + (int64_t)h * hd + d;
-                worst = fmax(worst, fabs(o - out[i]));
-                worsth = fmax(worsth, fabs(o - mlxr_fp16_to_fp32(outh[i])));
+                worst = fmax(worst, fabs(ro[d] - out[i]));
+                worsth = fmax(worsth, fabs(ro[d] - mlxr_fp16_to_fp32(outh[i])));
             }
         }
     CHECK(worst <= 2e-5 && worsth <= 1e-3,
@@ -1116,6 +1111,7 @@ static void test_attention_prefill_case(int32_t n_head, int32_t n_kv, int32_t hd
     free(out);
     free(outh);
     free(sc);
+    free(ro);
 }
 
 static void test_attention(void) {
