@@ -151,7 +151,7 @@ static void mv_op(void *p) {
         return;
     }
     mlxr_matmul_cuda(m, x, a->xd, a->T, a->y, m->ne1, 0);
-    if (a->swiglu == 1) mlxr_swiglu_cuda(a->y, a->y + m->ne1 / 2, m->ne1, m->ne1 / 2, 1, &a->out, 0);
+    if (a->swiglu == 1) mlxr_swiglu_cuda(a->y, a->y + m->ne1 / 2, m->ne1, m->ne1 / 2, 1, &a->out, NULL, 0);
 }
 
 static void bench_matvec(double bw) {
@@ -290,12 +290,12 @@ static void ops_op(void *p) {
     case 0: mlxr_add_rmsnorm_cuda(a->x, a->dx, a->w, &oq, NULL, 1, 4096, 1e-5f, 0); break;
     case 1:
         mlxr_rope_kv_store_cuda(a->qkv, a->qkv + 4096, a->qkv + 8192, 12288, 32, 32, 128, 128, a->pos, a->seq, 1, 0.93f,
-                                &kv, 0);
+                                &kv, NULL, 0);
         break;
     case 2: mlxr_kv_store_cuda(&kv, a->qkv + 4096, a->qkv + 8192, 12288, a->pos, a->seq, 1, 0); break;
     case 3: mlxr_attention_cuda(&kv, &sh, a->qkv, 12288, a->pos, a->seq, 1, a->po, a->pml, &oq, 0); break;
     case 4: mlxr_encode_cuda(MLXR_CUDA_ENC_Q8_0, a->att, 4096, 1, a->xq, a->xd, 0); break;
-    case 5: mlxr_swiglu_cuda(a->gu, a->gu + 11008, 22016, 11008, 1, &oq, 0); break;
+    case 5: mlxr_swiglu_cuda(a->gu, a->gu + 11008, 22016, 11008, 1, &oq, NULL, 0); break;
     case 6: mlxr_embed_cuda(&a->emb, a->seq, 1, a->x, 0); break;
     case 7: mlxr_argmax_f32_cuda(a->logits, 1, 32000, a->out, 0); break;
     }

@@ -96,6 +96,14 @@ struct mlxr_cuda_ctx {
     float *x, *xn, *dx, *qkv, *att, *gu, *hb, *logits, *part_o, *part_ml;
     void *xq;                  /* encoded activations: up to 2 bytes per element */
     float *xd;                 /* Q8_0 activation scales */
+    /* decode with the norms fused into the products (fused_norm): the residual producers (Wo,
+     * Wdown) write the next product's input to xq2/xd2 (one row, up to 4 bytes per element) and
+     * the partial sums of squares of the new residual to ss ([2 n_layer + 1][E / 32], one slot
+     * per norm) */
+    bool fused_norm;
+    void *xq2;
+    float *xd2, *ss;
+    float eps;
     int32_t *d_in;             /* [4][B]: token, pos, seq, logit source rows */
     int32_t *h_in;             /* pinned copy of d_in */
     float *h_logits;           /* pinned [V]: the graph's output */
@@ -240,6 +248,17 @@ static mlxr_status check_shapes(const mlxr_model_info *h, mlxr_err *err) {
     return MLXR_OK;
 }
 
+/* Whether decode steps can run with the norms fused into the products (see fused_norm). */
+static bool fused_norm_ok(const mlxr_cuda_ctx *g) {
+    if (!mlxr_cuda_fused_norm_enabled() || mlxr_cuda_fused_swiglu_enabled()) return false;
+    if (g->E % 32 || g->E > 32 * MLXR_CUDA_RMS_PARTS) return false;
+    for (int32_t il = 0; il < g->n_layer; il++)
+        if (!mlxr_matmul_resid_supported_cuda(&g->L[il].wo, MLXR_DTYPE_F32) ||
+            !mlxr_matmul_resid_supported_cuda(&g->L[il].w_down, MLXR_DTYPE_F32))
+            return false;
+    return true;
+}
+
 static mlxr_status ctx_init(mlxr_context *c, mlxr_cuda_ctx *g, mlxr_err *err) {
     const mlxr_model *m = c->m;
     const mlxr_model_info *h = &m->info;
@@ -330,6 +349,12 @@ static mlxr_status ctx_init(mlxr_context *c, mlxr_cuda_ctx *g, mlxr_err *err) {
     TRY(dev_alloc(&g->xq, B * wide * 2, err, "cudaMalloc(activations)"));
     TRY(dev_alloc((void **)&g->xd, B * (wide / 32 + 1) * 4, err, "cudaMalloc(activations)"));
     TRY(dev_alloc((void **)&g->d_in, 4 * B * 4, err, "cudaMalloc(batch)"));
+    TRY(dev_alloc(&g->xq2, (size_t)g->E * 4, err, "cudaMalloc(activations)"));
+    TRY(dev_alloc((void **)&g->xd2, ((size_t)g->E / 32 + 1) * 4, err, "cudaMalloc(activations)"));
+    TRY(dev_alloc((void **)&g->ss, (2 * (size_t)h->n_layer + 1) * ((size_t)g->E / 32 + 1) * 4, err,
+                  "cudaMalloc(norm sums)"));
+    g->eps = h->rms_eps;
+    g->fused_norm = fused_norm_ok(g);
     MLXR_CUDA_TRY(err, cudaMallocHost((void **)&g->h_in, 4 * B * 4));
     MLXR_CUDA_TRY(err, cudaMallocHost((void **)&g->h_logits, (size_t)g->V * 4));
     return MLXR_OK;
@@ -351,7 +376,7 @@ static void ctx_release(mlxr_cuda_ctx *g) {
     if (!g->output_tied) mlxr_cuda_mat_free(&g->output);
     mlxr_cuda_mat_free(&g->tok_embd);
     void *bufs[] = {g->out_norm, g->k_cache, g->v_cache, g->d_table, g->x, g->xn, g->dx, g->qkv, g->att, g->gu,
-                    g->hb, g->logits, g->part_o, g->part_ml, g->xq, g->xd, g->d_in};
+                    g->hb, g->logits, g->part_o, g->part_ml, g->xq, g->xd, g->d_in, g->xq2, g->xd2, g->ss};
     for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) cudaFree(bufs[i]);
     cudaFreeHost(g->h_in);
     cudaFreeHost(g->h_table);
@@ -400,8 +425,13 @@ void mlxr_cuda_context_free(mlxr_context *c) {
 
 /* ---- the pass --------------------------------------------------------------------------------- */
 
+static int skip_op(const char *name) {
+    const char *e = getenv("MLXR_SKIP");
+    return e && strstr(e, name) != NULL;
+}
 #define LAUNCH_ROWS(err, call, name, rows, T)                                                     \
     do {                                                                                          \
+        if (skip_op(name)) break;                                                                 \
         mlxr_status st_ = mlxr_cuda_status((call), (err), name, __FILE__, __LINE__);              \
         if (st_ != MLXR_OK) return st_;                                                           \
         if (prof_n >= 0) prof_mark(g->st, name, rows, T);                                         \
@@ -452,6 +482,38 @@ static mlxr_status matmul(mlxr_cuda_ctx *g, const mlxr_cuda_mat *w, act_in *in, 
     return MLXR_OK;
 }
 
+/* The input of the n matrices at w when a residual producer writes it (fused_norm): their
+ * encoding, in xq2/xd2; Q8_K (256-value groups, more than a producer block owns) as f32 rows in
+ * xq2 that matmul() encodes into xq/xd, free by then. */
+static act_in fused_in(mlxr_cuda_ctx *g, const mlxr_cuda_mat *w, int n) {
+    act_in a = act_for(g, w, n, 1, (float *)g->xq2);
+    if (a.out.type == MLXR_DTYPE_Q8_0 || a.out.type == MLXR_DTYPE_F16) {
+        a.out.q = g->xq2;
+        a.out.d = g->xd2;
+    } else {
+        a = (act_in){{MLXR_DTYPE_F32, (float *)g->xq2, g->xq, g->xd}, -1};
+    }
+    return a;
+}
+
+/* x += w . in (decode), and `next` = the next norm's input x * gn, its partial sums in ss. */
+static mlxr_status matmul_resid(mlxr_cuda_ctx *g, const mlxr_cuda_mat *w, act_in *in, const float *gn, float *ss,
+                                const act_in *next, mlxr_err *err) {
+    const int32_t T = 1;
+    const mlxr_cuda_enc e = mlxr_cuda_act_enc(w, T);
+    if (e != MLXR_CUDA_ENC_F32 && in->have != (int)e) {
+        if (in->out.type != MLXR_DTYPE_F32)
+            return MLXR_FAIL(err, MLXR_ERR_INTERNAL, "CUDA backend: activations held encoded, needed as %d", (int)e);
+        LAUNCH_ROWS(err, mlxr_encode_cuda(e, in->out.y, w->ne0, T, in->out.q, in->out.d, g->st), "encode activations",
+                    w->ne0, T);
+        in->have = (int)e;
+    }
+    const void *x = e == MLXR_CUDA_ENC_F32 ? (const void *)in->out.y : in->out.q;
+    LAUNCH_ROWS(err, mlxr_matmul_resid_cuda(w, x, in->out.d, g->x, gn, ss, &next->out, g->st), "matmul + residual",
+                w->ne1, T);
+    return MLXR_OK;
+}
+
 /* Enqueue the whole pass for T rows (inputs already in d_in), R logit rows into g->logits. */
 static mlxr_status enqueue(mlxr_context *c, mlxr_cuda_ctx *g, int32_t T, int32_t R, mlxr_err *err) {
     const mlxr_model_info *h = &c->m->info;
@@ -459,20 +521,34 @@ static mlxr_status enqueue(mlxr_context *c, mlxr_cuda_ctx *g, int32_t T, int32_t
     const int32_t *rows = g->d_in + 3 * g->B;
     const float eps = h->rms_eps;
     const int32_t W = g->W, F = g->F;
+    /* a decode step splits each RMSNorm but the first and the last across the ops around it
+     * (matvec.h): Wo and Wdown add to x and write the next product's input x * g with the partial
+     * sums of squares; RoPE + KV store and SwiGLU apply the norm's scale; no norm launch */
+    const bool fn = T == 1 && g->fused_norm;
+    const int64_t nss = g->E / 32 + 1;
+    act_in nin = {{MLXR_DTYPE_F32, NULL, NULL, NULL}, -1}; /* fn: the input Wdown wrote */
     LAUNCH(err, mlxr_embed_cuda(&g->tok_embd, tok, T, g->x, g->st), "embed");
     for (int32_t il = 0; il < g->n_layer; il++) {
         const gpu_layer *L = &g->L[il];
         /* attention block; the previous layer's FFN output is added to x here */
-        act_in in = act_for(g, L->wqkv, L->n_qkv, T, g->xn);
-        LAUNCH(err, mlxr_add_rmsnorm_cuda(g->x, il ? g->dx : NULL, L->attn_norm, &in.out, NULL, T, g->E, eps, g->st),
-               "rmsnorm");
+        act_in in;
+        mlxr_cuda_rms rms = {NULL, g->E, g->eps};
+        if (fn && il > 0) {
+            in = nin;
+            rms.ss = g->ss + (2 * il) * nss;
+        } else {
+            in = act_for(g, L->wqkv, L->n_qkv, T, g->xn);
+            LAUNCH(err,
+                   mlxr_add_rmsnorm_cuda(g->x, il ? g->dx : NULL, L->attn_norm, &in.out, NULL, T, g->E, eps, g->st),
+                   "rmsnorm");
+        }
         for (int i = 0, r0 = 0; i < L->n_qkv; r0 += (int)L->wqkv[i].ne1, i++)
             TRY(matmul(g, &L->wqkv[i], &in, T, g->qkv + r0, W, NULL, err));
         float *q = g->qkv, *k = g->qkv + g->qdim, *v = k + g->kv_dim;
         const mlxr_cuda_kv kv = {(uint16_t *)g->k_cache + il * g->layer_elems,
                                  (uint16_t *)g->v_cache + il * g->layer_elems, g->d_table, g->max_blocks, g->kv_dim};
         LAUNCH(err, mlxr_rope_kv_store_cuda(q, k, v, W, h->n_head, h->n_head_kv, h->head_dim, h->n_rot, pos, seq, T,
-                                            g->theta_scale, &kv, g->st),
+                                            g->theta_scale, &kv, &rms, g->st),
                "rope + kv store");
         /* attention output straight in Wo's encoding when the rows split into whole Q8_0 blocks */
         act_in att_in = act_for(g, &L->wo, 1, T, g->att);
@@ -493,10 +569,18 @@ static mlxr_status enqueue(mlxr_context *c, mlxr_cuda_ctx *g, int32_t T, int32_t
                        "attention");
             }
         }
-        TRY(matmul(g, &L->wo, &att_in, T, g->dx, g->E, NULL, err));
         /* FFN block */
-        in = act_for(g, L->wgu, L->n_gu, T, g->xn);
-        LAUNCH(err, mlxr_add_rmsnorm_cuda(g->x, g->dx, L->ffn_norm, &in.out, NULL, T, g->E, eps, g->st), "rmsnorm");
+        if (fn) {
+            in = fused_in(g, L->wgu, L->n_gu);
+            rms.ss = g->ss + (2 * il + 1) * nss;
+            TRY(matmul_resid(g, &L->wo, &att_in, L->ffn_norm, (float *)rms.ss, &in, err));
+        } else {
+            rms.ss = NULL;
+            TRY(matmul(g, &L->wo, &att_in, T, g->dx, g->E, NULL, err));
+            in = act_for(g, L->wgu, L->n_gu, T, g->xn);
+            LAUNCH(err, mlxr_add_rmsnorm_cuda(g->x, g->dx, L->ffn_norm, &in.out, NULL, T, g->E, eps, g->st),
+                   "rmsnorm");
+        }
         act_in act = act_for(g, &L->w_down, 1, T, g->hb);
         if (L->n_gu == 1 && mlxr_cuda_fused_swiglu_enabled() &&
             mlxr_matmul_swiglu_supported_cuda(&L->wgu[0], T, act.out.type)) {
@@ -508,9 +592,14 @@ static mlxr_status enqueue(mlxr_context *c, mlxr_cuda_ctx *g, int32_t T, int32_t
         } else {
             for (int i = 0, r0 = 0; i < L->n_gu; r0 += (int)L->wgu[i].ne1, i++)
                 TRY(matmul(g, &L->wgu[i], &in, T, g->gu + r0, 2 * F, NULL, err));
-            LAUNCH(err, mlxr_swiglu_cuda(g->gu, g->gu + F, 2 * F, F, T, &act.out, g->st), "swiglu");
+            LAUNCH(err, mlxr_swiglu_cuda(g->gu, g->gu + F, 2 * F, F, T, &act.out, &rms, g->st), "swiglu");
         }
-        TRY(matmul(g, &L->w_down, &act, T, g->dx, g->E, NULL, err));
+        if (fn && il + 1 < g->n_layer) {
+            nin = fused_in(g, g->L[il + 1].wqkv, g->L[il + 1].n_qkv);
+            TRY(matmul_resid(g, &L->w_down, &act, g->L[il + 1].attn_norm, g->ss + (2 * il + 2) * nss, &nin, err));
+        } else {
+            TRY(matmul(g, &L->w_down, &act, T, g->dx, g->E, NULL, err));
+        }
     }
     /* last residual add + output norm, only for the rows that want logits */
     act_in in = act_for(g, &g->output, 1, R, g->xn);

@@ -8,6 +8,7 @@
 #include "format/dtype.h"
 #include "model/hf.h"
 #include "util/err.h"
+#include "util/hugemem.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -196,30 +197,41 @@ static mlxr_status check_types(const mlxr_model *m, mlxr_err *err) {
     return MLXR_OK;
 }
 
-/*
- * Interleaved copies (kernels.h: Q4_0x8, Q8_0x8) of the matrices whose type has one, when this CPU
- * has a product over it: the CPU forward pass then reads only the copies, prompt and decoding
- * alike (llama.c). With drop_plain (the weights are views of the read-only file map), the plain
- * pages are then given back (MADV_DONTNEED), so the process holds one copy of the weights; the
- * map stays valid and pages back in on use (a scalar-ISA context, the token embeddings of a tied
- * output, the CUDA backend's upload). A copy that cannot be allocated is simply not made: the
- * plain layout still works. Costs one pass over the weights at load.
- */
-static void pack_weight(const mlxr_kernels *k, mlxr_weight *w, bool drop_plain) {
-    const mlxr_type_kernels *tk = &k->type[w->type];
-    if (!tk->repack || !tk->gemm_packed || w->packed || w->ne1 < MLXR_PACK_ROWS) return;
-    const size_t bytes = (size_t)w->ne1 * w->row_bytes; /* the tensor's size, checked by gguf.c */
-    /* MAP_POPULATE: the kernel maps all pages in one call instead of one fault per page */
-    void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE,
-                   -1, 0);
-    if (p == MAP_FAILED) return;
-    tk->repack(w->data, p, w->row_bytes, w->ne0, w->ne1);
-    w->packed = p;
+/* Give back the file pages of a weight that now has its own copy (MADV_DONTNEED): the process
+ * then holds one copy of the weights; the map stays valid and pages back in on use (a
+ * scalar-ISA context, the token embeddings of a tied output, the CUDA backend's upload). */
+static void drop_file_pages(const mlxr_weight *w, size_t bytes) {
     const long pg = sysconf(_SC_PAGESIZE);
-    if (!drop_plain || pg <= 0) return;
+    if (pg <= 0) return;
     const uintptr_t a = ((uintptr_t)w->data + (uintptr_t)pg - 1) / (uintptr_t)pg * (uintptr_t)pg;
     const uintptr_t e = ((uintptr_t)w->data + bytes) / (uintptr_t)pg * (uintptr_t)pg;
     if (e > a) (void)madvise((void *)a, e - a, MADV_DONTNEED);
+}
+
+/*
+ * Every matrix the CPU forward pass streams gets its own copy on huge pages (util/hugemem.h:
+ * about 15 % more read bandwidth than the file map's 4 KiB pages on a VM): the interleaved
+ * layout (kernels.h: Q4_0x8, Q8_0x8, Q4_Kx8, ...) when this CPU has a product over it, then
+ * prompt and decoding read only that (llama.c); otherwise the plain bytes, and `data` points to
+ * them. With drop_plain (the weights are views of the read-only file map), the file pages are
+ * given back. A copy that cannot be allocated is simply not made: the file map still works.
+ * Costs one pass over the weights at load.
+ */
+static void pack_weight(const mlxr_kernels *k, mlxr_weight *w, bool drop_plain) {
+    const mlxr_type_kernels *tk = &k->type[w->type];
+    if (w->packed || w->copy || w->ne1 < MLXR_PACK_ROWS) return;
+    const size_t bytes = (size_t)w->ne1 * w->row_bytes; /* the tensor's size, checked by gguf.c */
+    void *p = mlxr_huge_alloc(bytes);
+    if (!p) return;
+    if (tk->repack && tk->gemm_packed) {
+        tk->repack(w->data, p, w->row_bytes, w->ne0, w->ne1);
+        w->packed = p;
+    } else {
+        memcpy(p, w->data, bytes);
+        w->copy = p;
+    }
+    if (drop_plain) drop_file_pages(w, bytes);
+    if (w->copy) w->data = w->copy;
 }
 
 static void pack_weights(mlxr_model *m, bool drop_plain) {
@@ -234,8 +246,10 @@ static void pack_weights(mlxr_model *m, bool drop_plain) {
 }
 
 static void unmap_packed(mlxr_weight *w) {
-    if (w->packed) munmap(w->packed, (size_t)w->ne1 * w->row_bytes);
-    w->packed = NULL;
+    const size_t bytes = (size_t)w->ne1 * w->row_bytes;
+    mlxr_huge_free(w->packed, bytes);
+    mlxr_huge_free(w->copy, bytes);
+    w->packed = w->copy = NULL;
 }
 
 static void free_packed(mlxr_model *m) {

@@ -23,6 +23,8 @@ typedef struct mlxr_weight {
     size_t row_bytes;
     void *packed;     /* owned interleaved copy (kernels.h x8 layouts) the CPU products use, or
                          NULL; `data` stays the plain GGUF layout (model.c pack_weights) */
+    void *copy;       /* owned copy of the plain layout on huge pages that `data` points to, for
+                         types without an interleaved layout (model.c copy_weight), or NULL */
 } mlxr_weight;
 
 typedef struct mlxr_layer {

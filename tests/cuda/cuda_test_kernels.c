@@ -424,7 +424,7 @@ static void test_matmul_swiglu_case(mlxr_dtype type, int64_t ne0, int64_t n) {
             if (!mlxr_matmul_swiglu_supported_cuda(&m, 1, ot)) continue;
             const mlxr_cuda_out o1 = {ot, dy, oq, od}, o2 = {ot, dy2, oq2, od2};
             synced(mlxr_matmul_cuda(&m, xin, dd, 1, dgu, 2 * n, 0), "gate|up");
-            synced(mlxr_swiglu_cuda(dgu, dgu + n, 2 * n, n, 1, &o1, 0), "swiglu");
+            synced(mlxr_swiglu_cuda(dgu, dgu + n, 2 * n, n, 1, &o1, NULL, 0), "swiglu");
             for (int rep = 0; rep < 2; rep++) {
                 cudaMemset(dy2, 0, (size_t)n * 4);
                 cudaMemset(oq2, 0, (size_t)n * 2);
@@ -635,7 +635,7 @@ static void test_q8_k_outputs(void) {
         if (op == 0)
             synced(mlxr_add_rmsnorm_cuda(dx, NULL, dg, &ok, NULL, T, n, 1e-5f, 0), "rmsnorm -> Q8_K");
         else
-            synced(mlxr_swiglu_cuda(dgu, dgu + n, 2 * n, n, T, &ok, 0), "swiglu -> Q8_K");
+            synced(mlxr_swiglu_cuda(dgu, dgu + n, 2 * n, n, T, &ok, NULL, 0), "swiglu -> Q8_K");
         to_host(y, dy, (size_t)(n * T) * 4);
         to_host(q, dq, (size_t)(n * T));
         to_host(d, dd, (size_t)(n * T / 256) * 4);
@@ -812,13 +812,20 @@ static void att_ref(const pages *pg, const uint16_t *kc, const uint16_t *vc, int
     }
 }
 
-static void test_rope_kv(void) {
-    const int32_t n_head = 8, n_kv = 2, hd = 64, n_rot = 32, T = 3, n_ctx = 64, n_seq = 2;
+/* With `scaled` (one token): the deferred RMSNorm scale of a decode step (mlxr_cuda_rms), from
+ * integer partial sums, whose double sum is exact in any order: the reference scales q, k, v. */
+static void rope_kv_case(int32_t T, const int32_t *pos, const int32_t *seq, bool scaled) {
+    const int32_t n_head = 8, n_kv = 2, hd = 64, n_rot = 32, n_ctx = 64, n_seq = 2;
     const int32_t qd = n_head * hd, kvd = n_kv * hd, W = qd + 2 * kvd;
-    int32_t pos[3] = {0, 5, 63}, seq[3] = {1, 0, 1};
     float *qkv = rand_f32((int64_t)T * W, -2, 2);
+    float parts[8], sc = 1.0f;
+    double sum = 0;
+    for (int i = 0; i < 8; i++) sum += parts[i] = (float)(1 + (test_rng_u64(&rng) % 500));
+    if (scaled) sc = 1.0f / sqrtf((float)(sum / 256.0) + 1e-5f);
+    float *dparts = dev_from(parts, sizeof parts);
+    const mlxr_cuda_rms rms = {dparts, 256, 1e-5f};
     float *dqkv = dev_from(qkv, (size_t)T * W * 4);
-    int32_t *dp = dev_from(pos, sizeof pos), *ds = dev_from(seq, sizeof seq);
+    int32_t *dp = dev_from(pos, (size_t)T * 4), *ds = dev_from(seq, (size_t)T * 4);
     const int64_t cache_n = (int64_t)n_seq * n_ctx * kvd;
     void *dk = dev_from(NULL, (size_t)cache_n * 2), *dv = dev_from(NULL, (size_t)cache_n * 2);
     cudaMemset(dk, 0, (size_t)cache_n * 2);
@@ -826,7 +833,8 @@ static void test_rope_kv(void) {
     pages pg = pages_new(n_seq, n_ctx);
     mlxr_cuda_kv kv = {dk, dv, pg.dtable, pg.max_blocks, kvd};
     const float ts = powf(10000.0f, -2.0f / (float)n_rot);
-    synced(mlxr_rope_kv_store_cuda(dqkv, dqkv + qd, dqkv + qd + kvd, W, n_head, n_kv, hd, n_rot, dp, ds, T, ts, &kv, 0),
+    synced(mlxr_rope_kv_store_cuda(dqkv, dqkv + qd, dqkv + qd + kvd, W, n_head, n_kv, hd, n_rot, dp, ds, T, ts, &kv,
+                                   scaled ? &rms : NULL, 0),
            "rope + kv store");
     float *out = malloc((size_t)T * W * 4);
     uint16_t *kc = malloc((size_t)cache_n * 2), *vc = malloc((size_t)cache_n * 2);
@@ -838,11 +846,16 @@ static void test_rope_kv(void) {
     int bad = 0;
     for (int t = 0; t < T; t++) {
         float *q = qkv + t * W, *k = q + qd, *v = k + kvd;
+        float *orig = malloc((size_t)W * 4);
+        memcpy(orig, q, (size_t)W * 4);
+        if (scaled)
+            for (int i = 0; i < W; i++) q[i] *= sc;
         mlxr_rope_f32_ref(q, n_head, hd, n_rot, pos[t], 10000.0f, cs);
         mlxr_rope_f32_ref(k, n_kv, hd, n_rot, pos[t], 10000.0f, cs);
         for (int i = 0; i < qd; i++) worst = fmax(worst, fabs((double)q[i] - out[t * W + i]));
         for (int i = 0; i < 2 * kvd; i++) /* k and v rows themselves are left unchanged */
-            bad += out[t * W + qd + i] != qkv[t * W + qd + i] && i >= kvd;
+            bad += out[t * W + qd + i] != orig[qd + i] && i >= kvd;
+        free(orig);
         const int64_t o = page_off(&pg, seq[t], pos[t], kvd);
         for (int i = 0; i < kvd; i++) {
             const float kr = mlxr_fp16_to_fp32(kc[o + i]);
@@ -850,9 +863,11 @@ static void test_rope_kv(void) {
             bad += vc[o + i] != mlxr_fp32_to_fp16(v[i]);
         }
     }
-    CHECK(worst <= 2e-5, "rope+kv: max |d| beyond f16 rounding %.2e", worst);
-    CHECK(bad == 0, "rope+kv: %d V cache values (or V rows) differ", bad);
-    fprintf(stderr, "  rope + kv store fused: max |d| %.2e (beyond one f16 step for K)\n", worst);
+    CHECK(worst <= 2e-5, "rope+kv%s: max |d| beyond f16 rounding %.2e", scaled ? " scaled" : "", worst);
+    CHECK(bad == 0, "rope+kv%s: %d V cache values (or V rows) differ", scaled ? " scaled" : "", bad);
+    fprintf(stderr, "  rope + kv store fused%s: max |d| %.2e (beyond one f16 step for K)\n",
+            scaled ? ", norm scale deferred" : "", worst);
+    cudaFree(dparts);
     pages_free(&pg);
     cudaFree(dqkv);
     cudaFree(dp);
@@ -863,6 +878,12 @@ static void test_rope_kv(void) {
     free(out);
     free(kc);
     free(vc);
+}
+
+static void test_rope_kv(void) {
+    const int32_t pos[3] = {0, 5, 63}, seq[3] = {1, 0, 1}, pos1[1] = {37}, seq1[1] = {1};
+    rope_kv_case(3, pos, seq, false);
+    rope_kv_case(1, pos1, seq1, true);
 }
 
 static void test_softmax_swiglu(void) {
@@ -893,8 +914,8 @@ static void test_softmax_swiglu(void) {
     int8_t *dq = dev_from(NULL, (size_t)(2 * F));
     float *dd = dev_from(NULL, (size_t)(2 * F / 32) * 4);
     const mlxr_cuda_out of = {MLXR_DTYPE_F32, du, NULL, NULL}, oq = {MLXR_DTYPE_Q8_0, NULL, dq, dd};
-    synced(mlxr_swiglu_cuda(dg, dg + F, 2 * F, F, 2, &of, 0), "swiglu");
-    synced(mlxr_swiglu_cuda(dg, dg + F, 2 * F, F, 2, &oq, 0), "swiglu q8_0");
+    synced(mlxr_swiglu_cuda(dg, dg + F, 2 * F, F, 2, &of, NULL, 0), "swiglu");
+    synced(mlxr_swiglu_cuda(dg, dg + F, 2 * F, F, 2, &oq, NULL, 0), "swiglu q8_0");
     to_host(y, du, (size_t)(2 * F) * 4);
     int8_t *qh = malloc((size_t)(2 * F));
     float *dh = malloc((size_t)(2 * F / 32) * 4), *g = malloc((size_t)(2 * F) * 4);
@@ -1304,7 +1325,7 @@ static void test_mlx_swiglu_case(int bits, int gs, int bf16, int64_t ne0, int64_
         mlxr_matvec_rows_cuda(rows_pb);
         const mlxr_cuda_out o1 = {MLXR_DTYPE_F32, dy, NULL, NULL}, o2 = {MLXR_DTYPE_F32, dy2, NULL, NULL};
         synced(mlxr_matmul_cuda(&m, dq, dd, 1, dgu, ne1, 0), "mlx gate|up");
-        synced(mlxr_swiglu_cuda(dgu, dgu + n, ne1, n, 1, &o1, 0), "swiglu");
+        synced(mlxr_swiglu_cuda(dgu, dgu + n, ne1, n, 1, &o1, NULL, 0), "swiglu");
         synced(mlxr_matmul_swiglu_cuda(&m, dq, dd, &o2, 0), "mlx gate|up + swiglu");
         to_host(h1, dy, (size_t)n * 4);
         to_host(h2, dy2, (size_t)n * 4);
@@ -1357,6 +1378,161 @@ static void test_mlx_matmul(void) {
     CHECK(!mlxr_cuda_mat_supported(MLXR_DTYPE_MLX_A8, 4096), "MLX_A8 is an activation type");
 }
 
+/*
+ * The RMSNorm split across the decode ops around it (matvec.h): mlxr_matmul_resid_cuda adds
+ * w1 . a to the residual x, writes the 32-row partial sums of squares and x * g encoded for w2:
+ *   - the new residual against the CPU reference product, within the product's tolerance;
+ *   - the partial sums against the device's own new residual (double sums), the encoded x * g
+ *     against the reference encoding of the same values (Q8_0: one step off at a rounding tie);
+ *   - w2's product of x * g times the scale from the sums agrees with the unfused path (the
+ *     RMSNorm kernel, then the product) within the activation quantization, and SwiGLU with the
+ *     deferred scale (mlxr_cuda_rms) equals SwiGLU of the scaled values.
+ */
+static void test_matmul_resid_case(mlxr_dtype type, int64_t ne0, int64_t ne1, mlxr_dtype type2, int64_t ne2) {
+    const char *tn = mlxr_dtype_name(type), *tn2 = mlxr_dtype_name(type2);
+    float *w = rand_f32(ne0 * ne1, -1, 1), *a = rand_f32(ne0, -2, 2), *x0 = rand_f32(ne1, -4, 4);
+    float *gn = rand_f32(ne1, 0.5f, 1.5f), *w2 = rand_f32(ne1 * ne2, -1, 1);
+    size_t rb, rb2;
+    uint8_t *rows = make_rows(type, w, ne0, ne1, &rb), *rows2 = make_rows(type2, w2, ne1, ne2, &rb2);
+    mlxr_cuda_mat m, m2;
+    mlxr_err err = {0};
+    if (mlxr_cuda_mat_upload(&m, type, rows, ne0, ne1, rb, &err) != MLXR_OK ||
+        mlxr_cuda_mat_upload(&m2, type2, rows2, ne1, ne2, rb2, &err) != MLXR_OK) {
+        CHECK(false, "upload %s / %s: %s", tn, tn2, err.msg);
+        return;
+    }
+    const mlxr_cuda_enc e = mlxr_cuda_act_enc(&m, 1), e2 = mlxr_cuda_act_enc(&m2, 1);
+    const mlxr_dtype ot = mlxr_cuda_enc_direct(e2); /* what resid writes for w2 */
+    CHECK(mlxr_matmul_resid_supported_cuda(&m, ot), "resid %s -> %s supported", tn, mlxr_dtype_name(ot));
+    float *da = dev_from(a, (size_t)ne0 * 4), *dd = dev_from(NULL, (size_t)(ne0 / 32 + 1) * 4);
+    void *dq = dev_from(NULL, (size_t)ne0 * 2);
+    synced(mlxr_encode_cuda(e, da, ne0, 1, dq, dd, 0), "encode");
+    const void *ain = e == MLXR_CUDA_ENC_F32 ? (const void *)da : dq;
+    float *dx = dev_from(x0, (size_t)ne1 * 4), *dg = dev_from(gn, (size_t)ne1 * 4);
+    float *dss = dev_from(NULL, (size_t)(ne1 / 32) * 4), *dy = dev_from(NULL, (size_t)ne1 * 4);
+    void *oq = dev_from(NULL, (size_t)ne1 * 2);
+    float *od = dev_from(NULL, (size_t)(ne1 / 32 + 1) * 4);
+    const mlxr_cuda_out out = {ot, dy, oq, od};
+    synced(mlxr_matmul_resid_cuda(&m, ain, dd, dx, dg, dss, &out, 0), "matmul + residual");
+    float *xn = malloc((size_t)ne1 * 4), *ss = malloc((size_t)(ne1 / 32) * 4), *u = malloc((size_t)ne1 * 4);
+    to_host(xn, dx, (size_t)ne1 * 4);
+    to_host(ss, dss, (size_t)(ne1 / 32) * 4);
+    /* the residual against the CPU reference product */
+    const mlxr_dtype vt = type == MLXR_DTYPE_Q8_0 || type == MLXR_DTYPE_Q4_0 ? MLXR_DTYPE_Q8_0
+                        : is_kquant(type) ? MLXR_DTYPE_Q8_K : type;
+    size_t xrb;
+    uint8_t *aenc = make_rows(vt, a, ne0, 1, &xrb);
+    float *wd = malloc((size_t)ne0 * 4), *ad = malloc((size_t)ne0 * 4);
+    dec_of(vt)(aenc, ad, ne0);
+    int bad = 0;
+    double worst = 0;
+    for (int64_t r = 0; r < ne1; r++) {
+        float yr;
+        double mag = 0;
+        dot_of(type)(ne0, &yr, rows + (size_t)r * rb, aenc);
+        dec_of(type)(rows + (size_t)r * rb, wd, ne0);
+        for (int64_t i = 0; i < ne0; i++) mag += fabs((double)wd[i] * ad[i]);
+        const double tol = 2e-5 * mag + 1e-5 * fabs((double)x0[r]) + 1e-6;
+        const double d = fabs((double)xn[r] - ((double)x0[r] + yr));
+        worst = fmax(worst, d / tol);
+        if (d > tol && bad++ < 3)
+            CHECK(false, "resid %s row %lld: %.7g vs %.7g + %.7g", tn, (long long)r, (double)xn[r], (double)x0[r],
+                  (double)yr);
+    }
+    for (int64_t b = 0; b < ne1 / 32; b++) {
+        double s2 = 0;
+        for (int j = 0; j < 32; j++) s2 += (double)xn[b * 32 + j] * xn[b * 32 + j];
+        if (fabs(s2 - ss[b]) > 1e-5 * s2 + 1e-12 && bad++ < 3)
+            CHECK(false, "resid %s sum of squares %lld: %.9g vs %.9g", tn, (long long)b, (double)ss[b], s2);
+    }
+    for (int64_t r = 0; r < ne1; r++) u[r] = xn[r] * gn[r];
+    int steps = 0;
+    if (ot == MLXR_DTYPE_Q8_0) {
+        int8_t *q = malloc((size_t)ne1);
+        float *d = malloc((size_t)(ne1 / 32) * 4);
+        to_host(q, oq, (size_t)ne1);
+        to_host(d, od, (size_t)(ne1 / 32) * 4);
+        const int b2 = cmp_q8_0(q, d, u, ne1, &steps);
+        CHECK(b2 == 0, "resid %s -> Q8_0: %d quants or scales off", tn, b2);
+        free(q), free(d);
+    } else {
+        float *v = malloc((size_t)ne1 * 4);
+        if (ot == MLXR_DTYPE_F16) {
+            uint16_t *hq = malloc((size_t)ne1 * 2);
+            to_host(hq, oq, (size_t)ne1 * 2);
+            for (int64_t r = 0; r < ne1; r++) v[r] = mlxr_fp16_to_fp32(hq[r]), u[r] = f16r(u[r]);
+            free(hq);
+        } else {
+            to_host(v, dy, (size_t)ne1 * 4);
+        }
+        CHECK(memcmp(v, u, (size_t)ne1 * 4) == 0, "resid %s -> %s: x * g not exact", tn, mlxr_dtype_name(ot));
+        free(v);
+    }
+    /* the deferred scale: the product of x * g times it is the unfused path (the RMSNorm
+     * kernel, then encode and product) within the activation quantization */
+    const float eps = 1e-5f;
+    double sum = 0;
+    for (int64_t b = 0; b < ne1 / 32; b++) sum += (double)ss[b];
+    const float sc = 1.0f / sqrtf((float)(sum / (double)ne1) + eps);
+    const void *uin = ot == MLXR_DTYPE_F32 ? (const void *)dy : oq;
+    float *dy2 = dev_from(NULL, (size_t)ne2 * 4), *dy3 = dev_from(NULL, (size_t)ne2 * 4);
+    synced(mlxr_matmul_cuda(&m2, uin, od, 1, dy2, ne2, 0), "matmul of x * g");
+    float *y2 = malloc((size_t)ne2 * 4), *y3 = malloc((size_t)ne2 * 4);
+    to_host(y2, dy2, (size_t)ne2 * 4);
+    float *dxn = dev_from(NULL, (size_t)ne1 * 4);
+    const mlxr_cuda_out of = {MLXR_DTYPE_F32, dxn, NULL, NULL};
+    synced(mlxr_add_rmsnorm_cuda(dx, NULL, dg, &of, NULL, 1, ne1, eps, 0), "rmsnorm");
+    void *q2 = dev_from(NULL, (size_t)ne1 * 2);
+    float *d2 = dev_from(NULL, (size_t)(ne1 / 32 + 1) * 4);
+    synced(mlxr_encode_cuda(e2, dxn, ne1, 1, q2, d2, 0), "encode normed");
+    synced(mlxr_matmul_cuda(&m2, e2 == MLXR_CUDA_ENC_F32 ? (const void *)dxn : q2, d2, 1, dy3, ne2, 0), "matmul");
+    to_host(y3, dy3, (size_t)ne2 * 4);
+    for (int64_t r = 0; r < ne2; r++) y2[r] *= sc;
+    const double rel = rel_err(y2, y3, ne2);
+    const double rtol = ot == MLXR_DTYPE_Q8_0 ? 2e-2 : ot == MLXR_DTYPE_F16 ? 2e-3 : 1e-5;
+    CHECK(rel <= rtol, "scaled %s product vs rmsnorm + product: rel err %.3g > %.3g", tn2, rel, rtol);
+    /* SwiGLU with the scale: as SwiGLU of the scaled halves (the sums here are exact in double,
+     * so the device's scale is this one) */
+    const int64_t h = ne2 / 2;
+    const mlxr_cuda_rms rms = {dss, ne1, eps};
+    float *dh = dev_from(NULL, (size_t)h * 4), *hy = malloc((size_t)h * 4);
+    const mlxr_cuda_out oh = {MLXR_DTYPE_F32, dh, NULL, NULL};
+    synced(mlxr_swiglu_cuda(dy2, dy2 + h, 2 * h, h, 1, &oh, &rms, 0), "swiglu with the norm scale");
+    to_host(hy, dh, (size_t)h * 4);
+    to_host(y3, dy2, (size_t)ne2 * 4);
+    for (int64_t r = 0; r < ne2; r++) y3[r] *= sc;
+    mlxr_swiglu_f32_ref(y3, y3 + h, h);
+    const double srel = rel_err(hy, y3, h);
+    CHECK(srel <= 1e-6, "swiglu with the norm scale: rel err %.3g", srel);
+    fprintf(stderr,
+            "  resid %-4s %lld x %lld -> %-4s: residual %.2f of tolerance, %d quant steps; then %s x scale vs "
+            "unfused rel %.2e, swiglu with scale rel %.1e\n",
+            tn, (long long)ne1, (long long)ne0, mlxr_dtype_name(ot), worst, steps, tn2, rel, srel);
+    mlxr_cuda_mat_free(&m);
+    mlxr_cuda_mat_free(&m2);
+    void *dbufs[] = {da, dd, dq, dx, dg, dss, dy, oq, od, dy2, dy3, dxn, q2, d2, dh};
+    for (size_t i = 0; i < sizeof dbufs / sizeof *dbufs; i++) cudaFree(dbufs[i]);
+    free(w), free(a), free(x0), free(gn), free(w2), free(rows), free(rows2), free(xn), free(ss), free(u);
+    free(aenc), free(wd), free(ad), free(y2), free(y3), free(hy);
+}
+
+static void test_matmul_resid(void) {
+    if (!mlxr_cuda_sm90()) { /* thread block clusters */
+        fprintf(stderr, "  resid: SKIPPED (needs an sm_90 device)\n");
+        return;
+    }
+    test_matmul_resid_case(MLXR_DTYPE_Q4_0, 4096, 4096, MLXR_DTYPE_Q4_0, 22016);
+    test_matmul_resid_case(MLXR_DTYPE_Q4_0, 11008, 4096, MLXR_DTYPE_Q8_0, 300);
+    test_matmul_resid_case(MLXR_DTYPE_Q8_0, 1024, 288, MLXR_DTYPE_F16, 100);
+    test_matmul_resid_case(MLXR_DTYPE_Q4_K, 2048, 512, MLXR_DTYPE_F32, 64);
+    test_matmul_resid_case(MLXR_DTYPE_Q6_K, 768, 32, MLXR_DTYPE_Q4_0, 34);
+    test_matmul_resid_case(MLXR_DTYPE_F16, 520, 256, MLXR_DTYPE_Q8_0, 50);
+    mlxr_cuda_mat m = {MLXR_DTYPE_Q4_0, 64, 48, NULL, NULL, NULL};
+    CHECK(!mlxr_matmul_resid_supported_cuda(&m, MLXR_DTYPE_Q8_0), "48 rows are not whole 32-row groups");
+    m.ne1 = 64;
+    CHECK(!mlxr_matmul_resid_supported_cuda(&m, MLXR_DTYPE_Q8_K), "no Q8_K output");
+}
+
 static void test_errors(void) {
     mlxr_err err = {0};
     mlxr_status st = mlxr_cuda_status(cudaErrorInvalidValue, &err, "probe", __FILE__, __LINE__);
@@ -1390,6 +1566,7 @@ int main(void) {
     test_softmax_swiglu();
     test_q8_k_outputs();
     test_matmul_swiglu();
+    test_matmul_resid();
     test_pdl_chain();
     test_argmax();
     test_attention();

@@ -6,35 +6,38 @@
 
 /* One warp per 32-element block of one row. */
 __global__ void swiglu_kernel(const float *__restrict__ g, const float *__restrict__ u, int64_t ld, int64_t n,
-                              const mlxr_cuda_out out) {
+                              const mlxr_cuda_out out, const mlxr_cuda_rms rms) {
     pdl_launch_dependents();
     pdl_wait();
     const int lane = threadIdx.x & 31;
     const int64_t b = blockIdx.x * (int64_t)(blockDim.x >> 5) + (threadIdx.x >> 5), t = blockIdx.y;
-    if (b * 32 >= n) return;
+    if (b * 32 >= n) return; /* the whole warp */
+    const float sc = rms_scale_warp(&rms, lane);
     const int64_t i = b * 32 + lane;
     const bool valid = i < n;
     float v = 0.0f;
     if (valid) {
-        const float a = g[t * ld + i];
-        v = a / (1.0f + expf(-a)) * u[t * ld + i];
+        const float a = rms.ss ? g[t * ld + i] * sc : g[t * ld + i];
+        v = a / (1.0f + expf(-a)) * (rms.ss ? u[t * ld + i] * sc : u[t * ld + i]);
     }
     put_block32(out, n, t, b, lane, v, valid);
 }
 
 extern "C" cudaError_t mlxr_swiglu_cuda(const float *g, const float *u, int64_t ld, int64_t n, int32_t T,
-                                        const mlxr_cuda_out *out, cudaStream_t st) {
+                                        const mlxr_cuda_out *out, const mlxr_cuda_rms *rms, cudaStream_t st) {
     if (n <= 0 || T <= 0) return cudaSuccess;
+    const mlxr_cuda_rms r = rms ? *rms : mlxr_cuda_rms{NULL, 0, 0.0f};
+    if (r.ss && (T != 1 || r.n <= 0 || r.n % 32)) return cudaErrorInvalidValue;
     if ((out->type == MLXR_DTYPE_Q8_0 && n % 32) || (out->type == MLXR_DTYPE_Q8_K && n % 256) || T > 65535)
         return cudaErrorInvalidValue;
     const int64_t nb = (n + 31) / 32;
     const dim3 grid((unsigned)((nb + 7) / 8), (unsigned)T);
     if (out->type == MLXR_DTYPE_Q8_K) { /* f32 rows, then the encoding (the fused product does it in one) */
         const mlxr_cuda_out of = {MLXR_DTYPE_F32, out->y, NULL, NULL};
-        const cudaError_t e = mlxr_launch_pdl(swiglu_kernel, grid, dim3(256), 0, st, g, u, ld, n, of);
+        const cudaError_t e = mlxr_launch_pdl(swiglu_kernel, grid, dim3(256), 0, st, g, u, ld, n, of, r);
         return e != cudaSuccess ? e : mlxr_encode_cuda(MLXR_CUDA_ENC_Q8_K, out->y, n, T, out->q, out->d, st);
     }
-    return mlxr_launch_pdl(swiglu_kernel, grid, dim3(256), 0, st, g, u, ld, n, *out);
+    return mlxr_launch_pdl(swiglu_kernel, grid, dim3(256), 0, st, g, u, ld, n, *out, r);
 }
 
 __global__ void softmax_kernel(float *__restrict__ x, int64_t n, float scale) {

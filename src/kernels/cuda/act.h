@@ -16,9 +16,10 @@ extern "C" {
 
 /* For T rows t and i < n: out[t][i] = silu(g[t * ld + i]) * u[t * ld + i], stored as f32 or
  * encoded for the next product (see mlxr_cuda_out, Q8_K included; out rows are n wide). g and u may be the two
- * halves of one [T][2n] gate|up product (ld = 2n, u = g + n). */
+ * halves of one [T][2n] gate|up product (ld = 2n, u = g + n). With rms (T = 1, decode with the
+ * norms fused: matvec.h), g and u are first multiplied by its scale. */
 cudaError_t mlxr_swiglu_cuda(const float *g, const float *u, int64_t ld, int64_t n, int32_t T,
-                             const mlxr_cuda_out *out, cudaStream_t st);
+                             const mlxr_cuda_out *out, const mlxr_cuda_rms *rms, cudaStream_t st);
 
 /* In place, each of R rows of n floats (row stride n): x = softmax(x * scale); the sum of the
  * exponentials in double, as the reference. */

@@ -102,6 +102,16 @@ __device__ __forceinline__ float block_max(float v, float *sh) {
     return warp_max(t);
 }
 
+/* mlxr_cuda_rms's scale, computed by one whole warp (every lane gets it): the same float
+ * wherever it is computed. A null rms gives 1. */
+__device__ __forceinline__ float rms_scale_warp(const mlxr_cuda_rms *rms, int lane) {
+    if (!rms->ss) return 1.0f;
+    double d = 0.0;
+    for (int64_t i = lane; i < rms->n / 32; i += 32) d += (double)__ldcg(rms->ss + i);
+    d = warp_sum_d(d);
+    return 1.0f / sqrtf((float)(d / (double)rms->n) + rms->eps);
+}
+
 /* The reference's round_sat_i8: round half to even, saturate; out-of-range and NaN give -128. */
 __device__ __forceinline__ int8_t round_sat_i8(float v) {
     if (!(v > -2147483648.0f && v < 2147483648.0f)) return -128;

@@ -10,9 +10,7 @@ extern "C" {
 #include "util/err.h"
 }
 
-static bool pdl_probe(void) {
-    const char *e = getenv("MLXR_CUDA_PDL");
-    if (e && !strcmp(e, "0")) return false;
+static bool sm90_probe(void) {
     int dev = 0, major = 0;
     if (cudaGetDevice(&dev) != cudaSuccess ||
         cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) != cudaSuccess) {
@@ -20,6 +18,17 @@ static bool pdl_probe(void) {
         return false;
     }
     return major >= 9;
+}
+
+extern "C" bool mlxr_cuda_sm90(void) {
+    static const bool yes = sm90_probe();
+    return yes;
+}
+
+static bool pdl_probe(void) {
+    const char *e = getenv("MLXR_CUDA_PDL");
+    if (e && !strcmp(e, "0")) return false;
+    return mlxr_cuda_sm90();
 }
 
 extern "C" bool mlxr_cuda_pdl_enabled(void) {
@@ -52,6 +61,14 @@ extern "C" bool mlxr_cuda_fused_swiglu_enabled(void) {
     static const bool on = [] {
         const char *e = getenv("MLXR_CUDA_FUSED_SWIGLU");
         return e && !strcmp(e, "1");
+    }();
+    return on;
+}
+
+extern "C" bool mlxr_cuda_fused_norm_enabled(void) {
+    static const bool on = [] {
+        const char *e = getenv("MLXR_CUDA_FUSED_NORM");
+        return !(e && !strcmp(e, "0"));
     }();
     return on;
 }

@@ -18,6 +18,9 @@ extern "C" {
 mlxr_status mlxr_cuda_status(cudaError_t e, mlxr_err *err, const char *what, const char *file,
                              int line);
 
+/* Whether the current device is sm_90 or newer (thread block clusters, PDL). Decided once. */
+bool mlxr_cuda_sm90(void);
+
 /* Whether kernels of src/kernels/cuda/ are launched with programmatic dependent launch (see
  * common.cuh): the current device is sm_90 or newer and MLXR_CUDA_PDL is not "0" (a switch for
  * comparing timings). Decided once per process. */
@@ -32,6 +35,11 @@ bool mlxr_cuda_fuse_enabled(void);
  * the product + SwiGLU pair (7B Q4_0 gate|up: 27.9 vs 21.2 us; tg128 343.6 vs 372.5 tok/s; its
  * per-block threadfence + atomic outweighs the launch it saves). */
 bool mlxr_cuda_fused_swiglu_enabled(void);
+
+/* Whether the decode step splits each RMSNorm across the products around it
+ * (mlxr_matmul_resid_cuda / mlxr_matmul_rms_cuda, matvec.h) instead of launching it: true
+ * unless MLXR_CUDA_FUSED_NORM is "0" (for A/B timings and as a fallback). */
+bool mlxr_cuda_fused_norm_enabled(void);
 
 /* The error of the last kernel launch (launch-configuration errors show up here). */
 mlxr_status mlxr_cuda_launch_status(mlxr_err *err, const char *kernel, const char *file, int line);

@@ -21,8 +21,11 @@
 #include "kernels/cuda/matvec.h"
 #include "kernels/cuda/mlx.cuh"
 
+#include <cooperative_groups.h>
 #include <stdlib.h>
 #include <string.h>
+
+namespace cg = cooperative_groups;
 
 extern "C" {
 #include "util/err.h"
@@ -416,12 +419,15 @@ struct mm_f32 {
 
 /* What a product does with its row sums: store them (EPI_STORE), or (EPI_SWIGLU, decode only) treat
  * the matrix as gate rows [0, n) then up rows [n, 2n) and store silu(gate) * up as `out` says. */
-enum { EPI_STORE = 0, EPI_SWIGLU = 1 };
+enum { EPI_STORE = 0, EPI_SWIGLU = 1, EPI_RESID = 2 /* mm_resid_kernel */ };
 
 struct mm_epi {
     mlxr_cuda_out out;
-    unsigned *cnt; /* EPI_SWIGLU with Q8_0/Q8_K output: arrivals per 32/256-output group */
-    int n;         /* EPI_SWIGLU: gate rows (= up rows) */
+    unsigned *cnt;     /* EPI_SWIGLU with Q8_0/Q8_K output: arrivals per 32/256-output group */
+    int n;             /* EPI_SWIGLU: gate rows (= up rows) */
+    float *x;          /* EPI_RESID: residual row, norm weight, partial sums out */
+    const float *g;
+    float *ss_out;
 };
 
 /*
@@ -436,7 +442,7 @@ struct mm_epi {
 template <int R, int C, int NW, int EPI, class K>
 __global__ void __launch_bounds__(NW * 32)
     mm_kernel(K k, float *__restrict__ y, int64_t ldy, int ne1, int T, mm_epi ep) {
-    static_assert(EPI == EPI_STORE || (C == 1 && R % 2 == 0), "SwiGLU epilogue: one token, gate+up row pairs");
+    static_assert(EPI != EPI_SWIGLU || (C == 1 && R % 2 == 0), "SwiGLU epilogue: one token, gate+up row pairs");
     __shared__ float red[NW][R * C];
     __shared__ bool last;
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
@@ -518,6 +524,63 @@ __global__ void __launch_bounds__(NW * 32)
     if (lane == 0) ep.cnt[grp] = 0;
 }
 
+/*
+ * mlxr_matmul_resid_cuda: a cluster of 8 blocks owns rows 32c..32c+31, each block 4 of them with
+ * the same inner loops and thread layout as a decode product (R = 4: its block strides the row
+ * length). Each block writes its 4 sums into the first block's shared memory (distributed shared
+ * memory); after one cluster barrier, warp 0 of the first block holds the group, lane j row
+ * 32c + j, and does the residual add, the group's sum of squares and its 32 encoded outputs. So
+ * no block waits on an atomic or a fence, and the grid has as many small blocks as a plain
+ * product (one warp per row or one block per group measured 4-20 % slower on an H100: too few
+ * loads in flight).
+ */
+#define RESID_R 4
+#define RESID_CLUSTER (32 / RESID_R)
+template <class K>
+__global__ void __launch_bounds__(128)
+    mm_resid_kernel(K k, float *__restrict__ x, const float *__restrict__ g, float *__restrict__ ss,
+                    mlxr_cuda_out out, int ne1) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900 /* clusters; launched only there (resid_supported) */
+    constexpr int NW = 4, R = RESID_R;
+    __shared__ float red[NW][R];
+    __shared__ float sums[32]; /* the cluster's first block: the group's 32 sums */
+    cg::cluster_group cluster = cg::this_cluster();
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    const unsigned rank = cluster.block_rank();
+    int rr[R];
+    const int tt[1] = {0};
+#pragma unroll
+    for (int r = 0; r < R; r++) rr[r] = blockIdx.x * R + r;
+    pdl_launch_dependents();
+    k.template pre<R>(rr, threadIdx.x, NW * 32);
+    pdl_wait();
+    float acc[R][1];
+#pragma unroll
+    for (int r = 0; r < R; r++) acc[r][0] = 0.0f;
+    k.template run<R, 1>(acc, rr, tt, threadIdx.x, NW * 32);
+#pragma unroll
+    for (int r = 0; r < R; r++) {
+        const float v = warp_sum(acc[r][0]);
+        if (lane == 0) red[warp][r] = v;
+    }
+    __syncthreads();
+    if (threadIdx.x < R) { /* into the first block's shared memory (distributed shared memory) */
+        float s = 0.0f;
+#pragma unroll
+        for (int w = 0; w < NW; w++) s += red[w][threadIdx.x];
+        cluster.map_shared_rank(sums, 0)[rank * R + threadIdx.x] = s;
+    }
+    cluster.sync(); /* the writes are visible to the first block; then the others may exit */
+    if (rank != 0 || warp != 0) return;
+    const int grp = blockIdx.x / RESID_CLUSTER, r = grp * 32 + lane;
+    const float v = x[r] + sums[lane];
+    x[r] = v;
+    const float p = warp_sum(v * v);
+    if (lane == 0) ss[grp] = p;
+    put_block32(out, ne1, 0, grp, lane, v * g[r], true);
+#endif
+}
+
 /* Weight rows per block of a decode (T = 1) product. The matvec table of bench_cuda.c on an H100
  * (7B shapes, PDL on) gave 2 rows the best sum for every type (Q4_0: 2 rows 85 % of the copy
  * bandwidth, 4 rows 82 %, 8 rows 61 %; Q8_0 92/79/81 %; F16 85/80/61 %; Q4_K 76/71/59 %; Q6_K
@@ -542,20 +605,38 @@ extern "C" void mlxr_matvec_rows_cuda(int rows) {
 template <int EPI, class K>
 static cudaError_t launch_mm(const K &k, mlxr_dtype type, float *y, int64_t ldy, int ne1, int T, const mm_epi &ep,
                              cudaStream_t st) {
-    if (T == 1) {
-        const int R = decode_rows(type);
-        const dim3 grid((unsigned)(EPI == EPI_SWIGLU ? ep.n / (R / 2) : (ne1 + R - 1) / R), 1);
-        switch (R) {
-        case 8: return mlxr_launch_pdl(mm_kernel<8, 1, 4, EPI, K>, grid, dim3(128), 0, st, k, y, ldy, ne1, T, ep);
-        case 4: return mlxr_launch_pdl(mm_kernel<4, 1, 4, EPI, K>, grid, dim3(128), 0, st, k, y, ldy, ne1, T, ep);
-        default: return mlxr_launch_pdl(mm_kernel<2, 1, 4, EPI, K>, grid, dim3(128), 0, st, k, y, ldy, ne1, T, ep);
+    if constexpr (EPI == EPI_RESID) {
+        (void)type, (void)y, (void)ldy, (void)T;
+        cudaLaunchAttribute attr[2];
+        attr[0].id = cudaLaunchAttributeClusterDimension;
+        attr[0].val.clusterDim.x = RESID_CLUSTER;
+        attr[0].val.clusterDim.y = 1;
+        attr[0].val.clusterDim.z = 1;
+        attr[1].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+        attr[1].val.programmaticStreamSerializationAllowed = 1;
+        cudaLaunchConfig_t cfg = {};
+        cfg.gridDim = dim3((unsigned)(ne1 / RESID_R));
+        cfg.blockDim = dim3(128);
+        cfg.stream = st;
+        cfg.attrs = attr;
+        cfg.numAttrs = mlxr_cuda_pdl_enabled() ? 2 : 1;
+        return cudaLaunchKernelEx(&cfg, mm_resid_kernel<K>, k, ep.x, ep.g, ep.ss_out, ep.out, ne1);
+    } else {
+        if (T == 1) {
+            const int R = decode_rows(type);
+            const dim3 grid((unsigned)(EPI == EPI_SWIGLU ? ep.n / (R / 2) : (ne1 + R - 1) / R), 1);
+            switch (R) {
+            case 8: return mlxr_launch_pdl(mm_kernel<8, 1, 4, EPI, K>, grid, dim3(128), 0, st, k, y, ldy, ne1, T, ep);
+            case 4: return mlxr_launch_pdl(mm_kernel<4, 1, 4, EPI, K>, grid, dim3(128), 0, st, k, y, ldy, ne1, T, ep);
+            default: return mlxr_launch_pdl(mm_kernel<2, 1, 4, EPI, K>, grid, dim3(128), 0, st, k, y, ldy, ne1, T, ep);
+            }
         }
+        if constexpr (EPI == EPI_STORE) {
+            const dim3 grid((unsigned)((ne1 + 3) / 4), (unsigned)((T + 7) / 8));
+            return mlxr_launch_pdl(mm_kernel<4, 8, 4, EPI_STORE, K>, grid, dim3(128), 0, st, k, y, ldy, ne1, T, ep);
+        }
+        return cudaErrorInvalidValue;
     }
-    if constexpr (EPI == EPI_STORE) {
-        const dim3 grid((unsigned)((ne1 + 3) / 4), (unsigned)((T + 7) / 8));
-        return mlxr_launch_pdl(mm_kernel<4, 8, 4, EPI_STORE, K>, grid, dim3(128), 0, st, k, y, ldy, ne1, T, ep);
-    }
-    return cudaErrorInvalidValue;
 }
 
 /* Run launch_mm<EPI> with the inner loop of w's type. */
@@ -650,8 +731,28 @@ extern "C" bool mlxr_matmul_swiglu_supported_cuda(const mlxr_cuda_mat *w, int32_
 extern "C" cudaError_t mlxr_matmul_swiglu_cuda(const mlxr_cuda_mat *w, const void *xq, const float *xd,
                                                const mlxr_cuda_out *out, cudaStream_t st) {
     if (!mlxr_matmul_swiglu_supported_cuda(w, 1, out->type)) return cudaErrorInvalidValue;
-    const mm_epi ep = {*out, w->cnt, (int)(w->ne1 / 2)};
+    mm_epi ep = {};
+    ep.out = *out;
+    ep.cnt = w->cnt;
+    ep.n = (int)(w->ne1 / 2);
     return dispatch_mm<EPI_SWIGLU>(w, xq, xd, 1, out->y, w->ne1, ep, st);
+}
+
+extern "C" bool mlxr_matmul_resid_supported_cuda(const mlxr_cuda_mat *w, mlxr_dtype out_type) {
+    return mlxr_cuda_sm90() && w->ne1 > 0 && w->ne1 % 32 == 0 && w->ne1 <= 32 * MLXR_CUDA_RMS_PARTS &&
+           mlxr_cuda_mat_supported(w->type, w->ne0) &&
+           (out_type == MLXR_DTYPE_Q8_0 || out_type == MLXR_DTYPE_F16 || out_type == MLXR_DTYPE_F32);
+}
+
+extern "C" cudaError_t mlxr_matmul_resid_cuda(const mlxr_cuda_mat *w, const void *xq, const float *xd, float *x,
+                                              const float *g, float *ss, const mlxr_cuda_out *out, cudaStream_t st) {
+    if (!mlxr_matmul_resid_supported_cuda(w, out->type)) return cudaErrorInvalidValue;
+    mm_epi ep = {};
+    ep.out = *out;
+    ep.x = x;
+    ep.g = g;
+    ep.ss_out = ss;
+    return dispatch_mm<EPI_RESID>(w, xq, xd, 1, NULL, w->ne1, ep, st);
 }
 
 /* ---- upload ---------------------------------------------------------------------------------- */

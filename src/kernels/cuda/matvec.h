@@ -147,6 +147,38 @@ bool mlxr_matmul_swiglu_supported_cuda(const mlxr_cuda_mat *w, int32_t T, mlxr_d
 cudaError_t mlxr_matmul_swiglu_cuda(const mlxr_cuda_mat *w, const void *xq, const float *xd,
                                     const mlxr_cuda_out *out, cudaStream_t st);
 
+/*
+ * RMSNorm split across the ops around it, for one token (decode), so that the step has no
+ * separate norm launch (one block that waits for and is waited on by whole products: about
+ * 6.7 us per norm on an H100, 13 % of a 7B Q4_0 step). The norm's scale 1/rms is one number per
+ * token and every op after the next product is linear in it or applies it first:
+ *   rmsnorm(x) * g . W  =  (1/rms) * ((x * g) . W)
+ * so the product runs on x * g unscaled (its quantization needs only whole 32-value groups, not
+ * the rms), and the op that reads the product's output (RoPE + KV store for Q|K|V, SwiGLU for
+ * gate|up) multiplies by the scale first.
+ *
+ * mlxr_matmul_resid_cuda (the product before the norm: Wo, Wdown): y = w . x as
+ * mlxr_matmul_cuda computes it, then for each row r: x[r] += y[r] (the residual, in place),
+ * ss[r / 32] = the sum of x[r]^2 over the 32 rows of its group (f32, in a fixed order), and
+ * x[r] * g[r] goes to out (Q8_0, F16 or F32, one row of ne1 values, out.q/out.d as for
+ * mlxr_cuda_out). A group's 32 rows are one cluster of blocks, so no block waits on another
+ * through memory. Needs an sm_90 device (clusters), ne1 % 32 == 0 and ne1 <= 32 * MLXR_CUDA_RMS_PARTS; out must not alias
+ * the input xq/xd.
+ */
+#define MLXR_CUDA_RMS_PARTS 256
+bool mlxr_matmul_resid_supported_cuda(const mlxr_cuda_mat *w, mlxr_dtype out_type);
+cudaError_t mlxr_matmul_resid_cuda(const mlxr_cuda_mat *w, const void *xq, const float *xd, float *x,
+                                   const float *g, float *ss, const mlxr_cuda_out *out, cudaStream_t st);
+
+/* The deferred RMSNorm scale of one row of n values: 1 / sqrtf((float)(sum / n) + eps), sum the
+ * double sum, in a fixed order, of the n / 32 partial sums at ss (mlxr_matmul_resid_cuda). Ops
+ * that take one apply it to their inputs; NULL: none. */
+typedef struct mlxr_cuda_rms {
+    const float *ss;
+    int64_t n;
+    float eps;
+} mlxr_cuda_rms;
+
 /* For benchmarks: weight rows per block of decode products (2, 4 or 8; 0 = the per-type default,
  * or MLXR_CUDA_MV_ROWS from the environment). Not thread-safe; set before launching. */
 void mlxr_matvec_rows_cuda(int rows);

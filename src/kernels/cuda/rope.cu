@@ -40,24 +40,27 @@ extern "C" cudaError_t mlxr_rope_f32_cuda(float *q, int64_t q_stride, int32_t n_
     return cudaGetLastError();
 }
 
-/* Thread j < n_head * n_rot/2: a pair of q. Then a pair (d, d + 1) of every K/V head dimension:
- * rotated if d < n_rot, stored to both caches. */
+/* Thread j < n_head * n_rot/2: a pair of q (every pair of q's heads with a deferred norm scale,
+ * which applies to all of q). Then a pair (d, d + 1) of every K/V head dimension: rotated if
+ * d < n_rot, stored to both caches. */
 __global__ void rope_kv_kernel(float *__restrict__ q, const float *__restrict__ k, const float *__restrict__ v,
                                int64_t ld, int32_t n_head, int32_t n_head_kv, int32_t head_dim, int32_t n_rot,
                                const int32_t *__restrict__ pos, const int32_t *__restrict__ seq, float theta_scale,
                                __half *__restrict__ kc, __half *__restrict__ vc, const int32_t *__restrict__ table,
-                               int32_t max_blocks, int32_t kv_dim) {
+                               int32_t max_blocks, int32_t kv_dim, const mlxr_cuda_rms rms) {
     const int t = blockIdx.y;
     const int half = n_rot / 2, hd2 = head_dim / 2;
-    const int nq = n_head * half, nkv = n_head_kv * hd2;
+    const int qp = rms.ss ? hd2 : half; /* q pairs per head: the unrotated ones too when scaling */
+    const int nq = n_head * qp, nkv = n_head_kv * hd2;
     const int j = blockIdx.x * blockDim.x + threadIdx.x;
+    const float sc = rms_scale_warp(&rms, threadIdx.x & 31); /* every lane of the warp is here */
     if (j >= nq + nkv) return;
     int i; /* pair index inside the head */
     float *qv = NULL;
     int64_t kofs = 0;
     if (j < nq) {
-        i = j % half;
-        qv = q + t * ld + (int64_t)(j / half) * head_dim;
+        i = j % qp;
+        qv = q + t * ld + (int64_t)(j / qp) * head_dim;
     } else {
         const int h = (j - nq) / hd2;
         i = (j - nq) % hd2;
@@ -71,13 +74,15 @@ __global__ void rope_kv_kernel(float *__restrict__ q, const float *__restrict__ 
         s = sinf(theta);
     }
     if (qv) {
-        const float x0 = qv[2 * i], x1 = qv[2 * i + 1];
+        float x0 = qv[2 * i], x1 = qv[2 * i + 1];
+        if (rms.ss) x0 *= sc, x1 *= sc;
         qv[2 * i] = x0 * c - x1 * s;
         qv[2 * i + 1] = x0 * s + x1 * c;
         return;
     }
     const float *kr = k + t * ld + kofs, *vr = v + t * ld + kofs;
-    float x0 = kr[2 * i], x1 = kr[2 * i + 1];
+    float x0 = kr[2 * i], x1 = kr[2 * i + 1], v0 = vr[2 * i], v1 = vr[2 * i + 1];
+    if (rms.ss) x0 *= sc, x1 *= sc, v0 *= sc, v1 *= sc;
     if (i < half) {
         const float r0 = x0 * c - x1 * s, r1 = x0 * s + x1 * c;
         x0 = r0;
@@ -86,20 +91,22 @@ __global__ void rope_kv_kernel(float *__restrict__ q, const float *__restrict__ 
     const int64_t off = kv_off(table, max_blocks, kv_dim, seq[t], pos[t]) + kofs + 2 * i;
     kc[off] = __float2half_rn(x0);
     kc[off + 1] = __float2half_rn(x1);
-    vc[off] = __float2half_rn(vr[2 * i]);
-    vc[off + 1] = __float2half_rn(vr[2 * i + 1]);
+    vc[off] = __float2half_rn(v0);
+    vc[off + 1] = __float2half_rn(v1);
 }
 
 extern "C" cudaError_t mlxr_rope_kv_store_cuda(float *q, const float *k, const float *v, int64_t ld, int32_t n_head,
                                                int32_t n_head_kv, int32_t head_dim, int32_t n_rot, const int32_t *pos,
                                                const int32_t *seq, int32_t T, float theta_scale,
-                                               const mlxr_cuda_kv *kv, cudaStream_t st) {
+                                               const mlxr_cuda_kv *kv, const mlxr_cuda_rms *rms, cudaStream_t st) {
     if (T <= 0) return cudaSuccess;
     if (T > 65535 || head_dim % 2 || n_rot % 2 || n_rot > head_dim) return cudaErrorInvalidValue;
-    const int n = n_head * (n_rot / 2) + n_head_kv * (head_dim / 2);
+    const mlxr_cuda_rms r = rms ? *rms : mlxr_cuda_rms{NULL, 0, 0.0f};
+    if (r.ss && (T != 1 || r.n <= 0 || r.n % 32)) return cudaErrorInvalidValue;
+    const int n = n_head * ((r.ss ? head_dim : n_rot) / 2) + n_head_kv * (head_dim / 2);
     const dim3 grid((unsigned)((n + 127) / 128), (unsigned)T);
     rope_kv_kernel<<<grid, 128, 0, st>>>(q, k, v, ld, n_head, n_head_kv, head_dim, n_rot, pos, seq, theta_scale,
                                          (__half *)kv->k, (__half *)kv->v, kv->table, kv->max_blocks,
-                                         kv->kv_dim);
+                                         kv->kv_dim, r);
     return cudaGetLastError();
 }

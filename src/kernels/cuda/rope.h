@@ -33,7 +33,7 @@ cudaError_t mlxr_rope_f32_cuda(float *q, int64_t q_stride, int32_t n_head, float
 cudaError_t mlxr_rope_kv_store_cuda(float *q, const float *k, const float *v, int64_t ld, int32_t n_head,
                                     int32_t n_head_kv, int32_t head_dim, int32_t n_rot, const int32_t *pos,
                                     const int32_t *seq, int32_t T, float theta_scale, const mlxr_cuda_kv *kv,
-                                    cudaStream_t st);
+                                    const mlxr_cuda_rms *rms, cudaStream_t st);
 
 #ifdef __cplusplus
 }
