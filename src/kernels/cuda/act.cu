@@ -12,14 +12,19 @@ __global__ void swiglu_kernel(const float *__restrict__ g, const float *__restri
     const int lane = threadIdx.x & 31;
     const int64_t b = blockIdx.x * (int64_t)(blockDim.x >> 5) + (threadIdx.x >> 5), t = blockIdx.y;
     if (b * 32 >= n) return; /* the whole warp */
-    const float sc = rms_scale_warp(&rms, lane);
     const int64_t i = b * 32 + lane;
     const bool valid = i < n;
-    float v = 0.0f;
-    if (valid) {
-        const float a = rms.ss ? g[t * ld + i] * sc : g[t * ld + i];
-        v = a / (1.0f + expf(-a)) * (rms.ss ? u[t * ld + i] * sc : u[t * ld + i]);
+    float a = 0.0f, w = 0.0f, v = 0.0f;
+    if (valid) { /* loaded before the scale's sums, so the two memory round trips overlap */
+        a = g[t * ld + i];
+        w = u[t * ld + i];
     }
+    if (rms.ss) {
+        const float sc = rms_scale_warp(&rms, lane);
+        a *= sc;
+        w *= sc;
+    }
+    if (valid) v = a / (1.0f + expf(-a)) * w;
     put_block32(out, n, t, b, lane, v, valid);
 }
 

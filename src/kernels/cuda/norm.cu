@@ -11,8 +11,6 @@
 #include "kernels/cuda/common.cuh"
 #include "kernels/cuda/norm.h"
 
-#include <stdlib.h>
-
 #define NB_REG 8
 
 __global__ void __launch_bounds__(1024)
@@ -88,12 +86,7 @@ extern "C" cudaError_t mlxr_add_rmsnorm_cuda(float *x, const float *dx, const fl
     if ((out->type == MLXR_DTYPE_Q8_0 && n % 32) || (out->type == MLXR_DTYPE_Q8_K && n % 256))
         return cudaErrorInvalidValue;
     const int64_t nb = (n + 31) / 32;
-    static const int cap = [] {
-        const char *e = getenv("MLXR_NORM_THREADS");
-        const int v = e ? atoi(e) : 0;
-        return v >= 32 && v <= 1024 && v % 32 == 0 ? v : 1024;
-    }();
-    const int threads = nb * 32 >= cap ? cap : (int)nb * 32;
+    const int threads = nb >= 32 ? 1024 : (int)nb * 32;
     return mlxr_launch_pdl(add_rmsnorm_kernel, dim3((unsigned)R), dim3((unsigned)threads), 0, st, x, dx, w, *out, rows,
                            n, eps);
 }

@@ -48,24 +48,40 @@ __global__ void rope_kv_kernel(float *__restrict__ q, const float *__restrict__ 
                                const int32_t *__restrict__ pos, const int32_t *__restrict__ seq, float theta_scale,
                                __half *__restrict__ kc, __half *__restrict__ vc, const int32_t *__restrict__ table,
                                int32_t max_blocks, int32_t kv_dim, const mlxr_cuda_rms rms) {
+    pdl_launch_dependents();
+    pdl_wait(); /* q, k, v come from the product before */
     const int t = blockIdx.y;
     const int half = n_rot / 2, hd2 = head_dim / 2;
     const int qp = rms.ss ? hd2 : half; /* q pairs per head: the unrotated ones too when scaling */
     const int nq = n_head * qp, nkv = n_head_kv * hd2;
     const int j = blockIdx.x * blockDim.x + threadIdx.x;
-    const float sc = rms_scale_warp(&rms, threadIdx.x & 31); /* every lane of the warp is here */
-    if (j >= nq + nkv) return;
-    int i; /* pair index inside the head */
+    const bool live = j < nq + nkv; /* the warp stays whole for the scale's shuffles */
+    int i = 0; /* pair index inside the head */
     float *qv = NULL;
     int64_t kofs = 0;
-    if (j < nq) {
-        i = j % qp;
-        qv = q + t * ld + (int64_t)(j / qp) * head_dim;
-    } else {
-        const int h = (j - nq) / hd2;
-        i = (j - nq) % hd2;
-        kofs = (int64_t)h * head_dim;
+    float x0 = 0.0f, x1 = 0.0f, v0 = 0.0f, v1 = 0.0f;
+    if (live) { /* loads first: they overlap the scale's sums */
+        if (j < nq) {
+            i = j % qp;
+            qv = q + t * ld + (int64_t)(j / qp) * head_dim;
+            x0 = qv[2 * i];
+            x1 = qv[2 * i + 1];
+        } else {
+            const int h = (j - nq) / hd2;
+            i = (j - nq) % hd2;
+            kofs = (int64_t)h * head_dim;
+            const float *kr = k + t * ld + kofs, *vr = v + t * ld + kofs;
+            x0 = kr[2 * i];
+            x1 = kr[2 * i + 1];
+            v0 = vr[2 * i];
+            v1 = vr[2 * i + 1];
+        }
     }
+    if (rms.ss) {
+        const float sc = rms_scale_warp(&rms, threadIdx.x & 31);
+        x0 *= sc, x1 *= sc, v0 *= sc, v1 *= sc;
+    }
+    if (!live) return;
     float c = 1.0f, s = 0.0f;
     if (i < half) {
         float theta = (float)pos[t];
@@ -73,20 +89,15 @@ __global__ void rope_kv_kernel(float *__restrict__ q, const float *__restrict__ 
         c = cosf(theta);
         s = sinf(theta);
     }
-    if (qv) {
-        float x0 = qv[2 * i], x1 = qv[2 * i + 1];
-        if (rms.ss) x0 *= sc, x1 *= sc;
-        qv[2 * i] = x0 * c - x1 * s;
-        qv[2 * i + 1] = x0 * s + x1 * c;
-        return;
-    }
-    const float *kr = k + t * ld + kofs, *vr = v + t * ld + kofs;
-    float x0 = kr[2 * i], x1 = kr[2 * i + 1], v0 = vr[2 * i], v1 = vr[2 * i + 1];
-    if (rms.ss) x0 *= sc, x1 *= sc, v0 *= sc, v1 *= sc;
     if (i < half) {
         const float r0 = x0 * c - x1 * s, r1 = x0 * s + x1 * c;
         x0 = r0;
         x1 = r1;
+    }
+    if (qv) {
+        qv[2 * i] = x0;
+        qv[2 * i + 1] = x1;
+        return;
     }
     const int64_t off = kv_off(table, max_blocks, kv_dim, seq[t], pos[t]) + kofs + 2 * i;
     kc[off] = __float2half_rn(x0);
@@ -105,8 +116,7 @@ extern "C" cudaError_t mlxr_rope_kv_store_cuda(float *q, const float *k, const f
     if (r.ss && (T != 1 || r.n <= 0 || r.n % 32)) return cudaErrorInvalidValue;
     const int n = n_head * ((r.ss ? head_dim : n_rot) / 2) + n_head_kv * (head_dim / 2);
     const dim3 grid((unsigned)((n + 127) / 128), (unsigned)T);
-    rope_kv_kernel<<<grid, 128, 0, st>>>(q, k, v, ld, n_head, n_head_kv, head_dim, n_rot, pos, seq, theta_scale,
-                                         (__half *)kv->k, (__half *)kv->v, kv->table, kv->max_blocks,
-                                         kv->kv_dim, r);
-    return cudaGetLastError();
+    return mlxr_launch_pdl(rope_kv_kernel, grid, dim3(128), 0, st, q, k, v, ld, n_head, n_head_kv, head_dim, n_rot,
+                           pos, seq, theta_scale, (__half *)kv->k, (__half *)kv->v, (const int32_t *)kv->table,
+                           kv->max_blocks, kv->kv_dim, r);
 }
