@@ -252,10 +252,19 @@ static mlxr_status check_shapes(const mlxr_model_info *h, mlxr_err *err) {
 static bool fused_norm_ok(const mlxr_cuda_ctx *g) {
     if (!mlxr_cuda_fused_norm_enabled() || mlxr_cuda_fused_swiglu_enabled()) return false;
     if (g->E % 32 || g->E > 32 * MLXR_CUDA_RMS_PARTS) return false;
-    for (int32_t il = 0; il < g->n_layer; il++)
-        if (!mlxr_matmul_resid_supported_cuda(&g->L[il].wo, MLXR_DTYPE_F32) ||
-            !mlxr_matmul_resid_supported_cuda(&g->L[il].w_down, MLXR_DTYPE_F32))
+    for (int32_t il = 0; il < g->n_layer; il++) {
+        const gpu_layer *L = &g->L[il];
+        if (!mlxr_matmul_resid_supported_cuda(&L->wo, MLXR_DTYPE_F32) ||
+            !mlxr_matmul_resid_supported_cuda(&L->w_down, MLXR_DTYPE_F32))
             return false;
+        /* K-quant readers take Q8_K (256-value groups, more than a producer's cluster owns): the
+         * producer would write f32 and each reader add an encode launch, which measured no faster
+         * than the norm it replaces (7B Q4_K_M on an H100: tg128 367.0 vs 369.1 tok/s) */
+        for (int i = 0; i < L->n_qkv; i++)
+            if (mlxr_cuda_act_enc(&L->wqkv[i], 1) == MLXR_CUDA_ENC_Q8_K) return false;
+        for (int i = 0; i < L->n_gu; i++)
+            if (mlxr_cuda_act_enc(&L->wgu[i], 1) == MLXR_CUDA_ENC_Q8_K) return false;
+    }
     return true;
 }
 
