@@ -257,13 +257,15 @@ static bool fused_norm_ok(const mlxr_cuda_ctx *g) {
         if (!mlxr_matmul_resid_supported_cuda(&L->wo, MLXR_DTYPE_F32) ||
             !mlxr_matmul_resid_supported_cuda(&L->w_down, MLXR_DTYPE_F32))
             return false;
-        /* K-quant readers take Q8_K (256-value groups, more than a producer's cluster owns): the
-         * producer would write f32 and each reader add an encode launch, which measured no faster
-         * than the norm it replaces (7B Q4_K_M on an H100: tg128 367.0 vs 369.1 tok/s) */
+        /* only when every reader takes Q8_0 (Q8_0, Q4_0, MLX weights), where it measured faster on
+         * an H100 (7B tg128: Q4_0 429 -> 465, Q8_0 287 -> 302 tok/s). K-quant readers take Q8_K
+         * (256-value groups, more than a producer's cluster owns), so the producer would write f32
+         * and each reader add an encode launch: Q4_K_M 369.1 -> 367.0. F16 readers: the clustered
+         * 4-row producers cost more than the norm saves: 186.7 -> 183.4. */
         for (int i = 0; i < L->n_qkv; i++)
-            if (mlxr_cuda_act_enc(&L->wqkv[i], 1) == MLXR_CUDA_ENC_Q8_K) return false;
+            if (mlxr_cuda_act_enc(&L->wqkv[i], 1) != MLXR_CUDA_ENC_Q8_0) return false;
         for (int i = 0; i < L->n_gu; i++)
-            if (mlxr_cuda_act_enc(&L->wgu[i], 1) == MLXR_CUDA_ENC_Q8_K) return false;
+            if (mlxr_cuda_act_enc(&L->wgu[i], 1) != MLXR_CUDA_ENC_Q8_0) return false;
     }
     return true;
 }
