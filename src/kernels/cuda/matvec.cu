@@ -551,6 +551,9 @@ __global__ void __launch_bounds__(128)
     const int tt[1] = {0};
 #pragma unroll
     for (int r = 0; r < R; r++) rr[r] = blockIdx.x * R + r;
+    /* distributed shared memory may be touched only once every block of the cluster has started:
+     * arrive now, wait just before the first remote write (by then that is long true) */
+    asm volatile("barrier.cluster.arrive.relaxed.aligned;\n" ::: "memory");
     pdl_launch_dependents();
     k.template pre<R>(rr, threadIdx.x, NW * 32);
     pdl_wait();
@@ -563,6 +566,7 @@ __global__ void __launch_bounds__(128)
         const float v = warp_sum(acc[r][0]);
         if (lane == 0) red[warp][r] = v;
     }
+    asm volatile("barrier.cluster.wait.aligned;\n" ::: "memory");
     __syncthreads();
     if (threadIdx.x < R) { /* into the first block's shared memory (distributed shared memory) */
         float s = 0.0f;
