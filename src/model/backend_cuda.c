@@ -468,10 +468,10 @@ static act_in act_for(mlxr_cuda_ctx *g, const mlxr_cuda_mat *w, int n, int32_t T
     return (act_in){{d, f32, g->xq, g->xd}, have};
 }
 
-/* y (row stride ldy) = w . x for T rows, x as `in` holds it (encoded here first if needed); or,
- * with swiglu set, the fused gate|up + SwiGLU product of one row into *swiglu (y unused). */
-static mlxr_status matmul(mlxr_cuda_ctx *g, const mlxr_cuda_mat *w, act_in *in, int32_t T, float *y, int64_t ldy,
-                          const mlxr_cuda_out *swiglu, mlxr_err *err) {
+/* *x = w's input for T rows as `in` holds it, encoded first (into in->out.q/d) if w needs an
+ * encoding that `in` does not have yet. */
+static mlxr_status input_for(mlxr_cuda_ctx *g, const mlxr_cuda_mat *w, act_in *in, int32_t T, const void **x,
+                             mlxr_err *err) {
     const mlxr_cuda_enc e = mlxr_cuda_act_enc(w, T);
     if (e != MLXR_CUDA_ENC_F32 && in->have != (int)e) {
         if (in->out.type != MLXR_DTYPE_F32)
@@ -480,7 +480,16 @@ static mlxr_status matmul(mlxr_cuda_ctx *g, const mlxr_cuda_mat *w, act_in *in, 
                     w->ne0, T);
         in->have = (int)e;
     }
-    const void *x = e == MLXR_CUDA_ENC_F32 ? (const void *)in->out.y : in->out.q;
+    *x = e == MLXR_CUDA_ENC_F32 ? (const void *)in->out.y : in->out.q;
+    return MLXR_OK;
+}
+
+/* y (row stride ldy) = w . x for T rows, x as `in` holds it (encoded here first if needed); or,
+ * with swiglu set, the fused gate|up + SwiGLU product of one row into *swiglu (y unused). */
+static mlxr_status matmul(mlxr_cuda_ctx *g, const mlxr_cuda_mat *w, act_in *in, int32_t T, float *y, int64_t ldy,
+                          const mlxr_cuda_out *swiglu, mlxr_err *err) {
+    const void *x = NULL;
+    TRY(input_for(g, w, in, T, &x, err));
     if (swiglu)
         LAUNCH_ROWS(err, mlxr_matmul_swiglu_cuda(w, x, in->out.d, swiglu, g->st), "matmul + swiglu", w->ne1, T);
     else
@@ -489,8 +498,8 @@ static mlxr_status matmul(mlxr_cuda_ctx *g, const mlxr_cuda_mat *w, act_in *in, 
 }
 
 /* The input of the n matrices at w when a residual producer writes it (fused_norm): their
- * encoding, in xq2/xd2; Q8_K (256-value groups, more than a producer block owns) as f32 rows in
- * xq2 that matmul() encodes into xq/xd, free by then. */
+ * encoding, in xq2/xd2 (fused_norm_ok admits only Q8_0 readers; any other encoding would go as
+ * f32 rows in xq2 that matmul() encodes into xq/xd, free by then). */
 static act_in fused_in(mlxr_cuda_ctx *g, const mlxr_cuda_mat *w, int n) {
     act_in a = act_for(g, w, n, 1, (float *)g->xq2);
     if (a.out.type == MLXR_DTYPE_Q8_0 || a.out.type == MLXR_DTYPE_F16) {
@@ -506,15 +515,8 @@ static act_in fused_in(mlxr_cuda_ctx *g, const mlxr_cuda_mat *w, int n) {
 static mlxr_status matmul_resid(mlxr_cuda_ctx *g, const mlxr_cuda_mat *w, act_in *in, const float *gn, float *ss,
                                 const act_in *next, mlxr_err *err) {
     const int32_t T = 1;
-    const mlxr_cuda_enc e = mlxr_cuda_act_enc(w, T);
-    if (e != MLXR_CUDA_ENC_F32 && in->have != (int)e) {
-        if (in->out.type != MLXR_DTYPE_F32)
-            return MLXR_FAIL(err, MLXR_ERR_INTERNAL, "CUDA backend: activations held encoded, needed as %d", (int)e);
-        LAUNCH_ROWS(err, mlxr_encode_cuda(e, in->out.y, w->ne0, T, in->out.q, in->out.d, g->st), "encode activations",
-                    w->ne0, T);
-        in->have = (int)e;
-    }
-    const void *x = e == MLXR_CUDA_ENC_F32 ? (const void *)in->out.y : in->out.q;
+    const void *x = NULL;
+    TRY(input_for(g, w, in, T, &x, err));
     LAUNCH_ROWS(err, mlxr_matmul_resid_cuda(w, x, in->out.d, g->x, gn, ss, &next->out, g->st), "matmul + residual",
                 w->ne1, T);
     return MLXR_OK;

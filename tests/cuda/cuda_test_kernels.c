@@ -155,6 +155,13 @@ static bool is_kquant(mlxr_dtype t) {
     return t == MLXR_DTYPE_Q4_K || t == MLXR_DTYPE_Q5_K || t == MLXR_DTYPE_Q6_K;
 }
 
+/* The CPU reference's activation encoding for a product with `type` weights. */
+static mlxr_dtype ref_act_type(mlxr_dtype type) {
+    return type == MLXR_DTYPE_Q8_0 || type == MLXR_DTYPE_Q4_0 ? MLXR_DTYPE_Q8_0
+         : is_kquant(type)                                    ? MLXR_DTYPE_Q8_K
+                                                              : type;
+}
+
 static size_t row_bytes_of(mlxr_dtype type, int64_t ne0) {
     switch (type) {
     case MLXR_DTYPE_Q8_0: return (size_t)ne0 / 32 * 34;
@@ -283,8 +290,7 @@ static void test_matmul_case(mlxr_dtype type, int64_t ne0, int64_t ne1, int32_t 
     to_host(y, dy, (size_t)(ne1 * T) * 4);
 
     /* the CPU engine's activation encoding of x */
-    const mlxr_dtype vt = type == MLXR_DTYPE_Q8_0 || type == MLXR_DTYPE_Q4_0 ? MLXR_DTYPE_Q8_0
-                        : is_kquant(type) ? MLXR_DTYPE_Q8_K : type;
+    const mlxr_dtype vt = ref_act_type(type);
     size_t xrb;
     uint8_t *xenc = make_rows(vt, x, ne0, T, &xrb);
     const mlxr_vec_dot_fn dot = dot_of(type);
@@ -461,8 +467,7 @@ static void test_matmul_swiglu_case(mlxr_dtype type, int64_t ne0, int64_t n) {
     synced(mlxr_matmul_swiglu_cuda(&m, xin, dd, &of, 0), "gate|up + swiglu f32");
     float *y = malloc((size_t)n * 4);
     to_host(y, dy2, (size_t)n * 4);
-    const mlxr_dtype vt = type == MLXR_DTYPE_Q8_0 || type == MLXR_DTYPE_Q4_0 ? MLXR_DTYPE_Q8_0
-                        : is_kquant(type) ? MLXR_DTYPE_Q8_K : type;
+    const mlxr_dtype vt = ref_act_type(type);
     size_t xrb;
     uint8_t *xenc = make_rows(vt, x, ne0, 1, &xrb);
     float *wd = malloc((size_t)ne0 * 4), *xd = malloc((size_t)ne0 * 4);
@@ -1418,8 +1423,7 @@ static void test_matmul_resid_case(mlxr_dtype type, int64_t ne0, int64_t ne1, ml
     to_host(xn, dx, (size_t)ne1 * 4);
     to_host(ss, dss, (size_t)(ne1 / 32) * 4);
     /* the residual against the CPU reference product */
-    const mlxr_dtype vt = type == MLXR_DTYPE_Q8_0 || type == MLXR_DTYPE_Q4_0 ? MLXR_DTYPE_Q8_0
-                        : is_kquant(type) ? MLXR_DTYPE_Q8_K : type;
+    const mlxr_dtype vt = ref_act_type(type);
     size_t xrb;
     uint8_t *aenc = make_rows(vt, a, ne0, 1, &xrb);
     float *wd = malloc((size_t)ne0 * 4), *ad = malloc((size_t)ne0 * 4);
