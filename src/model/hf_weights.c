@@ -8,12 +8,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <unistd.h>
 
 #include "format/dtype.h"
 #include "kernels/mlx_affine.h"
 #include "util/err.h"
+#include "util/file.h"
 #include "util/fp16.h"
 
 /* Largest quantization group accepted from config.json (before the kernels' own check). */
@@ -231,17 +230,6 @@ mlxr_dtype mlxr_hf_mlx_type(const mlxr_hf *h, const char *prefix) {
                           ts->dtype == MLXR_ST_F16 ? MLXR_MLX_SCALE_F16 : MLXR_MLX_SCALE_BF16);
 }
 
-/* Give back the file pages wholly inside [p, p + n) of a shard's read-only map (MADV_DONTNEED:
- * they page back in from the file if read again, which the forward pass never does once the
- * native copy exists), so the process holds one copy of the weights, not two. */
-static void drop_pages(const void *p, size_t n) {
-    const long pg = sysconf(_SC_PAGESIZE);
-    if (pg <= 0) return;
-    const uintptr_t a = ((uintptr_t)p + (uintptr_t)pg - 1) / (uintptr_t)pg * (uintptr_t)pg;
-    const uintptr_t e = ((uintptr_t)p + n) / (uintptr_t)pg * (uintptr_t)pg;
-    if (e > a) (void)madvise((void *)a, e - a, MADV_DONTNEED);
-}
-
 /*
  * An MLX triple in its native type (kernels/mlx_affine.h: one block per group, scale, bias and
  * codes together, scales kept in the file's f16 or bf16), rows permuted as q/k need: the same
@@ -296,7 +284,7 @@ static mlxr_status bind_mlx(mlxr_hf *h, const want *w, const char *name, const m
     }
     for (int i = 0; i < 3; i++) {
         free(tmp[i]);
-        drop_pages(src[i]->data, src[i]->nbytes);
+        mlxr_file_drop_pages(src[i]->data, src[i]->nbytes);
     }
     set_weight(out, name, q, type, w->cols, w->rows);
     return MLXR_OK;

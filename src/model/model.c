@@ -8,13 +8,12 @@
 #include "format/dtype.h"
 #include "model/hf.h"
 #include "util/err.h"
+#include "util/file.h"
 #include "util/hugemem.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <unistd.h>
 
 /* Upper bound on any one dimension we accept (guards sizes computed from them). */
 #define DIM_MAX (1 << 24)
@@ -197,24 +196,14 @@ static mlxr_status check_types(const mlxr_model *m, mlxr_err *err) {
     return MLXR_OK;
 }
 
-/* Give back the file pages of a weight that now has its own copy (MADV_DONTNEED): the process
- * then holds one copy of the weights; the map stays valid and pages back in on use (a
- * scalar-ISA context, the token embeddings of a tied output, the CUDA backend's upload). */
-static void drop_file_pages(const mlxr_weight *w, size_t bytes) {
-    const long pg = sysconf(_SC_PAGESIZE);
-    if (pg <= 0) return;
-    const uintptr_t a = ((uintptr_t)w->data + (uintptr_t)pg - 1) / (uintptr_t)pg * (uintptr_t)pg;
-    const uintptr_t e = ((uintptr_t)w->data + bytes) / (uintptr_t)pg * (uintptr_t)pg;
-    if (e > a) (void)madvise((void *)a, e - a, MADV_DONTNEED);
-}
-
 /*
  * Every matrix the CPU forward pass streams gets its own copy on huge pages (util/hugemem.h:
  * about 15 % more read bandwidth than the file map's 4 KiB pages on a VM): the interleaved
  * layout (kernels.h: Q4_0x8, Q8_0x8, Q4_Kx8, ...) when this CPU has a product over it, then
  * prompt and decoding read only that (llama.c); otherwise the plain bytes, and `data` points to
  * them. With drop_plain (the weights are views of the read-only file map), the file pages are
- * given back. A copy that cannot be allocated is simply not made: the file map still works.
+ * given back (the map pages back in on use: a scalar-ISA context reading a packed type, the token
+ * embeddings of a tied output, the CUDA backend's upload). A copy that cannot be allocated is simply not made: the file map still works.
  * Costs one pass over the weights at load.
  */
 static void pack_weight(const mlxr_kernels *k, mlxr_weight *w, bool drop_plain) {
@@ -230,7 +219,7 @@ static void pack_weight(const mlxr_kernels *k, mlxr_weight *w, bool drop_plain) 
         memcpy(p, w->data, bytes);
         w->copy = p;
     }
-    if (drop_plain) drop_file_pages(w, bytes);
+    if (drop_plain) mlxr_file_drop_pages(w->data, bytes);
     if (w->copy) w->data = w->copy;
 }
 

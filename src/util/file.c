@@ -6,6 +6,7 @@
 #include "util/err.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <fcntl.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -46,4 +47,12 @@ void mlxr_file_unmap(mlxr_mmap *m) {
         m->data = NULL;
         m->size = 0;
     }
+}
+
+void mlxr_file_drop_pages(const void *p, size_t n) {
+    const long pg = sysconf(_SC_PAGESIZE);
+    if (pg <= 0) return;
+    const uintptr_t a = ((uintptr_t)p + (uintptr_t)pg - 1) / (uintptr_t)pg * (uintptr_t)pg;
+    const uintptr_t e = ((uintptr_t)p + n) / (uintptr_t)pg * (uintptr_t)pg;
+    if (e > a) (void)madvise((void *)a, e - a, MADV_DONTNEED);
 }

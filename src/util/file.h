@@ -16,5 +16,9 @@ typedef struct mlxr_mmap {
 mlxr_status mlxr_file_map(const char *path, mlxr_mmap *out, mlxr_err *err);
 /* Unmap; a zeroed map does nothing. */
 void mlxr_file_unmap(mlxr_mmap *m);
+/* Give back the pages wholly inside [p, p + n) of a read-only file map (MADV_DONTNEED) once the
+ * process holds its own copy of those bytes: the map stays valid and they page back in from the
+ * file if read again. */
+void mlxr_file_drop_pages(const void *p, size_t n);
 
 #endif
