@@ -497,17 +497,12 @@ static mlxr_status matmul(mlxr_cuda_ctx *g, const mlxr_cuda_mat *w, act_in *in, 
     return MLXR_OK;
 }
 
-/* The input of the n matrices at w when a residual producer writes it (fused_norm): their
- * encoding, in xq2/xd2 (fused_norm_ok admits only Q8_0 readers; any other encoding would go as
- * f32 rows in xq2 that matmul() encodes into xq/xd, free by then). */
+/* The input of the n matrices at w when a residual producer writes it (fused_norm): Q8_0, the
+ * only encoding fused_norm_ok admits for them, in xq2/xd2. */
 static act_in fused_in(mlxr_cuda_ctx *g, const mlxr_cuda_mat *w, int n) {
-    act_in a = act_for(g, w, n, 1, (float *)g->xq2);
-    if (a.out.type == MLXR_DTYPE_Q8_0 || a.out.type == MLXR_DTYPE_F16) {
-        a.out.q = g->xq2;
-        a.out.d = g->xd2;
-    } else {
-        a = (act_in){{MLXR_DTYPE_F32, (float *)g->xq2, g->xq, g->xd}, -1};
-    }
+    act_in a = act_for(g, w, n, 1, NULL);
+    a.out.q = g->xq2;
+    a.out.d = g->xd2;
     return a;
 }
 
@@ -579,11 +574,11 @@ static mlxr_status enqueue(mlxr_context *c, mlxr_cuda_ctx *g, int32_t T, int32_t
         }
         /* FFN block */
         if (fn) {
+            float *ss = g->ss + (2 * il + 1) * nss;
             in = fused_in(g, L->wgu, L->n_gu);
-            rms.ss = g->ss + (2 * il + 1) * nss;
-            TRY(matmul_resid(g, &L->wo, &att_in, L->ffn_norm, (float *)rms.ss, &in, err));
-        } else {
-            rms.ss = NULL;
+            rms.ss = ss;
+            TRY(matmul_resid(g, &L->wo, &att_in, L->ffn_norm, ss, &in, err));
+        } else { /* rms.ss is NULL here: set only when fn */
             TRY(matmul(g, &L->wo, &att_in, T, g->dx, g->E, NULL, err));
             in = act_for(g, L->wgu, L->n_gu, T, g->xn);
             LAUNCH(err, mlxr_add_rmsnorm_cuda(g->x, g->dx, L->ffn_norm, &in.out, NULL, T, g->E, eps, g->st),
