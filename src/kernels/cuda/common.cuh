@@ -48,21 +48,37 @@ __device__ __forceinline__ void prefetch_l2(const void *p) {
 }
 
 /* Launch kernel<<<grid, block, smem, st>>>(args...) with programmatic stream serialization when
- * mlxr_cuda_pdl_enabled() (the kernel must follow the pdl_wait rule above). */
+ * mlxr_cuda_pdl_enabled() (the kernel must follow the pdl_wait rule above), in thread block
+ * clusters of `cluster` blocks along x when it is above 1 (sm_90). */
 template <typename... KArgs, typename... Args>
-static inline cudaError_t mlxr_launch_pdl(void (*kernel)(KArgs...), dim3 grid, dim3 block, size_t smem,
-                                          cudaStream_t st, Args &&...args) {
-    cudaLaunchAttribute attr[1];
-    attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-    attr[0].val.programmaticStreamSerializationAllowed = 1;
+static inline cudaError_t mlxr_launch_pdl_cluster(void (*kernel)(KArgs...), dim3 grid, dim3 block, size_t smem,
+                                                  cudaStream_t st, unsigned cluster, Args &&...args) {
+    cudaLaunchAttribute attr[2];
+    unsigned n = 0;
+    if (mlxr_cuda_pdl_enabled()) {
+        attr[n].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+        attr[n++].val.programmaticStreamSerializationAllowed = 1;
+    }
+    if (cluster > 1) {
+        attr[n].id = cudaLaunchAttributeClusterDimension;
+        attr[n].val.clusterDim.x = cluster;
+        attr[n].val.clusterDim.y = 1;
+        attr[n++].val.clusterDim.z = 1;
+    }
     cudaLaunchConfig_t cfg = {};
     cfg.gridDim = grid;
     cfg.blockDim = block;
     cfg.dynamicSmemBytes = smem;
     cfg.stream = st;
     cfg.attrs = attr;
-    cfg.numAttrs = mlxr_cuda_pdl_enabled() ? 1 : 0;
+    cfg.numAttrs = n;
     return cudaLaunchKernelEx(&cfg, kernel, static_cast<Args &&>(args)...);
+}
+
+template <typename... KArgs, typename... Args>
+static inline cudaError_t mlxr_launch_pdl(void (*kernel)(KArgs...), dim3 grid, dim3 block, size_t smem,
+                                          cudaStream_t st, Args &&...args) {
+    return mlxr_launch_pdl_cluster(kernel, grid, block, smem, st, 1, static_cast<Args &&>(args)...);
 }
 
 __device__ __forceinline__ float warp_sum(float v) {

@@ -611,20 +611,8 @@ static cudaError_t launch_mm(const K &k, mlxr_dtype type, float *y, int64_t ldy,
                              cudaStream_t st) {
     if constexpr (EPI == EPI_RESID) {
         (void)type, (void)y, (void)ldy, (void)T;
-        cudaLaunchAttribute attr[2];
-        attr[0].id = cudaLaunchAttributeClusterDimension;
-        attr[0].val.clusterDim.x = RESID_CLUSTER;
-        attr[0].val.clusterDim.y = 1;
-        attr[0].val.clusterDim.z = 1;
-        attr[1].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-        attr[1].val.programmaticStreamSerializationAllowed = 1;
-        cudaLaunchConfig_t cfg = {};
-        cfg.gridDim = dim3((unsigned)(ne1 / RESID_R));
-        cfg.blockDim = dim3(128);
-        cfg.stream = st;
-        cfg.attrs = attr;
-        cfg.numAttrs = mlxr_cuda_pdl_enabled() ? 2 : 1;
-        return cudaLaunchKernelEx(&cfg, mm_resid_kernel<K>, k, ep.x, ep.g, ep.ss_out, ep.out, ne1);
+        return mlxr_launch_pdl_cluster(mm_resid_kernel<K>, dim3((unsigned)(ne1 / RESID_R)), dim3(128), 0, st,
+                                       RESID_CLUSTER, k, ep.x, ep.g, ep.ss_out, ep.out, ne1);
     } else {
         if (T == 1) {
             const int R = decode_rows(type);
