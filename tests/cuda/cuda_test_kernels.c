@@ -241,6 +241,18 @@ static mlxr_to_float_fn dec_of(mlxr_dtype t) {
     }
 }
 
+/* The CPU reference product of one weight row with an encoded activation row (xenc, decoded in
+ * xdec), and in *mag the sum of |w_i x_i| that scales its tolerance (wd: ne0 floats of scratch). */
+static float ref_row_dot(mlxr_dtype type, const uint8_t *row, int64_t ne0, const void *xenc, const float *xdec,
+                         float *wd, double *mag) {
+    float y;
+    dot_of(type)(ne0, &y, row, xenc);
+    dec_of(type)(row, wd, ne0);
+    *mag = 0;
+    for (int64_t i = 0; i < ne0; i++) *mag += fabs((double)wd[i] * xdec[i]);
+    return y;
+}
+
 static float f16r(float v) {
     return mlxr_fp16_to_fp32(mlxr_fp32_to_fp16(v));
 }
@@ -475,14 +487,9 @@ static void test_matmul_swiglu_case(mlxr_dtype type, int64_t ne0, int64_t n) {
     double worst = 0;
     int rbad = 0;
     for (int64_t j = 0; j < n; j++) {
-        float gs, us;
-        double mg = 0, mu = 0;
-        dot_of(type)(ne0, &gs, rows + (size_t)j * rb, xenc);
-        dot_of(type)(ne0, &us, rows + (size_t)(n + j) * rb, xenc);
-        dec_of(type)(rows + (size_t)j * rb, wd, ne0);
-        for (int64_t i = 0; i < ne0; i++) mg += fabs((double)wd[i] * xd[i]);
-        dec_of(type)(rows + (size_t)(n + j) * rb, wd, ne0);
-        for (int64_t i = 0; i < ne0; i++) mu += fabs((double)wd[i] * xd[i]);
+        double mg, mu;
+        const float gs = ref_row_dot(type, rows + (size_t)j * rb, ne0, xenc, xd, wd, &mg);
+        float us = ref_row_dot(type, rows + (size_t)(n + j) * rb, ne0, xenc, xd, wd, &mu);
         float href = gs;
         mlxr_swiglu_f32_ref(&href, &us, 1);
         const double tol = 2e-5 * (fabs((double)us) * mg + (fabs((double)gs) + 1.0) * mu) + 1e-6;
@@ -1431,11 +1438,8 @@ static void test_matmul_resid_case(mlxr_dtype type, int64_t ne0, int64_t ne1, ml
     int bad = 0;
     double worst = 0;
     for (int64_t r = 0; r < ne1; r++) {
-        float yr;
-        double mag = 0;
-        dot_of(type)(ne0, &yr, rows + (size_t)r * rb, aenc);
-        dec_of(type)(rows + (size_t)r * rb, wd, ne0);
-        for (int64_t i = 0; i < ne0; i++) mag += fabs((double)wd[i] * ad[i]);
+        double mag;
+        const float yr = ref_row_dot(type, rows + (size_t)r * rb, ne0, aenc, ad, wd, &mag);
         const double tol = 2e-5 * mag + 1e-5 * fabs((double)x0[r]) + 1e-6;
         const double d = fabs((double)xn[r] - ((double)x0[r] + yr));
         worst = fmax(worst, d / tol);
