@@ -55,6 +55,10 @@ const char *mlxr_isa_name(mlxr_isa isa);
 /* s = dot(x, y) over n elements; x is a weight row of some type, y an activation row in that
  * type's vec_dot_type. n is a multiple of the block size. */
 typedef void (*mlxr_vec_dot_fn)(int64_t n, float *s, const void *x, const void *y);
+/* s[i] = dot(row i of w, y) for i < 4, the rows w_stride bytes apart: one activation row against
+ * four weight rows at once, the decode product of a type without an interleaved layout. */
+typedef void (*mlxr_vec_dot4_fn)(int64_t n, float *s, const void *w, size_t w_stride,
+                                 const void *y);
 /* Encode n floats into a row of some type (quantize / convert). n multiple of block size. */
 typedef void (*mlxr_from_float_fn)(const float *x, void *y, int64_t n);
 /* Decode a row of n elements to floats (dequantize / convert). */
@@ -112,6 +116,10 @@ typedef struct mlxr_type_kernels {
      * output is computed the same way whatever nr, nc and the other columns are (batch
      * invariant), so it serves single-token decoding too. NULL: use the plain layout. */
     mlxr_gemm_fn gemm_packed;
+    /* Four rows against one activation row, each output computed the same way whatever row it
+     * is paired with (so batch invariant too): the decode product over the plain layout where it
+     * streams memory faster than vec_dot row by row. NULL: vec_dot row by row. */
+    mlxr_vec_dot4_fn vec_dot4;
     mlxr_dtype vec_dot_type;       /* encoding of the activation row */
     mlxr_from_float_fn from_float; /* encode floats into this type (NULL if none) */
     mlxr_to_float_fn to_float;     /* decode this type (NULL if none) */
@@ -209,6 +217,7 @@ void mlxr_gemm_q6_k_ref(int64_t n, int64_t nr, int64_t nc, const void *w, size_t
 
 void mlxr_vec_dot_f32_avx2(int64_t n, float *s, const void *x, const void *y);
 void mlxr_vec_dot_f16_avx2(int64_t n, float *s, const void *x, const void *y);
+void mlxr_vec_dot4_f16_avx2(int64_t n, float *s, const void *w, size_t w_stride, const void *y);
 void mlxr_vec_dot_bf16_avx2(int64_t n, float *s, const void *x, const void *y);
 void mlxr_vec_dot_q8_0_avx2(int64_t n, float *s, const void *x, const void *y);
 void mlxr_vec_dot_q4_0_avx2(int64_t n, float *s, const void *x, const void *y);

@@ -682,6 +682,48 @@ static void check_gemm(const char *label, const mlxr_kernels *k, const mlxr_kern
     free(xf);
 }
 
+/* ---- four-row decode products: each of the 4 outputs against the reference dot ------------- */
+
+static void check_dot4(const char *label, const mlxr_kernels *k, const mlxr_kernels *ref,
+                       const type_info *ti, int64_t n) {
+    const mlxr_dtype xt = ref->type[ti->t].vec_dot_type;
+    const size_t ws = row_bytes(ti, n) + 6; /* a padded stride */
+    uint8_t *w = malloc(ws * 4), *x = malloc(row_bytes(type_of(xt), n) + 1);
+    float *xf = malloc(sizeof(float) * (size_t)(n + 1));
+    if (!w || !x || !xf) exit(2);
+    for (int i = 0; i < 4; i++) {
+        fill_floats(xf, n, 0);
+        ref->type[ti->t].from_float(xf, w + (size_t)i * ws, n);
+    }
+    fill_floats(xf, n, 0);
+    ref->type[xt].from_float(xf, x, n);
+    float y[5] = {-1.0f, -1.0f, -1.0f, -1.0f, -12345.0f}; /* y[4]: a sentinel */
+    k->type[ti->t].vec_dot4(n, y, w, ws, x);
+    int bad = y[4] != -12345.0f;
+    for (int i = 0; i < 4; i++) {
+        float want;
+        ref->type[ti->t].vec_dot(n, &want, w + (size_t)i * ws, x);
+        const double tol =
+            (double)(n / 8 + 16) * FLT_EPSILON * abs_dot(ref, ti, w + (size_t)i * ws, x, n);
+        if (fabs((double)y[i] - (double)want) > tol && bad++ < 3)
+            fprintf(stderr, "%s dot4 %s n=%lld row %d: %.9g vs %.9g\n", label, ti->name,
+                    (long long)n, i, (double)y[i], (double)want);
+    }
+    CHECK(bad == 0, "%s dot4 %s n=%" PRId64 ": %d mismatches", label, ti->name, n, bad);
+    free(w);
+    free(x);
+    free(xf);
+}
+
+static void check_dot4s(const char *label, const mlxr_kernels *k, const mlxr_kernels *ref) {
+    for (int t = 0; t < N_TYPES; t++) {
+        const type_info *ti = &TYPES[t];
+        if (!k->type[ti->t].vec_dot4) continue;
+        for (size_t s = 0; s < sizeof(SIZES_FLOAT) / sizeof(SIZES_FLOAT[0]); s++)
+            check_dot4(label, k, ref, ti, SIZES_FLOAT[s]);
+    }
+}
+
 static void check_gemms(const char *label, const mlxr_kernels *k, const mlxr_kernels *ref) {
     /* n are multiples of 32 (quantized blocks); F16 also gets tails: 33, 7 */
     static const int64_t shapes[][3] = {{1, 1, 32},  {4, 2, 64},    {4, 3, 96},  {5, 3, 256},
@@ -720,6 +762,7 @@ int main(void) {
         check_f16_bf16_edges(label, &k, &ref);
         check_quant_edges(label, &k, &ref);
         check_gemms(label, &k, &ref);
+        check_dot4s(label, &k, &ref);
     }
     for (int isa = (int)mlxr_cpu_isa() + 1; isa <= MLXR_ISA_MAX; isa++)
         printf("SKIPPED %s: this CPU lacks it\n", mlxr_isa_name((mlxr_isa)isa));

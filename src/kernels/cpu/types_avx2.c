@@ -83,6 +83,38 @@ void mlxr_vec_dot_f16_avx2(int64_t n, float *s, const void *x, const void *y) {
     DOT_FLOAT_BODY(load_f16, mlxr_fp16_to_fp32)
 }
 
+/*
+ * Four F16 rows against one activation row, decoding's F16 product (llama.c). Measured on a
+ * 2-thread AVX2 EPYC VM streaming a 1 GiB matrix: 7-10 % more GB/s than vec_dot row by row (four
+ * sequential streams of 16 bytes per step, one activation conversion for the four rows); 32-byte
+ * steps with two accumulators per row measured no gain. One accumulator per row (four chains
+ * hide the FMA latency), the tail added in double as in vec_dot.
+ */
+void mlxr_vec_dot4_f16_avx2(int64_t n, float *s, const void *w, size_t w_stride, const void *y) {
+    const uint16_t *a0 = w, *a1 = (const uint16_t *)((const uint8_t *)w + w_stride);
+    const uint16_t *a2 = (const uint16_t *)((const uint8_t *)w + 2 * w_stride);
+    const uint16_t *a3 = (const uint16_t *)((const uint8_t *)w + 3 * w_stride);
+    const uint16_t *b = y;
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+    __m256 acc2 = _mm256_setzero_ps(), acc3 = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        const __m256 x = load_f16(b + i);
+        acc0 = _mm256_fmadd_ps(load_f16(a0 + i), x, acc0);
+        acc1 = _mm256_fmadd_ps(load_f16(a1 + i), x, acc1);
+        acc2 = _mm256_fmadd_ps(load_f16(a2 + i), x, acc2);
+        acc3 = _mm256_fmadd_ps(load_f16(a3 + i), x, acc3);
+    }
+    double sum[4] = {(double)hsum_ps(acc0), (double)hsum_ps(acc1), (double)hsum_ps(acc2),
+                     (double)hsum_ps(acc3)};
+    const uint16_t *rows[4] = {a0, a1, a2, a3};
+    for (int r = 0; r < 4; r++) {
+        for (int64_t k = i; k < n; k++)
+            sum[r] += (double)(mlxr_fp16_to_fp32(rows[r][k]) * mlxr_fp16_to_fp32(b[k]));
+        s[r] = (float)sum[r];
+    }
+}
+
 void mlxr_vec_dot_bf16_avx2(int64_t n, float *s, const void *x, const void *y) {
     const uint16_t *a = x, *b = y;
     __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
