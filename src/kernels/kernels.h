@@ -128,7 +128,6 @@ typedef struct mlxr_type_kernels {
 typedef struct mlxr_kernels {
     mlxr_isa isa;
     mlxr_type_kernels type[MLXR_DTYPE_TABLE_SIZE]; /* GGUF and internal types (format/dtype.h) */
-    void (*swiglu)(float *g, const float *u, int64_t n); /* ops.h's SwiGLU at this level */
 } mlxr_kernels;
 
 /* Fill `k` with the best variants up to `isa` (clamped to what the CPU has). */
@@ -218,7 +217,6 @@ void mlxr_gemm_q6_k_ref(int64_t n, int64_t nr, int64_t nc, const void *w, size_t
 
 void mlxr_vec_dot_f32_avx2(int64_t n, float *s, const void *x, const void *y);
 void mlxr_vec_dot_f16_avx2(int64_t n, float *s, const void *x, const void *y);
-void mlxr_swiglu_f32_avx2(float *g, const float *u, int64_t n); /* cpu/ops_avx2.c */
 void mlxr_vec_dot4_f16_avx2(int64_t n, float *s, const void *w, size_t w_stride, const void *y);
 void mlxr_vec_dot_bf16_avx2(int64_t n, float *s, const void *x, const void *y);
 void mlxr_vec_dot_q8_0_avx2(int64_t n, float *s, const void *x, const void *y);

@@ -114,7 +114,7 @@ static void epilogue(const matmul_job *j, int64_t r0, int64_t r1) {
     const int64_t N = j->w[0]->ne1;
     for (int32_t t = 0; t < j->T; t++) {
         float *y = j->y[0] + (size_t)t * (size_t)N;
-        if (j->swiglu) j->c->kern.swiglu(y + r0, j->y[1] + (size_t)t * (size_t)N + r0, r1 - r0);
+        if (j->swiglu) mlxr_swiglu_f32_ref(y + r0, j->y[1] + (size_t)t * (size_t)N + r0, r1 - r0);
         if (j->enc)
             j->enc(y + r0,
                    (uint8_t *)j->xq_out + (size_t)t * j->c->xq_row +
@@ -286,7 +286,7 @@ static void ffn_block(mlxr_context *c, const mlxr_batch *b, int32_t il) {
     matmul_encoded(c, &L->w_gate, c->hb, T);
     matmul(c, &L->w_up, c->xb, c->hb2, T);
     for (int32_t t = 0; t < T; t++)
-        c->kern.swiglu(c->hb + (size_t)t * F, c->hb2 + (size_t)t * F, F);
+        mlxr_swiglu_f32_ref(c->hb + (size_t)t * F, c->hb2 + (size_t)t * F, F);
     encode_for(c, &L->w_down, c->hb, T);
     matmul_add(c, &L->w_down, c->xq, c->xb, c->x, T);
 }

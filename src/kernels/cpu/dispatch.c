@@ -17,7 +17,6 @@
  * (tests build one per ISA level).
  */
 #include "kernels/kernels.h"
-#include "kernels/ops.h"
 #include "kernels/quantize.h"
 #include "kernels/ref/repack_k.h"
 
@@ -95,7 +94,6 @@ void mlxr_kernels_init(mlxr_kernels *k, mlxr_isa isa) {
     mlxr_isa level = isa < cpu ? isa : cpu;
     if (level < MLXR_ISA_SCALAR) level = MLXR_ISA_SCALAR;
     k->isa = level;
-    k->swiglu = mlxr_swiglu_f32_ref;
 
     set_type(k, MLXR_DTYPE_F32, mlxr_vec_dot_f32_ref, MLXR_DTYPE_F32, mlxr_from_float_f32_ref,
              mlxr_to_float_f32_ref);
@@ -150,7 +148,6 @@ void mlxr_kernels_init(mlxr_kernels *k, mlxr_isa isa) {
         t[MLXR_DTYPE_F32].vec_dot = mlxr_vec_dot_f32_avx2;
         t[MLXR_DTYPE_F16].vec_dot = mlxr_vec_dot_f16_avx2;
         t[MLXR_DTYPE_F16].vec_dot4 = mlxr_vec_dot4_f16_avx2;
-        k->swiglu = mlxr_swiglu_f32_avx2;
         t[MLXR_DTYPE_F16].from_float = mlxr_from_float_f16_avx2;
         t[MLXR_DTYPE_F16].to_float = mlxr_to_float_f16_avx2;
         t[MLXR_DTYPE_BF16].vec_dot = mlxr_vec_dot_bf16_avx2;
