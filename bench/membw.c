@@ -4,10 +4,11 @@
  *   mlxr-membw [THREADS] [MIB] [PASSES]     defaults: 2 threads, 1024 MiB, 5 passes
  *
  * Each thread sums its own slice of a buffer much larger than the caches with vector loads
- * (256-bit where the CPU has AVX2, what the matrix-vector kernels do with weights); one pass reads the whole buffer once. Two
- * buffers take turns, pass by pass: one on 4 KiB pages (what a file map of a model gets, as
- * llama.cpp reads weights) and one on transparent huge pages (where mlxr copies the weights it
- * streams, util/hugemem.h; on a VM the huge pages read faster). Prints one JSON line:
+ * (256-bit where the CPU has AVX2, as the matrix-vector kernels read weights); one pass reads the
+ * whole buffer once. Two buffers take turns, pass by pass: one on 4 KiB pages (what a file map
+ * of a model gets, as llama.cpp reads weights) and one on transparent huge pages (where mlxr
+ * copies the weights it streams, util/hugemem.h; on a VM the huge pages read faster). Prints one
+ * JSON line:
  * {"threads", "mib", "best_gb_s", "median_gb_s", "best_4k_gb_s", "best_huge_gb_s"}
  * (GB = 1e9 bytes); best and median are over both buffers' passes, so the roofline is the
  * faster of the two. Each buffer is written first so every page is backed by memory, not the
