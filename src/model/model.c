@@ -203,8 +203,8 @@ static mlxr_status check_types(const mlxr_model *m, mlxr_err *err) {
  * prompt and decoding read only that (llama.c); otherwise the plain bytes, and `data` points to
  * them. With drop_plain (the weights are views of the read-only file map), the file pages are
  * given back (the map pages back in on use: a scalar-ISA context reading a packed type, the token
- * embeddings of a tied output, the CUDA backend's upload). A copy that cannot be allocated is simply not made: the file map still works.
- * Costs one pass over the weights at load.
+ * embeddings of a tied output, the CUDA backend's upload). A copy that cannot be allocated is
+ * simply not made: the file map still works. Costs one pass over the weights at load.
  */
 static void pack_weight(const mlxr_kernels *k, mlxr_weight *w, bool drop_plain) {
     const mlxr_type_kernels *tk = &k->type[w->type];
