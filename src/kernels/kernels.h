@@ -125,6 +125,21 @@ typedef struct mlxr_type_kernels {
     mlxr_to_float_fn to_float;     /* decode this type (NULL if none) */
 } mlxr_type_kernels;
 
+/* y[i] = dot(row i of w, x) for i < nr, rows ws bytes apart: with tk's four-row product where it
+ * has one (rows in fours from the first, the rest by vec_dot), else vec_dot row by row. A row's
+ * kernel depends only on its place from w and on nr, so callers that start at the same rows get
+ * bitwise the same sums. */
+static inline void mlxr_dot_rows(const mlxr_type_kernels *tk, int64_t n, int64_t nr, const void *w,
+                                 size_t ws, const void *x, float *y) {
+    const uint8_t *W = (const uint8_t *)w;
+    int64_t i = 0;
+    if (tk->vec_dot4)
+        for (; i + 4 <= nr; i += 4)
+            tk->vec_dot4(n, &y[i], W + (size_t)i * ws, ws, x);
+    for (; i < nr; i++)
+        tk->vec_dot(n, &y[i], W + (size_t)i * ws, x);
+}
+
 typedef struct mlxr_kernels {
     mlxr_isa isa;
     mlxr_type_kernels type[MLXR_DTYPE_TABLE_SIZE]; /* GGUF and internal types (format/dtype.h) */

@@ -115,18 +115,13 @@ static void kv_store(mlxr_context *c, const mlxr_batch *b, int32_t il) {
 }
 
 /* y[j][i] = dot(w_i, x_j) with the type's gemm, or its dot product where there is none. One
- * column (a decode step) takes the four-row product where the type has one: four K rows (or V
- * columns) stream at once, one call per four instead of a call per row. Rows go in fours from
- * the first, so a row's kernel depends only on where the product ends (see qk: bitwise the same
- * however the positions are split into runs). */
+ * column (a decode step) takes the four-row product where the type has one (mlxr_dot_rows: four
+ * K rows or V columns stream at once); runs start at block starts, multiples of 4, so qk's scores
+ * stay bitwise the same however the positions are split into runs. */
 static void products(const mlxr_type_kernels *tk, int64_t n, int64_t nr, int64_t nc, const void *w,
                      size_t ws, const void *x, size_t xs, float *y, size_t ldy) {
     if (nc == 1 && tk->vec_dot4) {
-        int64_t i = 0;
-        for (; i + 4 <= nr; i += 4)
-            tk->vec_dot4(n, &y[i], (const uint8_t *)w + (size_t)i * ws, ws, x);
-        for (; i < nr; i++)
-            tk->vec_dot(n, &y[i], (const uint8_t *)w + (size_t)i * ws, x);
+        mlxr_dot_rows(tk, n, nr, w, ws, x, y);
         return;
     }
     if (tk->gemm) {

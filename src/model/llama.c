@@ -98,13 +98,9 @@ static void matmul_rows(const matmul_job *j, const mlxr_weight *w, float *yw, in
         for (int32_t t = 0; t < j->T; t++) {
             const void *x = (const uint8_t *)j->xq + (size_t)t * xs;
             float *y = yw + (size_t)t * (size_t)N;
-            int64_t r = rt;
-            /* chunks start at multiples of 4, so a row takes the same kernel whatever T is */
-            if (tk->vec_dot4)
-                for (; r + 4 <= rend; r += 4)
-                    tk->vec_dot4(w->ne0, &y[r], wd + (size_t)r * w->row_bytes, w->row_bytes, x);
-            for (; r < rend; r++)
-                tk->vec_dot(w->ne0, &y[r], wd + (size_t)r * w->row_bytes, x);
+            /* tiles start at multiples of 4, so a row takes the same kernel whatever T is */
+            mlxr_dot_rows(tk, w->ne0, rend - rt, wd + (size_t)rt * w->row_bytes, w->row_bytes, x,
+                          &y[rt]);
         }
     }
 }
