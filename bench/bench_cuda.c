@@ -188,9 +188,10 @@ static void bench_matvec(double bw) {
                 }
             free(rows);
             a.next = 0;
-            /* decode at the default shape and at 2, 4, 8 rows per block; dp4a batch; tensor cores */
-            const int Ts[6] = {1, 1, 1, 1, 8, 64}, Rs[6] = {0, 2, 4, 8, 0, 0};
-            for (int ti2 = 0; ti2 < 6; ti2++) {
+            /* decode at the default shape and at 2, 4, 8 rows per block; batches of 8 and 32 (int8
+             * tensor cores for Q4_0/Q8_0, else dp4a); 64 (the f16 tensor-core GEMM) */
+            const int Ts[7] = {1, 1, 1, 1, 8, 32, 64}, Rs[7] = {0, 2, 4, 8, 0, 0, 0};
+            for (int ti2 = 0; ti2 < 7; ti2++) {
                 const int T = Ts[ti2];
                 a.T = T;
                 a.swiglu = 0;

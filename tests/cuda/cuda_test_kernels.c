@@ -288,7 +288,8 @@ static void test_matmul_case(mlxr_dtype type, int64_t ne0, int64_t ne1, int32_t 
     const mlxr_cuda_enc e = bm ? (type == MLXR_DTYPE_F16 ? MLXR_CUDA_ENC_F16
                                   : is_kquant(type)     ? MLXR_CUDA_ENC_F16_Q8_K : MLXR_CUDA_ENC_F16_Q8_0)
                                : mlxr_cuda_act_enc(&m, T);
-    const bool gemm = bm || (T > MLXR_CUDA_GEMM_MIN_T && mlxr_gemm_supported_cuda(type, ne0));
+    const bool mmq = !bm && mlxr_mmq_supported_cuda(type, ne0, T);
+    const bool gemm = bm || (!mmq && T > MLXR_CUDA_GEMM_MIN_T && mlxr_gemm_supported_cuda(type, ne0));
     float *dx = dev_from(x, (size_t)(ne0 * T) * 4);
     void *dq = dev_from(NULL, (size_t)(ne0 * T) * 2);
     float *dd = dev_from(NULL, (size_t)(ne0 * T / 32 + 1) * 4);
@@ -334,7 +335,8 @@ static void test_matmul_case(mlxr_dtype type, int64_t ne0, int64_t ne1, int32_t 
     }
     CHECK(bad == 0, "matmul %s: %d outputs out of tolerance", tn, bad);
     fprintf(stderr, "  matmul %-4s %5lld x %-5lld T=%-3d %-9s max |d| / sum|w x| = %.2e\n", tn, (long long)ne1,
-            (long long)ne0, T, bm == 64 ? "gemm 64" : bm == 128 ? "gemm 128" : gemm ? "gemm" : "cuda cores", worst);
+            (long long)ne0, T, bm == 64 ? "gemm 64" : bm == 128 ? "gemm 128" : gemm ? "gemm" : mmq ? "mmq" : "cuda cores",
+            worst);
 
     /* embedding lookup of a few rows: exact dequantization */
     int32_t tok[4] = {0, (int32_t)(ne1 - 1), (int32_t)(ne1 / 2), 0};
@@ -378,6 +380,11 @@ static void test_matmul(void) {
         test_matmul_case(t, 1024, 50, 7, 0);         /* batched CUDA-core path, tokens not a multiple of 8 */
         test_matmul_case(t, 1024, 50, 13, 0);        /* batched CUDA-core path, two token tiles */
         test_matmul_case(t, 1024, 50, 32, 0);        /* the largest batch on CUDA cores */
+        test_matmul_case(t, 4096 + k, 37, 2, 0);     /* two tokens; a partial last quad (mmq) */
+        test_matmul_case(t, 3 * k, 33, 9, 0);        /* fewer blocks than warps, 3 row tiles */
+        test_matmul_case(t, 11008, 40, 24, 0);       /* a long row (Wdown's), three token tiles */
+        test_matmul_case(t, 1024 + k, 35, 57, 0);    /* mmq: two block rows of tokens, the second partial */
+        test_matmul_case(t, 1024, 50, 64, 0);        /* the largest batch of mmq */
         test_matmul_case(t, 1024, 50, 40, 0);        /* prefill path, one partial tile */
         test_matmul_case(t, 4096, 200, 70, 0);       /* several row tiles, partial at both ends */
         test_matmul_case(t, k, 70, 20, 0);           /* a single block per row */

@@ -676,11 +676,14 @@ static cudaError_t dispatch_mm(const mlxr_cuda_mat *w, const void *xq, const flo
  * an H100 (7B Q4_0, session 4) a GEMM call costs about the same from T = 9 to T = 128 (200-300 us
  * for a 4096-wide layer matrix: its blocks are latency-bound, and below 128 tokens there are too
  * few of them), while the CUDA-core product costs about 2.2x its T = 1 time per 8 tokens; so
- * batched decoding of up to 32 sequences stays on CUDA cores (8-token tiles). */
+ * batched decoding of up to 32 sequences stays on CUDA cores (8-token tiles), or for Q4_0/Q8_0
+ * weights from 9 to 64 sequences goes to the int8 tensor-core product (mmq.cu), which mlxr_matmul_cuda
+ * and mlxr_cuda_act_enc check first. */
 #define GEMM_MIN_T MLXR_CUDA_GEMM_MIN_T
 
 extern "C" mlxr_cuda_enc mlxr_cuda_act_enc(const mlxr_cuda_mat *w, int32_t T) {
     const bool kq = w->type == MLXR_DTYPE_Q4_K || w->type == MLXR_DTYPE_Q5_K || w->type == MLXR_DTYPE_Q6_K;
+    if (mlxr_mmq_supported_cuda(w->type, w->ne0, T)) return MLXR_CUDA_ENC_Q8_0;
     if (T > GEMM_MIN_T && mlxr_gemm_supported_cuda(w->type, w->ne0))
         return w->type == MLXR_DTYPE_F16 ? MLXR_CUDA_ENC_F16 : kq ? MLXR_CUDA_ENC_F16_Q8_K : MLXR_CUDA_ENC_F16_Q8_0;
     switch (w->type) {
@@ -702,6 +705,7 @@ extern "C" cudaError_t mlxr_matmul_cuda(const mlxr_cuda_mat *w, const void *xq, 
     if (T > 65535 * 8 || w->ne1 > INT32_MAX / 2 || w->ne0 * w->ne1 > ((int64_t)1 << 40))
         return cudaErrorInvalidValue;
     if (!mlxr_cuda_mat_supported(w->type, w->ne0)) return cudaErrorInvalidValue;
+    if (mlxr_mmq_supported_cuda(w->type, w->ne0, T)) return mlxr_mmq_cuda(w, xq, xd, T, y, ldy, st);
     if (T > GEMM_MIN_T && mlxr_gemm_supported_cuda(w->type, w->ne0))
         return mlxr_gemm_cuda(w, xq, T, y, ldy, st);
     return dispatch_mm<EPI_STORE>(w, xq, xd, T, y, ldy, mm_epi{}, st);

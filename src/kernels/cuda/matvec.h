@@ -19,7 +19,8 @@
  *
  * Activations. As on the CPU (kernels.h), an activation row is first encoded for the weight type
  * (mlxr_cuda_act_enc says how; the product expects exactly that encoding):
- *   - decode and batches of up to 32 rows (CUDA cores, GEMM_MIN_T in matvec.cu): Q8_0/Q4_0 weights take Q8_0 activations
+ *   - decode and batches of up to 32 rows (CUDA cores, GEMM_MIN_T in matvec.cu; Q4_0/Q8_0 batches
+ *     of 9..64 rows on int8 tensor cores, mmq.cu, same encoding): Q8_0/Q4_0 weights take Q8_0 activations
  *     (byte-identical to mlxr_quantize_q8_0_ref; int8 [T][n] + f32 scales [T][n/32] holding the f16
  *     scale's value) and run __dp4a integer dot products per half block, times the two scales;
  *     K-quant weights take Q8_K activations (byte-identical to mlxr_quantize_q8_k_ref: int8 [T][n]
@@ -28,7 +29,7 @@
  *     exact integers (the CPU engine's MLX_A8 arithmetic, but with Q8_0's f16-rounded dx, so
  *     not bit-identical to the CPU engine); F16 weights take F16
  *     activations, F32 weights the F32 rows. All sums are f32.
- *   - batches of more than 32 rows (prefill) on tensor cores (gemm.cu): the weight tile is
+ *   - batches of more than 32 rows (64 for Q4_0/Q8_0; prefill) on tensor cores (gemm.cu): the weight tile is
  *     dequantized to F16 in shared memory and the activations are F16 holding the values the CPU
  *     engine's encoding would give: f16(d * q) of the Q8_0 (Q8_0/Q4_0/MLX weights) or Q8_K
  *     (K-quants) quantization, f16(x) for F16 weights; MLX weights become f16(s * q + b). So prefill differs from the integer path only by the
@@ -178,6 +179,20 @@ typedef struct mlxr_cuda_rms {
     int64_t n;
     float eps;
 } mlxr_cuda_rms;
+
+/*
+ * Batches of MLXR_CUDA_MMQ_MIN_T..MLXR_CUDA_MMQ_MAX_T tokens times Q4_0 or Q8_0 weights on int8
+ * tensor cores (mmq.cu; sm_80+), with the Q8_0 activations of the CUDA-core path and the same
+ * result up to f32 rounding order: mlxr_matmul_cuda (and mlxr_cuda_act_enc) take it for those
+ * shapes unless MLXR_CUDA_MMQ is "0" (a switch for comparing timings). Below 9 tokens the
+ * CUDA-core product is as fast; above 64, the f16 GEMM. mlxr_mmq_cuda's arguments are
+ * mlxr_matmul_cuda's.
+ */
+#define MLXR_CUDA_MMQ_MIN_T 9
+#define MLXR_CUDA_MMQ_MAX_T 64
+bool mlxr_mmq_supported_cuda(mlxr_dtype type, int64_t ne0, int32_t T);
+cudaError_t mlxr_mmq_cuda(const mlxr_cuda_mat *w, const void *xq, const float *xd, int32_t T, float *y,
+                          int64_t ldy, cudaStream_t st);
 
 /* For benchmarks: weight rows per block of decode products (2, 4 or 8; 0 = the per-type default,
  * or MLXR_CUDA_MV_ROWS from the environment). Not thread-safe; set before launching. */
