@@ -1561,6 +1561,22 @@ static void test_errors(void) {
     CHECK(mlxr_matmul_cuda(&m, NULL, NULL, 1, NULL, 256, 0) == cudaErrorInvalidValue, "bad type rejected");
 }
 
+/* MLXR_TEST_ONLY=name[,name...]: run only the test functions whose names contain one of them (for
+ * compute-sanitizer runs of one area; unset: all). */
+static bool wanted(const char *fn) {
+    const char *only = getenv("MLXR_TEST_ONLY");
+    if (!only || !*only) return true;
+    char buf[256];
+    snprintf(buf, sizeof buf, "%s", only);
+    for (char *tok = strtok(buf, ","); tok; tok = strtok(NULL, ","))
+        if (*tok && strstr(fn, tok)) return true;
+    return false;
+}
+#define RUN(f)                                                                                    \
+    do {                                                                                          \
+        if (wanted(#f)) f();                                                                      \
+    } while (0)
+
 int main(void) {
     const int32_t n_dev = mlxr_gpu_count();
     if (n_dev < 1) {
@@ -1572,19 +1588,19 @@ int main(void) {
     fprintf(stderr, "device 0: %s (sm_%d%d, %d SMs)\n", prop.name, prop.major, prop.minor,
             prop.multiProcessorCount);
     rng = test_seed();
-    test_quantize();
-    test_matmul();
-    test_mlx_matmul();
-    test_rmsnorm();
-    test_rope();
-    test_rope_kv();
-    test_softmax_swiglu();
-    test_q8_k_outputs();
-    test_matmul_swiglu();
-    test_matmul_resid();
-    test_pdl_chain();
-    test_argmax();
-    test_attention();
-    test_errors();
+    RUN(test_quantize);
+    RUN(test_matmul);
+    RUN(test_mlx_matmul);
+    RUN(test_rmsnorm);
+    RUN(test_rope);
+    RUN(test_rope_kv);
+    RUN(test_softmax_swiglu);
+    RUN(test_q8_k_outputs);
+    RUN(test_matmul_swiglu);
+    RUN(test_matmul_resid);
+    RUN(test_pdl_chain);
+    RUN(test_argmax);
+    RUN(test_attention);
+    RUN(test_errors);
     return test_finish("cuda_test_kernels");
 }
