@@ -76,11 +76,12 @@ static mlxr_status alloc_scratch(mlxr_context *c, mlxr_err *err) {
     c->att_stride = mlxr_attention_scratch(c->n_ctx, h->head_dim);
     c->att = alloc3(nth, c->att_stride, 1);
     c->rope_cs = alloc3((size_t)h->n_rot, 4, 1);
+    c->mm_ctr = alloc3(nth, sizeof *c->mm_ctr, 1);
     c->att_seg = alloc3(B + 1, sizeof *c->att_seg, 1);
     c->logits = alloc3(B, V, 4);
     c->logit_row = calloc(B, sizeof *c->logit_row);
     if (!c->seq_next || !c->x || !c->xb || !c->xb2 || !c->q || !c->k ||
-        !c->v || !c->hb || !c->hb2 || !c->xq || !c->xq2 || !c->att || !c->rope_cs ||
+        !c->v || !c->hb || !c->hb2 || !c->xq || !c->xq2 || !c->att || !c->rope_cs || !c->mm_ctr ||
         !c->att_seg || !c->logits || !c->logit_row)
         return MLXR_FAIL(err, MLXR_ERR_NOMEM,
                          "out of memory for a context of %d tokens x %d sequences (batch %d)",
@@ -173,6 +174,7 @@ void mlxr_context_free(mlxr_context *c) {
     free(c->xq2);
     free(c->att);
     free(c->rope_cs);
+    free(c->mm_ctr);
     free(c->att_seg);
     free(c->logits);
     free(c->logit_row);

@@ -32,8 +32,9 @@
 /*
  * One parallel pass of up to three products that read the same encoded input (Q, K, V; gate,
  * up), so the threads meet once instead of once per weight. Rows are handed out in chunks of
- * CHUNK_ROWS from a shared counter, so a thread that the OS descheduled (a loaded machine) does
- * not hold the others up. Every output row is one independent product and chunk boundaries do
+ * CHUNK_ROWS: each thread owns a contiguous range of chunks and takes them in order (one
+ * sequential stream of weights per thread), then takes what is left of the others' ranges, so a
+ * thread that the OS descheduled (a loaded machine) does not hold the others up. Every output row is one independent product and chunk boundaries do
  * not depend on the thread count, so neither the fusion nor the hand-out changes a number.
  * Epilogues run on a chunk's rows right after its products, without a meeting: SwiGLU of y[0]
  * with y[1] (a chunk then covers the same rows of both) followed by encoding the result for the
@@ -53,7 +54,7 @@ typedef struct matmul_job {
     size_t enc_bytes;        /* bytes per block of enc's type */
     void *xq_out;            /* stride c->xq_row */
     float *add_to;           /* if set: add_to[t][r] += y[0][t][r] (residual, ne1 == n_embd) */
-    atomic_int next;         /* next chunk to hand out */
+    int64_t total;           /* chunks in all; set by matmul_run */
 } matmul_job;
 
 /* Weight rows per tile: a tile stays in cache while every token of the batch passes over it. */
@@ -124,26 +125,34 @@ static int64_t n_chunks(const matmul_job *j, int i) {
     return (j->w[i]->ne1 + j->chunk - 1) / j->chunk;
 }
 
+/* Chunk k of the job's rows (numbered over the weights in order, or over y[0]'s rows with SwiGLU,
+ * where a chunk covers the same rows of every weight). */
+static void run_chunk(const matmul_job *j, int64_t k) {
+    int i = 0;
+    if (!j->swiglu)
+        for (; i < j->n_w && k >= n_chunks(j, i); i++)
+            k -= n_chunks(j, i);
+    const int64_t N = j->w[i]->ne1, r0 = k * j->chunk;
+    const int64_t r1 = r0 + j->chunk < N ? r0 + j->chunk : N;
+    for (int w = i; w < (j->swiglu ? j->n_w : i + 1); w++)
+        matmul_rows(j, j->w[w], j->y[w], r0, r1);
+    if (i == 0) epilogue(j, r0, r1);
+}
+
+/* Thread ith takes the chunks of its own contiguous range in order, so its weight reads are one
+ * sequential stream (the hardware prefetchers keep running across chunk boundaries), then helps
+ * with what is left of the others' ranges: a thread the OS descheduled does not hold the rest up. */
 static void matmul_worker(void *arg, int ith, int nth) {
-    (void)ith;
-    (void)nth;
-    matmul_job *j = arg;
-    for (;;) {
-        int64_t k = atomic_fetch_add_explicit(&j->next, 1, memory_order_relaxed);
-        /* with SwiGLU a chunk is the same rows of every weight; else chunks go weight by weight */
-        int i = 0;
-        if (j->swiglu) {
-            if (k >= n_chunks(j, 0)) return;
-        } else {
-            for (; i < j->n_w && k >= n_chunks(j, i); i++)
-                k -= n_chunks(j, i);
-            if (i == j->n_w) return;
+    const matmul_job *j = arg;
+    mlxr_mm_ctr *ctr = j->c->mm_ctr;
+    for (int d = 0; d < nth; d++) {
+        const int r = (ith + d) % nth;
+        const int64_t end = j->total * (r + 1) / nth;
+        for (;;) {
+            const int64_t k = atomic_fetch_add_explicit(&ctr[r].next, 1, memory_order_relaxed);
+            if (k >= end) break;
+            run_chunk(j, k);
         }
-        const int64_t N = j->w[i]->ne1, r0 = k * j->chunk;
-        const int64_t r1 = r0 + j->chunk < N ? r0 + j->chunk : N;
-        for (int w = i; w < (j->swiglu ? j->n_w : i + 1); w++)
-            matmul_rows(j, j->w[w], j->y[w], r0, r1);
-        if (i == 0) epilogue(j, r0, r1);
     }
 }
 
@@ -151,7 +160,11 @@ static void matmul_worker(void *arg, int ith, int nth) {
 static void matmul_run(mlxr_context *c, matmul_job *j) {
     j->chunk = CHUNK_ROWS;
     if (j->enc) j->chunk = (CHUNK_ROWS + j->enc_blk - 1) / j->enc_blk * j->enc_blk;
-    atomic_init(&j->next, 0);
+    j->total = 0;
+    for (int i = 0; i < (j->swiglu ? 1 : j->n_w); i++) j->total += n_chunks(j, i);
+    const int nth = mlxr_tp_n_threads(c->tp);
+    for (int r = 0; r < nth; r++)
+        atomic_store_explicit(&c->mm_ctr[r].next, j->total * r / nth, memory_order_relaxed);
     mlxr_tp_run(c->tp, matmul_worker, j);
 }
 

@@ -14,6 +14,14 @@
 #include "tokenizer/vocab.h"
 #include "util/threadpool.h"
 
+#include <stdatomic.h>
+
+/* One thread's next chunk of a matrix product (llama.c), alone on its 64-byte cache line. */
+typedef struct mlxr_mm_ctr {
+    atomic_llong next;
+    char pad[64 - sizeof(atomic_llong)];
+} mlxr_mm_ctr;
+
 /* A weight matrix or vector: a view into the map. Rows are ne1 rows of ne0 elements. */
 typedef struct mlxr_weight {
     char name[48];    /* tensor name, for messages */
@@ -85,6 +93,7 @@ struct mlxr_context {
                           [ATT_QCHUNK][head_dim] f32 (attention.c) */
     size_t att_stride; /* bytes per thread in att */
     float *rope_cs;    /* [n_rot] RoPE cos/sin scratch */
+    mlxr_mm_ctr *mm_ctr; /* [n_threads] matrix-product hand-out counters (llama.c) */
     int32_t *att_seg;  /* [n_batch + 1] attention segment starts (attention.c) */
     float *logits;     /* [n_batch][n_vocab] rows for entries that asked for logits */
     int32_t *logit_row;/* [n_batch] row in logits of batch entry i, or -1 */
