@@ -8,7 +8,10 @@
  * then xn = rmsnorm(x += dx) * g_out for the rows that want logits, and logits = Wout . xn.
  * Each residual add is fused into the next RMSNorm. Single-token batches (decode) replay a CUDA
  * graph captured on first use: its inputs (token, position, sequence) are copied from pinned host
- * memory by the graph itself, and the logits come back into pinned memory.
+ * memory by the graph itself, and the logits come back into pinned memory. Decode batches of up
+ * to GRAPH_MAX_T rows (every row wants logits) replay a graph per shape (rows, one sequence or
+ * several): the pass depends on nothing else of the batch on the host side, so a graph captured
+ * once serves every later batch of that shape; the few most recently used shapes are kept.
  */
 #include "model/backend_cuda.h"
 #include "model/model.h"
@@ -75,6 +78,18 @@ typedef struct gpu_layer {
 /* Batches of more than this many rows of one sequence take the tensor-core prefill attention. */
 #define ATT_PREFILL_MIN_T 8
 
+/* Batched steps replayed from CUDA graphs: up to this many rows (their logits come back through
+ * pinned memory of GRAPH_MAX_T rows), and up to GRAPH_SHAPES shapes kept at once. */
+#define GRAPH_MAX_T 32
+#define GRAPH_SHAPES 8
+
+typedef struct batch_graph {
+    int32_t T, R;
+    bool one_seq;
+    cudaGraphExec_t exec; /* NULL: slot free */
+    uint64_t used;        /* last use, for replacing the least recently used shape */
+} batch_graph;
+
 struct mlxr_cuda_ctx {
     cudaStream_t st;
     int32_t n_layer, B; /* B: rows of scratch (n_batch) */
@@ -109,6 +124,10 @@ struct mlxr_cuda_ctx {
     float *h_logits;           /* pinned [V]: the graph's output */
     cudaGraphExec_t graph;
     bool graph_failed;
+    batch_graph bg[GRAPH_SHAPES];
+    uint64_t bg_clock;
+    bool bg_failed;            /* a batched capture failed: batches run as plain launches */
+    float *h_blogits;          /* pinned [GRAPH_MAX_T][V]: the batched graphs' logits (lazily) */
     bool one_seq;              /* the batch being enqueued has a single sequence */
 };
 
@@ -392,7 +411,10 @@ static void ctx_release(mlxr_cuda_ctx *g) {
     cudaFreeHost(g->h_in);
     cudaFreeHost(g->h_table);
     cudaFreeHost(g->h_logits);
+    cudaFreeHost(g->h_blogits);
     if (g->graph) cudaGraphExecDestroy(g->graph);
+    for (int i = 0; i < GRAPH_SHAPES; i++)
+        if (g->bg[i].exec) cudaGraphExecDestroy(g->bg[i].exec);
     if (g->st) cudaStreamDestroy(g->st);
     free(g);
 }
@@ -610,31 +632,73 @@ static mlxr_status enqueue(mlxr_context *c, mlxr_cuda_ctx *g, int32_t T, int32_t
     return matmul(g, &g->output, &in, R, g->logits, g->V, NULL, err);
 }
 
-/* Capture the single-token step once: inputs in, pass, logits out. */
-static mlxr_status capture_step(mlxr_context *c, mlxr_cuda_ctx *g, mlxr_err *err) {
+/* Capture one pass of T rows (R of them wanting logits) into *exec: inputs in, pass, logits out
+ * into `h_out` (pinned). */
+static mlxr_status capture_pass(mlxr_context *c, mlxr_cuda_ctx *g, int32_t T, int32_t R, float *h_out,
+                                cudaGraphExec_t *exec, mlxr_err *err) {
     const size_t in_bytes = 4 * (size_t)g->B * 4;
+    *exec = NULL;
     MLXR_CUDA_TRY(err, cudaStreamBeginCapture(g->st, cudaStreamCaptureModeThreadLocal));
     mlxr_status st = mlxr_cuda_status(cudaMemcpyAsync(g->d_in, g->h_in, in_bytes, cudaMemcpyHostToDevice, g->st),
                                       err, "cudaMemcpyAsync(batch)", __FILE__, __LINE__);
     if (st == MLXR_OK)
         st = mlxr_cuda_status(cudaMemcpyAsync(g->d_table, g->h_table, g->table_bytes, cudaMemcpyHostToDevice, g->st),
                               err, "cudaMemcpyAsync(block tables)", __FILE__, __LINE__);
-    if (st == MLXR_OK) st = enqueue(c, g, 1, 1, err);
-    if (st == MLXR_OK)
-        st = mlxr_cuda_status(cudaMemcpyAsync(g->h_logits, g->logits, (size_t)g->V * 4, cudaMemcpyDeviceToHost, g->st),
-                              err, "cudaMemcpyAsync(logits)", __FILE__, __LINE__);
+    if (st == MLXR_OK) st = enqueue(c, g, T, R, err);
+    if (st == MLXR_OK && R > 0)
+        st = mlxr_cuda_status(
+            cudaMemcpyAsync(h_out, g->logits, (size_t)R * g->V * 4, cudaMemcpyDeviceToHost, g->st), err,
+            "cudaMemcpyAsync(logits)", __FILE__, __LINE__);
     cudaGraph_t graph = NULL;
     cudaError_t e = cudaStreamEndCapture(g->st, &graph);
     if (st == MLXR_OK) st = mlxr_cuda_status(e, err, "cudaStreamEndCapture", __FILE__, __LINE__);
     if (st == MLXR_OK)
-        st = mlxr_cuda_status(cudaGraphInstantiate(&g->graph, graph, 0), err, "cudaGraphInstantiate", __FILE__,
-                              __LINE__);
+        st = mlxr_cuda_status(cudaGraphInstantiate(exec, graph, 0), err, "cudaGraphInstantiate", __FILE__, __LINE__);
     if (graph) cudaGraphDestroy(graph);
     if (st != MLXR_OK) {
-        g->graph = NULL;
+        *exec = NULL;
         cudaGetLastError();
     }
     return st;
+}
+
+static void warn_plain(mlxr_context *c, const mlxr_err *err) {
+    if (!c->m->log) return;
+    char msg[MLXR_ERR_MSG_MAX + 64];
+    snprintf(msg, sizeof msg, "CUDA graph capture failed (%s); using plain launches", err ? err->msg : "?");
+    c->m->log(MLXR_LOG_WARN, msg, c->m->log_user);
+}
+
+/* The graph of a batch of T rows, R logit rows (g->one_seq as the batch has it): the cached one
+ * of that shape, or a new capture in the least recently used slot. NULL when capturing fails
+ * (g->bg_failed is then set; err is cleared). */
+static cudaGraphExec_t batch_graph_for(mlxr_context *c, mlxr_cuda_ctx *g, int32_t T, int32_t R, mlxr_err *err) {
+    batch_graph *slot = &g->bg[0];
+    for (int i = 0; i < GRAPH_SHAPES; i++) {
+        batch_graph *b = &g->bg[i];
+        if (b->exec && b->T == T && b->R == R && b->one_seq == g->one_seq) {
+            b->used = ++g->bg_clock;
+            return b->exec;
+        }
+        if (!b->exec || (slot->exec && b->used < slot->used)) slot = b;
+    }
+    mlxr_status st = MLXR_OK;
+    if (!g->h_blogits)
+        st = mlxr_cuda_status(cudaMallocHost((void **)&g->h_blogits, (size_t)GRAPH_MAX_T * g->V * 4), err,
+                              "cudaMallocHost(batch logits)", __FILE__, __LINE__);
+    if (slot->exec) {
+        cudaGraphExecDestroy(slot->exec);
+        slot->exec = NULL;
+    }
+    if (st == MLXR_OK) st = capture_pass(c, g, T, R, g->h_blogits, &slot->exec, err);
+    if (st != MLXR_OK) {
+        g->bg_failed = true;
+        warn_plain(c, err);
+        mlxr_err_clear(err);
+        return NULL;
+    }
+    *slot = (batch_graph){T, R, g->one_seq, slot->exec, ++g->bg_clock};
+    return slot->exec;
 }
 
 /* One single-token step (a decode step): the captured graph when it works, else plain launches.
@@ -644,13 +708,9 @@ static mlxr_status step_one(mlxr_context *c, mlxr_cuda_ctx *g, float *logits, ml
     g->one_seq = true;
     g->h_in[3 * g->B] = 0;
     if (prof_on()) g->graph_failed = true; /* profiled passes run op by op */
-    if (!g->graph_failed && !g->graph && capture_step(c, g, err) != MLXR_OK) {
+    if (!g->graph_failed && !g->graph && capture_pass(c, g, 1, 1, g->h_logits, &g->graph, err) != MLXR_OK) {
         g->graph_failed = true; /* fall back to plain launches from now on */
-        if (c->m->log) {
-            char msg[MLXR_ERR_MSG_MAX + 64];
-            snprintf(msg, sizeof msg, "CUDA graph capture failed (%s); using plain launches", err ? err->msg : "?");
-            c->m->log(MLXR_LOG_WARN, msg, c->m->log_user);
-        }
+        warn_plain(c, err);
         mlxr_err_clear(err);
     }
     if (g->graph) {
@@ -699,6 +759,17 @@ mlxr_status mlxr_cuda_forward(mlxr_context *c, const mlxr_batch *b, mlxr_err *er
         g->h_in[2 * B + i] = b->seq[i];
         if (c->logit_row[i] >= 0) g->h_in[3 * B + c->logit_row[i]] = i;
         if (c->logit_row[i] >= 0) R++;
+    }
+    cudaGraphExec_t ge = NULL;
+    /* decode batches only (every row wants logits): their shapes repeat step after step, while
+     * prompt chunks come in every length and a capture (a few ms) would cost more than it saves */
+    if (T <= GRAPH_MAX_T && R == T && !g->bg_failed && !prof_on() && mlxr_cuda_batch_graphs_enabled())
+        ge = batch_graph_for(c, g, T, R, err);
+    if (ge) {
+        MLXR_CUDA_TRY(err, cudaGraphLaunch(ge, g->st));
+        MLXR_CUDA_TRY(err, cudaStreamSynchronize(g->st));
+        if (R > 0) memcpy(c->logits, g->h_blogits, (size_t)R * g->V * 4);
+        return MLXR_OK;
     }
     MLXR_CUDA_TRY(err, cudaMemcpyAsync(g->d_in, g->h_in, 4 * (size_t)B * 4, cudaMemcpyHostToDevice, g->st));
     MLXR_CUDA_TRY(err, cudaMemcpyAsync(g->d_table, g->h_table, g->table_bytes, cudaMemcpyHostToDevice, g->st));

@@ -72,3 +72,11 @@ extern "C" bool mlxr_cuda_fused_norm_enabled(void) {
     }();
     return on;
 }
+
+extern "C" bool mlxr_cuda_batch_graphs_enabled(void) {
+    static const bool on = [] {
+        const char *e = getenv("MLXR_CUDA_BATCH_GRAPHS");
+        return !(e && !strcmp(e, "0"));
+    }();
+    return on;
+}

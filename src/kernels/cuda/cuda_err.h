@@ -41,6 +41,10 @@ bool mlxr_cuda_fused_swiglu_enabled(void);
  * unless MLXR_CUDA_FUSED_NORM is "0" (for A/B timings and as a fallback). */
 bool mlxr_cuda_fused_norm_enabled(void);
 
+/* Whether batched passes of up to 32 rows replay CUDA graphs cached per shape (backend_cuda.c):
+ * true unless MLXR_CUDA_BATCH_GRAPHS is "0" (for A/B timings). */
+bool mlxr_cuda_batch_graphs_enabled(void);
+
 /* The error of the last kernel launch (launch-configuration errors show up here). */
 mlxr_status mlxr_cuda_launch_status(mlxr_err *err, const char *kernel, const char *file, int line);
 
