@@ -34,8 +34,9 @@
  * up), so the threads meet once instead of once per weight. Rows are handed out in chunks of
  * CHUNK_ROWS: each thread owns a contiguous range of chunks and takes them in order (one
  * sequential stream of weights per thread), then takes what is left of the others' ranges, so a
- * thread that the OS descheduled (a loaded machine) does not hold the others up. Every output row is one independent product and chunk boundaries do
- * not depend on the thread count, so neither the fusion nor the hand-out changes a number.
+ * thread that the OS descheduled (a loaded machine) does not hold the others up. Every output
+ * row is one independent product and chunk boundaries do not depend on the thread count, so
+ * neither the fusion nor the hand-out changes a number.
  * Epilogues run on a chunk's rows right after its products, without a meeting: SwiGLU of y[0]
  * with y[1] (a chunk then covers the same rows of both) followed by encoding the result for the
  * next product (chunks then start at block boundaries of that encoding), or the residual add.
@@ -141,7 +142,7 @@ static void run_chunk(const matmul_job *j, int64_t k) {
 
 /* Thread ith takes the chunks of its own contiguous range in order, so its weight reads are one
  * sequential stream (the hardware prefetchers keep running across chunk boundaries), then helps
- * with what is left of the others' ranges: a thread the OS descheduled does not hold the rest up. */
+ * with what is left of the others' ranges: a thread the OS descheduled holds no one up. */
 static void matmul_worker(void *arg, int ith, int nth) {
     const matmul_job *j = arg;
     mlxr_mm_ctr *ctr = j->c->mm_ctr;

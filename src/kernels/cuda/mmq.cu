@@ -127,7 +127,8 @@ __global__ void __launch_bounds__(MMQ_WARPS * 32, 2)
         for (int c = lane; c < TP * 8; c += 32) {
             const int tk = c >> 3, off = q * 128 + (c & 7) * 16;
             const bool in = off < ne0;
-            cp_async16(xb + tk * MMQ_XS + (c & 7) * 16, xq + (int64_t)min(tk, T - 1) * ne0 + (in ? off : 0), in ? 16 : 0);
+            const int8_t *src = xq + (int64_t)min(tk, T - 1) * ne0 + (in ? off : 0);
+            cp_async16(xb + tk * MMQ_XS + (c & 7) * 16, src, in ? 16 : 0);
         }
         for (int c = lane; c < TP * 4; c += 32) {
             const int tk = c >> 2, b = 4 * q + (c & 3);
@@ -156,8 +157,9 @@ __global__ void __launch_bounds__(MMQ_WARPS * 32, 2)
             const bool in = q + u < q1 && kb < nb;
 #pragma unroll
             for (int h = 0; h < H; h++) {
-                va[u][h] = in ? __ldg(reinterpret_cast<const int4 *>(wa + (int64_t)kb * BQ) + h) : make_int4(0, 0, 0, 0);
-                vb[u][h] = in ? __ldg(reinterpret_cast<const int4 *>(wb + (int64_t)kb * BQ) + h) : make_int4(0, 0, 0, 0);
+                const int4 z = make_int4(0, 0, 0, 0);
+                va[u][h] = in ? __ldg(reinterpret_cast<const int4 *>(wa + (int64_t)kb * BQ) + h) : z;
+                vb[u][h] = in ? __ldg(reinterpret_cast<const int4 *>(wb + (int64_t)kb * BQ) + h) : z;
             }
             unsigned short sa[4], sb[4];
 #pragma unroll
@@ -206,8 +208,9 @@ __global__ void __launch_bounds__(MMQ_WARPS * 32, 2)
                     a[2] = q4_minus8((fa[0][i] >> 4) & 0x0F0F0F0Fu);
                     a[3] = q4_minus8((fb[0][i] >> 4) & 0x0F0F0F0Fu);
                 }
-                const float dwa = __half2float(__ushort_as_half((unsigned short)(ha[u][i >> 1] >> (16 * (i & 1)))));
-                const float dwb = __half2float(__ushort_as_half((unsigned short)(hb[u][i >> 1] >> (16 * (i & 1)))));
+                const int sh = 16 * (i & 1);
+                const float dwa = __half2float(__ushort_as_half((unsigned short)(ha[u][i >> 1] >> sh)));
+                const float dwb = __half2float(__ushort_as_half((unsigned short)(hb[u][i >> 1] >> sh)));
 #pragma unroll
                 for (int j = 0; j < NT; j++) {
                     const unsigned char *xr = xb + (8 * j + g) * MMQ_XS + i * QK + 4 * t;
