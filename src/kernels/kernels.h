@@ -59,6 +59,11 @@ typedef void (*mlxr_vec_dot_fn)(int64_t n, float *s, const void *x, const void *
  * four weight rows at once, the decode product of a type without an interleaved layout. */
 typedef void (*mlxr_vec_dot4_fn)(int64_t n, float *s, const void *w, size_t w_stride,
                                  const void *y);
+/* vec_dot4 for nc activation rows (y_stride bytes apart): s[c * lds + i] is bitwise what vec_dot4
+ * gives for row i and activation row c, but each weight row is read and converted once for all
+ * of them (the query heads of one KV head in grouped-query attention). */
+typedef void (*mlxr_vec_dot4n_fn)(int64_t n, int64_t nc, float *s, size_t lds, const void *w,
+                                  size_t w_stride, const void *y, size_t y_stride);
 /* Encode n floats into a row of some type (quantize / convert). n multiple of block size. */
 typedef void (*mlxr_from_float_fn)(const float *x, void *y, int64_t n);
 /* Decode a row of n elements to floats (dequantize / convert). */
@@ -120,6 +125,7 @@ typedef struct mlxr_type_kernels {
      * is paired with (so batch invariant too): the decode product over the plain layout where it
      * streams memory faster than vec_dot row by row. NULL: vec_dot row by row. */
     mlxr_vec_dot4_fn vec_dot4;
+    mlxr_vec_dot4n_fn vec_dot4n; /* set where vec_dot4 is */
     mlxr_dtype vec_dot_type;       /* encoding of the activation row */
     mlxr_from_float_fn from_float; /* encode floats into this type (NULL if none) */
     mlxr_to_float_fn to_float;     /* decode this type (NULL if none) */
@@ -138,6 +144,28 @@ static inline void mlxr_dot_rows(const mlxr_type_kernels *tk, int64_t n, int64_t
             tk->vec_dot4(n, &y[i], W + (size_t)i * ws, ws, x);
     for (; i < nr; i++)
         tk->vec_dot(n, &y[i], W + (size_t)i * ws, x);
+}
+
+/* mlxr_dot_rows for nc activation rows (xs bytes apart) at once: y[c * ldy + i] is bitwise
+ * mlxr_dot_rows' y[i] for activation row c, each group of four weight rows read once for all the
+ * columns where tk has vec_dot4n. */
+static inline void mlxr_dot_rows_n(const mlxr_type_kernels *tk, int64_t n, int64_t nr, int64_t nc,
+                                   const void *w, size_t ws, const void *x, size_t xs, float *y,
+                                   size_t ldy) {
+    if (!tk->vec_dot4n) {
+        for (int64_t c = 0; c < nc; c++)
+            mlxr_dot_rows(tk, n, nr, w, ws, (const uint8_t *)x + (size_t)c * xs,
+                          y + (size_t)c * ldy);
+        return;
+    }
+    const uint8_t *W = (const uint8_t *)w;
+    int64_t i = 0;
+    for (; i + 4 <= nr; i += 4)
+        tk->vec_dot4n(n, nc, &y[i], ldy, W + (size_t)i * ws, ws, x, xs);
+    for (; i < nr; i++)
+        for (int64_t c = 0; c < nc; c++)
+            tk->vec_dot(n, &y[(size_t)c * ldy + (size_t)i], W + (size_t)i * ws,
+                        (const uint8_t *)x + (size_t)c * xs);
 }
 
 typedef struct mlxr_kernels {
@@ -233,6 +261,8 @@ void mlxr_gemm_q6_k_ref(int64_t n, int64_t nr, int64_t nc, const void *w, size_t
 void mlxr_vec_dot_f32_avx2(int64_t n, float *s, const void *x, const void *y);
 void mlxr_vec_dot_f16_avx2(int64_t n, float *s, const void *x, const void *y);
 void mlxr_vec_dot4_f16_avx2(int64_t n, float *s, const void *w, size_t w_stride, const void *y);
+void mlxr_vec_dot4n_f16_avx2(int64_t n, int64_t nc, float *s, size_t lds, const void *w,
+                             size_t w_stride, const void *y, size_t y_stride);
 void mlxr_vec_dot_bf16_avx2(int64_t n, float *s, const void *x, const void *y);
 void mlxr_vec_dot_q8_0_avx2(int64_t n, float *s, const void *x, const void *y);
 void mlxr_vec_dot_q4_0_avx2(int64_t n, float *s, const void *x, const void *y);

@@ -117,9 +117,21 @@ static void kv_store(mlxr_context *c, const mlxr_batch *b, int32_t il) {
 /* y[j][i] = dot(w_i, x_j) with the type's gemm, or its dot product where there is none. One
  * column (a decode step) takes the four-row product where the type has one (mlxr_dot_rows: four
  * K rows or V columns stream at once); runs start at block starts, multiples of 4, so qk's scores
- * stay bitwise the same however the positions are split into runs. */
+ * stay bitwise the same however the positions are split into runs. With `cols`, the nc columns
+ * are the query heads of one KV head at one position: each is computed bitwise as alone (nc = 1),
+ * but the four-row product reads and converts each K row / V column once for all of them. */
 static void products(const mlxr_type_kernels *tk, int64_t n, int64_t nr, int64_t nc, const void *w,
-                     size_t ws, const void *x, size_t xs, float *y, size_t ldy) {
+                     size_t ws, const void *x, size_t xs, float *y, size_t ldy, bool cols) {
+    if (cols && nc > 1) { /* each column exactly as a product of its own (nc = 1) */
+        if (tk->vec_dot4n) {
+            mlxr_dot_rows_n(tk, n, nr, nc, w, ws, x, xs, y, ldy);
+        } else {
+            for (int64_t j = 0; j < nc; j++)
+                products(tk, n, nr, 1, w, ws, (const uint8_t *)x + (size_t)j * xs, xs,
+                         y + (size_t)j * ldy, ldy, false);
+        }
+        return;
+    }
     if (nc == 1 && tk->vec_dot4) {
         mlxr_dot_rows(tk, n, nr, w, ws, x, y);
         return;
@@ -146,14 +158,15 @@ typedef struct attn_job {
  * Runs start at block starts, multiples of the GEMM tile height, so every score is bitwise the
  * same however the positions are split into runs. */
 static void qk(const mlxr_context *c, const mlxr_type_kernels *tk, int32_t il, int32_t s,
-               int32_t kvh, int32_t n, int32_t nq, const uint8_t *q16, float *scores, size_t lds) {
+               int32_t kvh, int32_t n, int32_t nq, const uint8_t *q16, float *scores, size_t lds,
+               bool cols) {
     const int32_t hd = c->m->info.head_dim;
     const size_t elt = c->kv_elt;
     for (int32_t p0 = 0; p0 < n;) {
         size_t pp;
         const int32_t rows = run_of(c, s, p0, n, false, &pp);
         products(tk, hd, rows, nq, k_row(c, il, pp) + (size_t)kvh * hd * elt,
-                 (size_t)c->kv_dim * elt, q16, (size_t)hd * elt, scores + p0, lds);
+                 (size_t)c->kv_dim * elt, q16, (size_t)hd * elt, scores + p0, lds, cols);
         p0 += rows;
     }
 }
@@ -163,7 +176,7 @@ static void qk(const mlxr_context *c, const mlxr_type_kernels *tk, int32_t il, i
  * per_block makes the sum's order independent of where the blocks lie (see attn_task). */
 static void pv(const mlxr_context *c, const mlxr_type_kernels *tk, int32_t il, int32_t s,
                int32_t kvh, int32_t n, int32_t nq, const uint8_t *p16, size_t ps, bool per_block,
-               float *out, size_t ldo, float *part) {
+               float *out, size_t ldo, float *part, bool cols) {
     const int32_t hd = c->m->info.head_dim;
     const size_t elt = c->kv_elt, vs = pool_positions(c) * elt;
     for (int32_t p0 = 0; p0 < n;) {
@@ -171,7 +184,7 @@ static void pv(const mlxr_context *c, const mlxr_type_kernels *tk, int32_t il, i
         const int32_t rows = run_of(c, s, p0, n, per_block, &pp);
         const bool first = p0 == 0;
         products(tk, rows, hd, nq, v_row(c, il, kvh * hd) + pp * elt, vs, p16 + (size_t)p0 * elt,
-                 ps, first ? out : part, first ? ldo : (size_t)hd);
+                 ps, first ? out : part, first ? ldo : (size_t)hd, cols);
         if (!first)
             for (int32_t q = 0; q < nq; q++)
                 for (int32_t d = 0; d < hd; d++)
@@ -199,11 +212,11 @@ static void attn_query(mlxr_context *c, int32_t il, int32_t t, int32_t s, int32_
     float *part = (float *)(scratch + off_o(c->n_ctx, hd)); /* [hd] */
 
     tk->from_float(c->q + (size_t)t * E + (size_t)head * hd, q16, hd);
-    qk(c, tk, il, s, kvh, valid, 1, q16, row, 0);
+    qk(c, tk, il, s, kvh, valid, 1, q16, row, 0, false);
     mlxr_softmax_f32_ref(row, valid, 1.0f / sqrtf((float)hd));
     tk->from_float(row, p16, valid);
     pv(c, tk, il, s, kvh, valid, 1, p16, 0, true, c->xb2 + (size_t)t * E + (size_t)head * hd,
-       (size_t)E, part);
+       (size_t)E, part, false);
 }
 
 /* A task over a Q8_0 cache (kernels/kv_q8.h): nq queries from batch entry t0 at positions
@@ -244,6 +257,35 @@ static void attn_task_q8(mlxr_context *c, int32_t il, int32_t t0, int32_t nq, in
     }
 }
 
+/* A decode step (one query at position p0 of sequence s, batch entry t0) for the G query heads
+ * head0.. of KV head kvh at once: every head's numbers are bitwise attn_query's (products with
+ * `cols`), while each K row and V column is read once for the group. Scratch as attn_task's, G
+ * rows (G <= ATT_QCHUNK). */
+static void attn_group(const attn_job *j, int32_t t0, int32_t s, int32_t p0, int32_t kvh,
+                       int32_t head0, int32_t G, uint8_t *scratch) {
+    mlxr_context *c = j->c;
+    const int32_t hd = c->m->info.head_dim, E = c->m->info.n_embd, n_kv = p0 + 1;
+    const mlxr_type_kernels *tk =
+        &c->kern.type[c->kv_type == MLXR_KV_F16 ? MLXR_DTYPE_F16 : MLXR_DTYPE_F32];
+    const size_t elt = c->kv_elt, ctx = (size_t)c->n_ctx;
+    float *scores = (float *)scratch;                       /* [G][n_ctx] */
+    uint8_t *q16 = scratch + off_q(c->n_ctx);               /* [G][hd] in the KV type */
+    uint8_t *p16 = scratch + off_p(c->n_ctx, hd);           /* [G][n_ctx] in the KV type */
+    float *part = (float *)(scratch + off_o(c->n_ctx, hd)); /* [G][hd] one run's P.V */
+    const float *q = c->q + (size_t)t0 * E + (size_t)head0 * hd;
+    for (int32_t g = 0; g < G; g++)
+        tk->from_float(q + (size_t)g * hd, q16 + (size_t)g * hd * elt, hd);
+    qk(c, tk, j->il, s, kvh, n_kv, G, q16, scores, ctx, true);
+    const float scale = 1.0f / sqrtf((float)hd);
+    for (int32_t g = 0; g < G; g++) {
+        float *row = scores + (size_t)g * ctx;
+        mlxr_softmax_f32_ref(row, n_kv, scale);
+        tk->from_float(row, p16 + (size_t)g * ctx * elt, n_kv);
+    }
+    pv(c, tk, j->il, s, kvh, n_kv, G, p16, ctx * elt, true,
+       c->xb2 + (size_t)t0 * E + (size_t)head0 * hd, (size_t)hd, part, true);
+}
+
 static void attn_task(const attn_job *j, int32_t seg, int32_t head, uint8_t *scratch) {
     mlxr_context *c = j->c;
     const mlxr_model_info *h = &c->m->info;
@@ -259,6 +301,11 @@ static void attn_task(const attn_job *j, int32_t seg, int32_t head, uint8_t *scr
             attn_query(c, j->il, t0 + q, s, p0 + q, head, scratch);
         return;
     }
+    const int32_t G = h->n_head / h->n_head_kv;
+    if (nq == 1 && G > 1 && G <= ATT_QCHUNK) { /* a decode step: the group's first head does all */
+        if (head % G == 0) attn_group(j, t0, s, p0, kvh, head, G, scratch);
+        return;
+    }
     const mlxr_type_kernels *tk =
         &c->kern.type[c->kv_type == MLXR_KV_F16 ? MLXR_DTYPE_F16 : MLXR_DTYPE_F32];
     const size_t elt = c->kv_elt, ctx = (size_t)c->n_ctx;
@@ -270,7 +317,7 @@ static void attn_task(const attn_job *j, int32_t seg, int32_t head, uint8_t *scr
     for (int32_t q = 0; q < nq; q++)
         tk->from_float(c->q + (size_t)(t0 + q) * E + (size_t)head * hd, q16 + (size_t)q * hd * elt,
                        hd);
-    qk(c, tk, j->il, s, kvh, n_kv, nq, q16, scores, ctx);
+    qk(c, tk, j->il, s, kvh, n_kv, nq, q16, scores, ctx, false);
     const float scale = 1.0f / sqrtf((float)hd);
     for (int32_t q = 0; q < nq; q++) {
         float *row = scores + (size_t)q * ctx;
@@ -285,7 +332,7 @@ static void attn_task(const attn_job *j, int32_t seg, int32_t head, uint8_t *scr
      * a prompt segment sums per run, bitwise a contiguous cache when its blocks follow each
      * other */
     pv(c, tk, j->il, s, kvh, n_kv, nq, p16, ctx * elt, nq == 1,
-       c->xb2 + (size_t)t0 * E + (size_t)head * hd, (size_t)E, part);
+       c->xb2 + (size_t)t0 * E + (size_t)head * hd, (size_t)E, part, false);
 }
 
 /* Tasks are handed out from a shared counter, so a thread the OS descheduled does not hold the

@@ -724,6 +724,55 @@ static void check_dot4s(const char *label, const mlxr_kernels *k, const mlxr_ker
     }
 }
 
+/* vec_dot4n against vec_dot4 column by column: bitwise equal (its contract), nothing written past
+ * the four outputs of a column (sentinels in the padded output rows). */
+static void check_dot4n(const char *label, const mlxr_kernels *k, const type_info *ti, int64_t n,
+                        int64_t nc) {
+    const mlxr_type_kernels *tk = &k->type[ti->t];
+    const mlxr_dtype xt = tk->vec_dot_type;
+    const size_t ws = row_bytes(ti, n) + 6, xs = row_bytes(type_of(xt), n) + 10, lds = 6;
+    uint8_t *w = malloc(ws * 4), *x = malloc(xs * (size_t)nc);
+    float *xf = malloc(sizeof(float) * (size_t)(n + 1)),
+          *y = malloc(sizeof(float) * lds * (size_t)nc);
+    if (!w || !x || !xf || !y) exit(2);
+    for (int i = 0; i < 4; i++) {
+        fill_floats(xf, n, 0);
+        tk->from_float(xf, w + (size_t)i * ws, n);
+    }
+    for (int64_t c = 0; c < nc; c++) {
+        fill_floats(xf, n, 0);
+        k->type[xt].from_float(xf, x + (size_t)c * xs, n);
+    }
+    for (size_t i = 0; i < lds * (size_t)nc; i++) y[i] = -12345.0f;
+    tk->vec_dot4n(n, nc, y, lds, w, ws, x, xs);
+    int bad = 0;
+    for (int64_t c = 0; c < nc; c++) {
+        float want[4];
+        tk->vec_dot4(n, want, w, ws, x + (size_t)c * xs);
+        bad += memcmp(want, y + (size_t)c * lds, sizeof want) != 0;
+        bad += y[(size_t)c * lds + 4] != -12345.0f || y[(size_t)c * lds + 5] != -12345.0f;
+    }
+    CHECK(bad == 0, "%s dot4n %s n=%" PRId64 " nc=%" PRId64 ": %d columns differ from vec_dot4",
+          label, ti->name, n, nc, bad);
+    free(w);
+    free(x);
+    free(xf);
+    free(y);
+}
+
+static void check_dot4ns(const char *label, const mlxr_kernels *k) {
+    static const int64_t ncs[] = {1, 2, 3, 8};
+    for (int t = 0; t < N_TYPES; t++) {
+        const type_info *ti = &TYPES[t];
+        if (!k->type[ti->t].vec_dot4n) continue;
+        CHECK(k->type[ti->t].vec_dot4 != NULL, "%s %s: vec_dot4n without vec_dot4", label,
+              ti->name);
+        for (size_t s = 0; s < sizeof(SIZES_FLOAT) / sizeof(SIZES_FLOAT[0]); s++)
+            for (size_t c = 0; c < sizeof ncs / sizeof *ncs; c++)
+                check_dot4n(label, k, ti, SIZES_FLOAT[s], ncs[c]);
+    }
+}
+
 static void check_gemms(const char *label, const mlxr_kernels *k, const mlxr_kernels *ref) {
     /* n are multiples of 32 (quantized blocks); F16 also gets tails: 33, 7 */
     static const int64_t shapes[][3] = {{1, 1, 32},  {4, 2, 64},    {4, 3, 96},  {5, 3, 256},
@@ -763,6 +812,7 @@ int main(void) {
         check_quant_edges(label, &k, &ref);
         check_gemms(label, &k, &ref);
         check_dot4s(label, &k, &ref);
+        check_dot4ns(label, &k);
     }
     for (int isa = (int)mlxr_cpu_isa() + 1; isa <= MLXR_ISA_MAX; isa++)
         printf("SKIPPED %s: this CPU lacks it\n", mlxr_isa_name((mlxr_isa)isa));

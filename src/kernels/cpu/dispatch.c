@@ -148,6 +148,7 @@ void mlxr_kernels_init(mlxr_kernels *k, mlxr_isa isa) {
         t[MLXR_DTYPE_F32].vec_dot = mlxr_vec_dot_f32_avx2;
         t[MLXR_DTYPE_F16].vec_dot = mlxr_vec_dot_f16_avx2;
         t[MLXR_DTYPE_F16].vec_dot4 = mlxr_vec_dot4_f16_avx2;
+        t[MLXR_DTYPE_F16].vec_dot4n = mlxr_vec_dot4n_f16_avx2;
         t[MLXR_DTYPE_F16].from_float = mlxr_from_float_f16_avx2;
         t[MLXR_DTYPE_F16].to_float = mlxr_to_float_f16_avx2;
         t[MLXR_DTYPE_BF16].vec_dot = mlxr_vec_dot_bf16_avx2;
