@@ -176,7 +176,7 @@ static void mean_sd(const double *v, int n, double *mean, double *sd) {
 
 int cli_bench(int argc, char **argv) {
     const char *model = NULL;
-    long P = 512, N = 128, T = 0, R = 5, n_par = 0, ngl = 0;
+    long P = 512, N = 128, T = 0, R = 5, n_par = 0, ngl = 0, ctx = 0;
     bool json = false, prefix_share = false;
     cli_kv kv = {0};
     mlxr_kv_type kv_type;
@@ -191,9 +191,12 @@ int cli_bench(int argc, char **argv) {
             continue;
         }
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            printf("usage: mlxr bench [-m MODEL] [-p 512] [-n 128] [-t THREADS] [-r 5] [--json]\n"
+            printf("usage: mlxr bench [-m MODEL] [-p 512] [-n 128] [-t THREADS] [-r 5] [-c N] [--json]\n"
                    "                  [--parallel N] [--prefix-share] [-ngl N] [--kv-type T]\n"
                    "  -ngl N           run on CUDA device 0 (N != 0: the whole model)\n"
+                   "  -c N             context size (default: just what -p and -n need); a\n"
+                   "                   server's context, e.g. 4096, makes the attention kernels\n"
+                   "                   work as they do there\n"
                    "  --kv-type T      KV cache type: f16 (default), f32 or q8_0 (or llama.cpp's\n"
                    "                   -ctk T -ctv T, the same type)\n"
                    "  --parallel N     N requests at once through the engine (P prompt, N generated\n"
@@ -212,6 +215,7 @@ int cli_bench(int argc, char **argv) {
         else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) { if (!cli_int(a, v, 1, 1024, &T)) return 1; }
         else if (!strcmp(a, "-r")) { if (!cli_int(a, v, 1, 1000, &R)) return 1; }
         else if (!strcmp(a, "--parallel")) { if (!cli_int(a, v, 1, 4096, &n_par)) return 1; }
+        else if (!strcmp(a, "-c") || !strcmp(a, "--ctx-size")) { if (!cli_int(a, v, 1, 1 << 20, &ctx)) return 1; }
         else if (!strcmp(a, "-ngl") || !strcmp(a, "--gpu-layers")) { if (!cli_int(a, v, -1, 1 << 20, &ngl)) return 1; }
         else return cli_error("unknown option '%s' for bench", a);
     }
@@ -228,6 +232,7 @@ int cli_bench(int argc, char **argv) {
     }
     const mlxr_model_info *info = mlxr_model_get_info(m);
     int32_t n_ctx = (int32_t)(P > N ? P : N);
+    if (n_ctx < ctx) n_ctx = (int32_t)ctx;
     if (n_ctx < 1) n_ctx = 1;
     mlxr_context_opts co = mlxr_context_default_opts();
     co.n_ctx = n_ctx;

@@ -1159,6 +1159,7 @@ static void test_attention(void) {
     test_attention_case(8, 2, 64, 512);   /* GQA, 4 query heads per KV head */
     test_attention_case(32, 8, 128, 1024); /* Llama-3-like group of 4, head_dim 128 */
     test_attention_case(8, 1, 128, 256);  /* MQA: one K/V read serves 8 heads */
+    test_attention_case(8, 2, 64, 3000);  /* 47 splits over 16 blocks: a block takes up to 3 */
     test_attention_prefill_case(4, 4, 128, 512, 200, 0, false);   /* MHA, a prompt from 0, partial tile */
     test_attention_prefill_case(8, 2, 64, 512, 77, 300, false);   /* GQA, a continuation of a cached prefix */
     test_attention_prefill_case(8, 4, 128, 1024, 130, 513, true); /* positions in any order */

@@ -1,7 +1,8 @@
 /*
  * attention.cu - KV store and flash-decoding attention (see attention.h).
  *
- * Split kernel, one 128-thread block per (kv head, split, query):
+ * Split kernel, one 128-thread block per (kv head, query) and group of splits (block y takes the
+ * splits y, y + gridDim.y, ... that hold positions up to the query's), per split:
  *   1. the split's K and V rows (through the block table) go to shared memory by 16-byte
  *      cp.async copies issued together, so the block waits for memory once; meanwhile the
  *      group's G query vectors, rounded through f16, go to shared memory too;
@@ -16,6 +17,8 @@
 #include "kernels/cuda/attention.h"
 #include "kernels/cuda/common.cuh"
 #include "kernels/cuda/kv_page.cuh"
+
+#include <stdlib.h>
 
 #define SPLIT MLXR_CUDA_ATT_SPLIT
 #define ATT_THREADS 128
@@ -98,114 +101,114 @@ __global__ void __launch_bounds__(ATT_THREADS)
     __half *vs = ks + SPLIT * LDH;                                   /* [SPLIT][LDH] */
     pdl_launch_dependents();
     pdl_wait(); /* the cache rows, q and the split scratch belong to earlier kernels */
-    const int h = blockIdx.x, s = blockIdx.y, t = blockIdx.z;
-    const int L = pos[t] + 1, p0 = s * SPLIT;
-    const int np = min(SPLIT, L - p0);
-    const int64_t po = ((int64_t)t * n_head + (int64_t)h * G) * n_split + s; /* head g: + g*n_split */
-    if (np <= 0) {
-        for (int g = threadIdx.x; g < G; g += blockDim.x) {
-            part_ml[2 * (po + (int64_t)g * n_split)] = -INFINITY;
-            part_ml[2 * (po + (int64_t)g * n_split) + 1] = 0.0f;
+    const int h = blockIdx.x, t = blockIdx.z;
+    const int L = pos[t] + 1;
+    /* block y takes splits y, y + gridDim.y, ... up to the query's position (the combine reads no
+     * split past it), so the grid stays small when the context is much longer than the query's
+     * position: empty splits cost no block */
+    for (int s = blockIdx.y; s * SPLIT < L; s += gridDim.y) {
+        const int p0 = s * SPLIT;
+        const int np = min(SPLIT, L - p0);
+        const int64_t po = ((int64_t)t * n_head + (int64_t)h * G) * n_split + s; /* head g: + g*n_split */
+        /* Stage the split's K and V rows with one round of asynchronous copies (one memory latency
+         * for both, instead of one per phase), while q goes to shared memory. */
+        const __half *kb = kc + (int64_t)h * D, *vb = vc + (int64_t)h * D; /* + pool row offsets */
+        const int32_t sq = seq[t];
+        for (int i = threadIdx.x; i < np * c8n; i += blockDim.x) {
+            const int j = i / c8n, c = i % c8n;
+            const int64_t off = kv_off(table, max_blocks, kv_dim, sq, p0 + j) + c * 8;
+            att_cp16(ks + j * LDH + c * 8, kb + off);
+            att_cp16(vs + j * LDH + c * 8, vb + off);
         }
-        return;
-    }
-    /* Stage the split's K and V rows with one round of asynchronous copies (one memory latency
-     * for both, instead of one per phase), while q goes to shared memory. */
-    const __half *kb = kc + (int64_t)h * D, *vb = vc + (int64_t)h * D; /* + pool row offsets */
-    const int32_t sq = seq[t];
-    for (int i = threadIdx.x; i < np * c8n; i += blockDim.x) {
-        const int j = i / c8n, c = i % c8n;
-        const int64_t off = kv_off(table, max_blocks, kv_dim, sq, p0 + j) + c * 8;
-        att_cp16(ks + j * LDH + c * 8, kb + off);
-        att_cp16(vs + j * LDH + c * 8, vb + off);
-    }
-    asm volatile("cp.async.commit_group;\n" ::: "memory");
-    for (int i = threadIdx.x; i < G * D; i += blockDim.x)
-        qs[i] = __half2float(__float2half_rn(q[(int64_t)t * q_ld + (int64_t)h * G * D + i]));
-    asm volatile("cp.async.wait_all;\n" ::: "memory");
-    __syncthreads();
-
-    const float scale = 1.0f / sqrtf((float)D);
-    for (int j = threadIdx.x; j < np; j += blockDim.x) {
-        const __half *kr = ks + j * LDH;
-        for (int g0 = 0; g0 < G; g0 += GC) {
-            float acc[GC];
-#pragma unroll
-            for (int g = 0; g < GC; g++) acc[g] = 0.0f;
-#pragma unroll 16
-            for (int d = 0; d < D; d += 8) {
-                float kf[8];
-                h8_to_f(*reinterpret_cast<const uint4 *>(kr + d), kf);
-#pragma unroll
-                for (int g = 0; g < GC; g++) {
-                    const float *qg = qs + (g0 + g) * D + d;
-#pragma unroll
-                    for (int e = 0; e < 8; e++) acc[g] += kf[e] * qg[e];
-                }
-            }
-#pragma unroll
-            for (int g = 0; g < GC; g++) sc[(g0 + g) * SPLIT + j] = acc[g] * scale;
-        }
-    }
-    __syncthreads();
-
-    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-    for (int g = warp; g < G; g += ATT_THREADS / 32) {
-        float *row = sc + g * SPLIT;
-        float m = -INFINITY;
-        for (int j = lane; j < np; j += 32) m = fmaxf(m, row[j]);
-        m = warp_max(m);
-        float l = 0.0f;
-        for (int j = lane; j < np; j += 32) {
-            const float e = expf(row[j] - m);
-            row[j] = e;
-            l += e;
-        }
-        l = warp_sum(l);
-        if (lane == 0) {
-            ml[2 * g] = m;
-            ml[2 * g + 1] = l;
-        }
-    }
-    __syncthreads();
-
-    /* P.V: thread (phase ph, column block c) sums positions ph, ph + nph, ... */
-    const int c = threadIdx.x % c8n, ph = threadIdx.x / c8n;
-    for (int g0 = 0; g0 < G; g0 += GC) {
-        float acc[GC][8];
-#pragma unroll
-        for (int g = 0; g < GC; g++)
-#pragma unroll
-            for (int e = 0; e < 8; e++) acc[g][e] = 0.0f;
-        if (ph < nph)
-#pragma unroll 8
-            for (int j = ph; j < np; j += nph) {
-                float vf[8];
-                h8_to_f(*reinterpret_cast<const uint4 *>(vs + j * LDH + c * 8), vf);
-#pragma unroll
-                for (int g = 0; g < GC; g++) {
-                    const float p = sc[(g0 + g) * SPLIT + j];
-#pragma unroll
-                    for (int e = 0; e < 8; e++) acc[g][e] += p * vf[e];
-                }
-            }
-        if (ph < nph)
-#pragma unroll
-            for (int g = 0; g < GC; g++)
-#pragma unroll
-                for (int e = 0; e < 8; e++) red[((int64_t)ph * GC + g) * D + c * 8 + e] = acc[g][e];
+        asm volatile("cp.async.commit_group;\n" ::: "memory");
+        for (int i = threadIdx.x; i < G * D; i += blockDim.x)
+            qs[i] = __half2float(__float2half_rn(q[(int64_t)t * q_ld + (int64_t)h * G * D + i]));
+        asm volatile("cp.async.wait_all;\n" ::: "memory");
         __syncthreads();
-        for (int i = threadIdx.x; i < GC * D; i += blockDim.x) {
-            float sum = 0.0f;
-            for (int k = 0; k < nph; k++) sum += red[(int64_t)k * GC * D + i];
-            const int g = g0 + i / D, d = i % D;
-            part_o[(po + (int64_t)g * n_split) * D + d] = sum;
+
+        const float scale = 1.0f / sqrtf((float)D);
+        for (int j = threadIdx.x; j < np; j += blockDim.x) {
+            const __half *kr = ks + j * LDH;
+            for (int g0 = 0; g0 < G; g0 += GC) {
+                float acc[GC];
+    #pragma unroll
+                for (int g = 0; g < GC; g++) acc[g] = 0.0f;
+    #pragma unroll 16
+                for (int d = 0; d < D; d += 8) {
+                    float kf[8];
+                    h8_to_f(*reinterpret_cast<const uint4 *>(kr + d), kf);
+    #pragma unroll
+                    for (int g = 0; g < GC; g++) {
+                        const float *qg = qs + (g0 + g) * D + d;
+    #pragma unroll
+                        for (int e = 0; e < 8; e++) acc[g] += kf[e] * qg[e];
+                    }
+                }
+    #pragma unroll
+                for (int g = 0; g < GC; g++) sc[(g0 + g) * SPLIT + j] = acc[g] * scale;
+            }
         }
-        __syncthreads(); /* red is reused by the next chunk */
-    }
-    for (int g = threadIdx.x; g < G; g += blockDim.x) {
-        part_ml[2 * (po + (int64_t)g * n_split)] = ml[2 * g];
-        part_ml[2 * (po + (int64_t)g * n_split) + 1] = ml[2 * g + 1];
+        __syncthreads();
+
+        const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+        for (int g = warp; g < G; g += ATT_THREADS / 32) {
+            float *row = sc + g * SPLIT;
+            float m = -INFINITY;
+            for (int j = lane; j < np; j += 32) m = fmaxf(m, row[j]);
+            m = warp_max(m);
+            float l = 0.0f;
+            for (int j = lane; j < np; j += 32) {
+                const float e = expf(row[j] - m);
+                row[j] = e;
+                l += e;
+            }
+            l = warp_sum(l);
+            if (lane == 0) {
+                ml[2 * g] = m;
+                ml[2 * g + 1] = l;
+            }
+        }
+        __syncthreads();
+
+        /* P.V: thread (phase ph, column block c) sums positions ph, ph + nph, ... */
+        const int c = threadIdx.x % c8n, ph = threadIdx.x / c8n;
+        for (int g0 = 0; g0 < G; g0 += GC) {
+            float acc[GC][8];
+    #pragma unroll
+            for (int g = 0; g < GC; g++)
+    #pragma unroll
+                for (int e = 0; e < 8; e++) acc[g][e] = 0.0f;
+            if (ph < nph)
+    #pragma unroll 8
+                for (int j = ph; j < np; j += nph) {
+                    float vf[8];
+                    h8_to_f(*reinterpret_cast<const uint4 *>(vs + j * LDH + c * 8), vf);
+    #pragma unroll
+                    for (int g = 0; g < GC; g++) {
+                        const float p = sc[(g0 + g) * SPLIT + j];
+    #pragma unroll
+                        for (int e = 0; e < 8; e++) acc[g][e] += p * vf[e];
+                    }
+                }
+            if (ph < nph)
+    #pragma unroll
+                for (int g = 0; g < GC; g++)
+    #pragma unroll
+                    for (int e = 0; e < 8; e++) red[((int64_t)ph * GC + g) * D + c * 8 + e] = acc[g][e];
+            __syncthreads();
+            for (int i = threadIdx.x; i < GC * D; i += blockDim.x) {
+                float sum = 0.0f;
+                for (int k = 0; k < nph; k++) sum += red[(int64_t)k * GC * D + i];
+                const int g = g0 + i / D, d = i % D;
+                part_o[(po + (int64_t)g * n_split) * D + d] = sum;
+            }
+            __syncthreads(); /* red is reused by the next chunk */
+        }
+        for (int g = threadIdx.x; g < G; g += blockDim.x) {
+            part_ml[2 * (po + (int64_t)g * n_split)] = ml[2 * g];
+            part_ml[2 * (po + (int64_t)g * n_split) + 1] = ml[2 * g + 1];
+        }
+        __syncthreads(); /* ml and the tiles are rewritten by the next split */
     }
 }
 
@@ -219,7 +222,7 @@ __global__ void att_combine_kernel(int32_t n_head, int32_t D, int32_t n_split,
     pdl_wait(); /* the splits of the kernel before */
     const int hq = blockIdx.x, t = blockIdx.y, lane = threadIdx.x & 31;
     const int64_t base = ((int64_t)t * n_head + hq) * n_split;
-    /* splits past the query's position hold nothing (the split kernel's np <= 0): skip them */
+    /* splits past the query's position hold nothing (the split kernel writes none): skip them */
     n_split = min(n_split, pos[t] / SPLIT + 1);
     float M = -INFINITY;
     for (int s = 0; s < n_split; s++) M = fmaxf(M, part_ml[2 * (base + s)]);
@@ -247,6 +250,20 @@ __global__ void att_combine_kernel(int32_t n_head, int32_t D, int32_t n_split,
     }
 }
 
+/* Blocks per (kv head, query) of the split kernel: each takes every ATT_BLOCKS-th split, so a
+ * context of n_ctx positions launches min(n_split, ATT_BLOCKS) of them, not n_split blocks of
+ * which all past the query's position would only start and exit. 16 blocks cover 1024 positions
+ * in one pass. MLXR_CUDA_ATT_BLOCKS overrides it (A/B timings). */
+#define ATT_BLOCKS 16
+static int split_blocks(void) {
+    static const int n = [] {
+        const char *e = getenv("MLXR_CUDA_ATT_BLOCKS");
+        const int v = e ? atoi(e) : 0;
+        return v > 0 ? v : ATT_BLOCKS;
+    }();
+    return n;
+}
+
 template <int GC>
 static cudaError_t launch_split(const mlxr_cuda_kv *kv, const mlxr_cuda_att_shape *sh, int G, const float *q,
                                 int64_t q_ld, const int32_t *pos, const int32_t *seq, int32_t T, float *part_o,
@@ -257,7 +274,7 @@ static cudaError_t launch_split(const mlxr_cuda_kv *kv, const mlxr_cuda_att_shap
                                              (int)smem);
         if (e != cudaSuccess) return e;
     }
-    const dim3 grid((unsigned)sh->n_head_kv, (unsigned)sh->n_split, (unsigned)T);
+    const dim3 grid((unsigned)sh->n_head_kv, (unsigned)min(sh->n_split, split_blocks()), (unsigned)T);
     return mlxr_launch_pdl(att_split_kernel<GC>, grid, dim3(ATT_THREADS), smem, st, (const __half *)kv->k,
                            (const __half *)kv->v, kv->table, kv->max_blocks, kv->kv_dim, sh->n_head, (int32_t)G,
                            sh->head_dim, sh->n_split, q, q_ld, pos, seq, part_o, part_ml);
