@@ -43,6 +43,21 @@ static size_t off_o(int32_t n_ctx, int32_t hd) {
     return off_p(n_ctx, hd) + (size_t)ATT_QCHUNK * (size_t)n_ctx * 4;
 }
 
+/* One thread's scratch for a task of up to ATT_QCHUNK rows (queries, or query heads of a group):
+ * scores [rows][n_ctx] f32, q16 [rows][hd] and p16 [rows][n_ctx] in the KV type, and part
+ * [rows][hd] f32, one run's P.V. */
+typedef struct att_scratch {
+    float *scores;
+    uint8_t *q16, *p16;
+    float *part;
+} att_scratch;
+
+static att_scratch scratch_of(const mlxr_context *c, uint8_t *scratch) {
+    const int32_t hd = c->m->info.head_dim;
+    return (att_scratch){(float *)scratch, scratch + off_q(c->n_ctx), scratch + off_p(c->n_ctx, hd),
+                         (float *)(scratch + off_o(c->n_ctx, hd))};
+}
+
 size_t mlxr_attention_scratch(int32_t n_ctx, int32_t head_dim) {
     /* scores f32, Q and P in the KV type (4 bytes each reserved, enough for F32), partial P.V */
     size_t n = off_o(n_ctx, head_dim) + (size_t)ATT_QCHUNK * (size_t)head_dim * 4;
@@ -206,10 +221,9 @@ static void attn_query(mlxr_context *c, int32_t il, int32_t t, int32_t s, int32_
     const int32_t valid = pos + 1;
     const mlxr_type_kernels *tk =
         &c->kern.type[c->kv_type == MLXR_KV_F16 ? MLXR_DTYPE_F16 : MLXR_DTYPE_F32];
-    float *row = (float *)scratch;                          /* [valid] */
-    uint8_t *q16 = scratch + off_q(c->n_ctx);               /* [hd] */
-    uint8_t *p16 = scratch + off_p(c->n_ctx, hd);           /* [valid] */
-    float *part = (float *)(scratch + off_o(c->n_ctx, hd)); /* [hd] */
+    const att_scratch sc = scratch_of(c, scratch); /* one row */
+    float *row = sc.scores, *part = sc.part;
+    uint8_t *q16 = sc.q16, *p16 = sc.p16;
 
     tk->from_float(c->q + (size_t)t * E + (size_t)head * hd, q16, hd);
     qk(c, tk, il, s, kvh, valid, 1, q16, row, 0, false);
@@ -268,10 +282,9 @@ static void attn_group(const attn_job *j, int32_t t0, int32_t s, int32_t p0, int
     const mlxr_type_kernels *tk =
         &c->kern.type[c->kv_type == MLXR_KV_F16 ? MLXR_DTYPE_F16 : MLXR_DTYPE_F32];
     const size_t elt = c->kv_elt, ctx = (size_t)c->n_ctx;
-    float *scores = (float *)scratch;                       /* [G][n_ctx] */
-    uint8_t *q16 = scratch + off_q(c->n_ctx);               /* [G][hd] in the KV type */
-    uint8_t *p16 = scratch + off_p(c->n_ctx, hd);           /* [G][n_ctx] in the KV type */
-    float *part = (float *)(scratch + off_o(c->n_ctx, hd)); /* [G][hd] one run's P.V */
+    const att_scratch sc = scratch_of(c, scratch); /* G rows */
+    float *scores = sc.scores, *part = sc.part;
+    uint8_t *q16 = sc.q16, *p16 = sc.p16;
     const float *q = c->q + (size_t)t0 * E + (size_t)head0 * hd;
     for (int32_t g = 0; g < G; g++)
         tk->from_float(q + (size_t)g * hd, q16 + (size_t)g * hd * elt, hd);
@@ -309,10 +322,9 @@ static void attn_task(const attn_job *j, int32_t seg, int32_t head, uint8_t *scr
     const mlxr_type_kernels *tk =
         &c->kern.type[c->kv_type == MLXR_KV_F16 ? MLXR_DTYPE_F16 : MLXR_DTYPE_F32];
     const size_t elt = c->kv_elt, ctx = (size_t)c->n_ctx;
-    float *scores = (float *)scratch;                       /* [nq][n_ctx] */
-    uint8_t *q16 = scratch + off_q(c->n_ctx);               /* [nq][hd] in the KV type */
-    uint8_t *p16 = scratch + off_p(c->n_ctx, hd);           /* [nq][n_ctx] in the KV type */
-    float *part = (float *)(scratch + off_o(c->n_ctx, hd)); /* [nq][hd] one run's P.V */
+    const att_scratch sc = scratch_of(c, scratch); /* nq rows */
+    float *scores = sc.scores, *part = sc.part;
+    uint8_t *q16 = sc.q16, *p16 = sc.p16;
 
     for (int32_t q = 0; q < nq; q++)
         tk->from_float(c->q + (size_t)(t0 + q) * E + (size_t)head * hd, q16 + (size_t)q * hd * elt,
