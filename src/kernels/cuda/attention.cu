@@ -64,12 +64,6 @@ static size_t smem_bytes(int G, int D) {
     return (size_t)kv_tile_at(G, D) * sizeof(float) + 2 * (size_t)SPLIT * KV_LD(D) * sizeof(__half);
 }
 
-/* 16-byte asynchronous copy global -> shared (sm_80+). */
-__device__ __forceinline__ void att_cp16(void *dst, const void *src) {
-    const unsigned d = (unsigned)__cvta_generic_to_shared(dst);
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(d), "l"(src));
-}
-
 extern "C" size_t mlxr_attention_smem_cuda(const mlxr_cuda_att_shape *sh) {
     return smem_bytes(sh->n_head / sh->n_head_kv, sh->head_dim);
 }
@@ -117,8 +111,8 @@ __global__ void __launch_bounds__(ATT_THREADS)
         for (int i = threadIdx.x; i < np * c8n; i += blockDim.x) {
             const int j = i / c8n, c = i % c8n;
             const int64_t off = kv_off(table, max_blocks, kv_dim, sq, p0 + j) + c * 8;
-            att_cp16(ks + j * LDH + c * 8, kb + off);
-            att_cp16(vs + j * LDH + c * 8, vb + off);
+            cp_async16(ks + j * LDH + c * 8, kb + off, 16);
+            cp_async16(vs + j * LDH + c * 8, vb + off, 16);
         }
         asm volatile("cp.async.commit_group;\n" ::: "memory");
         for (int i = threadIdx.x; i < G * D; i += blockDim.x)

@@ -23,27 +23,17 @@
 #define FA_Q 64 /* queries per block */
 #define FA_K 64 /* key positions per tile */
 
-__device__ __forceinline__ unsigned fa_smem(const void *p) {
-    return (unsigned)__cvta_generic_to_shared(p);
-}
-
-__device__ __forceinline__ void fa_cp16(void *dst, const void *src, int src_bytes) {
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(fa_smem(dst)), "l"(src),
-                 "r"(src_bytes)
-                 : "memory");
-}
-
 __device__ __forceinline__ void fa_ldsm(unsigned (&r)[4], const __half *p) {
     asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
                  : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-                 : "r"(fa_smem(p))
+                 : "r"(smem_addr(p))
                  : "memory");
 }
 
 __device__ __forceinline__ void fa_ldsm_t(unsigned (&r)[4], const __half *p) {
     asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
                  : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-                 : "r"(fa_smem(p))
+                 : "r"(smem_addr(p))
                  : "memory");
 }
 
@@ -124,8 +114,8 @@ __global__ void __launch_bounds__(128)
         for (int i = tid; i < FA_K * D / 8; i += 128) {
             const int row = i / (D / 8), col = (i % (D / 8)) * 8, p = p0 + row;
             const int64_t src = base + kv_off(table, max_blocks, kv_dim, sq, min(p, pmax)) + col;
-            fa_cp16(sK + row * LD + col, kc + src, p <= pmax ? 16 : 0);
-            fa_cp16(sV + row * LD + col, vc + src, p <= pmax ? 16 : 0);
+            cp_async16(sK + row * LD + col, kc + src, p <= pmax ? 16 : 0);
+            cp_async16(sV + row * LD + col, vc + src, p <= pmax ? 16 : 0);
         }
         asm volatile("cp.async.commit_group;\ncp.async.wait_all;\n" ::: "memory");
         __syncthreads();

@@ -10,18 +10,24 @@ extern "C" {
 #include "util/err.h"
 }
 
-static bool sm90_probe(void) {
+/* The current device's compute capability major version, 0 when there is none. */
+static int cc_major(void) {
     int dev = 0, major = 0;
     if (cudaGetDevice(&dev) != cudaSuccess ||
         cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) != cudaSuccess) {
         cudaGetLastError();
-        return false;
+        return 0;
     }
-    return major >= 9;
+    return major;
 }
 
 extern "C" bool mlxr_cuda_sm90(void) {
-    static const bool yes = sm90_probe();
+    static const bool yes = cc_major() >= 9;
+    return yes;
+}
+
+extern "C" bool mlxr_cuda_sm80(void) {
+    static const bool yes = cc_major() >= 8;
     return yes;
 }
 

@@ -20,6 +20,8 @@ mlxr_status mlxr_cuda_status(cudaError_t e, mlxr_err *err, const char *what, con
 
 /* Whether the current device is sm_90 or newer (thread block clusters, PDL). Decided once. */
 bool mlxr_cuda_sm90(void);
+/* Whether the current device is sm_80 or newer (int8 mma.sync, cp.async). Decided once. */
+bool mlxr_cuda_sm80(void);
 
 /* Whether kernels of src/kernels/cuda/ are launched with programmatic dependent launch (see
  * common.cuh): the current device is sm_90 or newer and MLXR_CUDA_PDL is not "0" (a switch for

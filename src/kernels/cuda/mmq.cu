@@ -22,6 +22,7 @@
  * at the end, so the f32 result differs from the CPU reference by rounding order only.
  */
 #include "kernels/cuda/common.cuh"
+#include "kernels/cuda/cuda_err.h"
 #include "kernels/cuda/matvec.h"
 
 #include <stdlib.h>
@@ -249,19 +250,13 @@ __global__ void __launch_bounds__(MMQ_WARPS * 32, 2)
     }
 }
 
-static bool sm80_probe(void) {
-    int dev = 0, major = 0;
-    if (cudaGetDevice(&dev) != cudaSuccess ||
-        cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) != cudaSuccess) {
-        cudaGetLastError();
-        return false;
-    }
+static bool mmq_probe(void) {
     const char *e = getenv("MLXR_CUDA_MMQ");
-    return major >= 8 && !(e && !strcmp(e, "0"));
+    return mlxr_cuda_sm80() && !(e && !strcmp(e, "0"));
 }
 
 extern "C" bool mlxr_mmq_supported_cuda(mlxr_dtype type, int64_t ne0, int32_t T) {
-    static const bool on = sm80_probe(); /* decided once per process */
+    static const bool on = mmq_probe(); /* decided once per process */
     return on && (type == MLXR_DTYPE_Q4_0 || type == MLXR_DTYPE_Q8_0) && ne0 > 0 && ne0 % QK == 0 &&
            T >= MLXR_CUDA_MMQ_MIN_T && T <= MLXR_CUDA_MMQ_MAX_T;
 }
