@@ -58,6 +58,11 @@ static att_scratch scratch_of(const mlxr_context *c, uint8_t *scratch) {
                          (float *)(scratch + off_o(c->n_ctx, hd))};
 }
 
+/* The kernels of an F16 or F32 cache's element type. */
+static const mlxr_type_kernels *kv_kernels(const mlxr_context *c) {
+    return &c->kern.type[c->kv_type == MLXR_KV_F16 ? MLXR_DTYPE_F16 : MLXR_DTYPE_F32];
+}
+
 size_t mlxr_attention_scratch(int32_t n_ctx, int32_t head_dim) {
     /* scores f32, Q and P in the KV type (4 bytes each reserved, enough for F32), partial P.V */
     size_t n = off_o(n_ctx, head_dim) + (size_t)ATT_QCHUNK * (size_t)head_dim * 4;
@@ -219,8 +224,7 @@ static void attn_query(mlxr_context *c, int32_t il, int32_t t, int32_t s, int32_
     const mlxr_model_info *h = &c->m->info;
     const int32_t hd = h->head_dim, E = h->n_embd, kvh = head / (h->n_head / h->n_head_kv);
     const int32_t valid = pos + 1;
-    const mlxr_type_kernels *tk =
-        &c->kern.type[c->kv_type == MLXR_KV_F16 ? MLXR_DTYPE_F16 : MLXR_DTYPE_F32];
+    const mlxr_type_kernels *tk = kv_kernels(c);
     const att_scratch sc = scratch_of(c, scratch); /* one row */
     float *row = sc.scores, *part = sc.part;
     uint8_t *q16 = sc.q16, *p16 = sc.p16;
@@ -279,8 +283,7 @@ static void attn_group(const attn_job *j, int32_t t0, int32_t s, int32_t p0, int
                        int32_t head0, int32_t G, uint8_t *scratch) {
     mlxr_context *c = j->c;
     const int32_t hd = c->m->info.head_dim, E = c->m->info.n_embd, n_kv = p0 + 1;
-    const mlxr_type_kernels *tk =
-        &c->kern.type[c->kv_type == MLXR_KV_F16 ? MLXR_DTYPE_F16 : MLXR_DTYPE_F32];
+    const mlxr_type_kernels *tk = kv_kernels(c);
     const size_t elt = c->kv_elt, ctx = (size_t)c->n_ctx;
     const att_scratch sc = scratch_of(c, scratch); /* G rows */
     float *scores = sc.scores, *part = sc.part;
@@ -319,8 +322,7 @@ static void attn_task(const attn_job *j, int32_t seg, int32_t head, uint8_t *scr
         if (head % G == 0) attn_group(j, t0, s, p0, kvh, head, G, scratch);
         return;
     }
-    const mlxr_type_kernels *tk =
-        &c->kern.type[c->kv_type == MLXR_KV_F16 ? MLXR_DTYPE_F16 : MLXR_DTYPE_F32];
+    const mlxr_type_kernels *tk = kv_kernels(c);
     const size_t elt = c->kv_elt, ctx = (size_t)c->n_ctx;
     const att_scratch sc = scratch_of(c, scratch); /* nq rows */
     float *scores = sc.scores, *part = sc.part;
