@@ -115,49 +115,74 @@ void mlxr_vec_dot4_f16_avx2(int64_t n, float *s, const void *w, size_t w_stride,
     }
 }
 
+/* The double-precision tails and stores of vec_dot4 for one (row, column) accumulator. */
+static inline float dot4_finish(__m256 acc, const uint16_t *a, const uint16_t *b, int64_t i,
+                                int64_t n) {
+    double sum = (double)hsum_ps(acc);
+    for (; i < n; i++)
+        sum += (double)(mlxr_fp16_to_fp32(a[i]) * mlxr_fp16_to_fp32(b[i]));
+    return (float)sum;
+}
+
 /*
- * vec_dot4 for two activation rows at a time: each of the 8 accumulators is one (row, column)
- * chain of the same FMAs in the same order as vec_dot4's, so every output is bitwise vec_dot4's,
- * while the four rows' loads and conversions serve both columns (8 accumulators, 4 rows and 2
- * columns fill 14 of the 16 ymm registers). An odd last column goes through vec_dot4 itself.
+ * vec_dot4 for KC (2 or 3) activation rows at a time: each of the 4 KC accumulators is one
+ * (row, column) chain of the same FMAs in the same order as vec_dot4's (the activations converted
+ * to f32 first, 256 values at a time, which is exact), so every output is bitwise vec_dot4's,
+ * while each of the four rows is loaded and converted once for the KC columns (12 accumulators and
+ * 4 rows fill the 16 ymm registers at KC = 3).
  */
+static inline __attribute__((always_inline)) void dot4_cols(const int KC, int64_t n, float *s,
+                                                           size_t lds, const uint16_t *const a[4],
+                                                           const void *y, size_t y_stride) {
+    enum { PIECE = 256 };
+    const int64_t nm = n / 8 * 8;
+    float xf[3][PIECE] __attribute__((aligned(32)));
+    const uint16_t *b[3];
+    __m256 acc[3][4];
+    for (int k = 0; k < KC; k++) {
+        b[k] = (const uint16_t *)((const uint8_t *)y + (size_t)k * y_stride);
+        for (int r = 0; r < 4; r++) acc[k][r] = _mm256_setzero_ps();
+    }
+    for (int64_t i0 = 0; i0 < nm; i0 += PIECE) {
+        const int64_t len = nm - i0 < PIECE ? nm - i0 : PIECE;
+        for (int k = 0; k < KC; k++)
+            for (int64_t i = 0; i < len; i += 8)
+                _mm256_store_ps(xf[k] + i, load_f16(b[k] + i0 + i));
+        for (int64_t i = 0; i < len; i += 8) {
+            const __m256 w0 = load_f16(a[0] + i0 + i), w1 = load_f16(a[1] + i0 + i);
+            const __m256 w2 = load_f16(a[2] + i0 + i), w3 = load_f16(a[3] + i0 + i);
+            for (int k = 0; k < KC; k++) {
+                const __m256 x = _mm256_load_ps(xf[k] + i);
+                acc[k][0] = _mm256_fmadd_ps(w0, x, acc[k][0]);
+                acc[k][1] = _mm256_fmadd_ps(w1, x, acc[k][1]);
+                acc[k][2] = _mm256_fmadd_ps(w2, x, acc[k][2]);
+                acc[k][3] = _mm256_fmadd_ps(w3, x, acc[k][3]);
+            }
+        }
+    }
+    for (int k = 0; k < KC; k++)
+        for (int r = 0; r < 4; r++) {
+            double sum = (double)hsum_ps(acc[k][r]);
+            for (int64_t i = nm; i < n; i++)
+                sum += (double)(mlxr_fp16_to_fp32(a[r][i]) * mlxr_fp16_to_fp32(b[k][i]));
+            s[(size_t)k * lds + (size_t)r] = (float)sum;
+        }
+}
+
+/* Columns in threes (a last two together, a last one through vec_dot4 itself): see dot4_cols. */
 void mlxr_vec_dot4n_f16_avx2(int64_t n, int64_t nc, float *s, size_t lds, const void *w,
                              size_t w_stride, const void *y, size_t y_stride) {
     const uint16_t *a[4];
     for (int r = 0; r < 4; r++)
         a[r] = (const uint16_t *)((const uint8_t *)w + (size_t)r * w_stride);
     int64_t c = 0;
-    for (; c + 2 <= nc; c += 2) {
-        const uint16_t *b0 = (const uint16_t *)((const uint8_t *)y + (size_t)c * y_stride);
-        const uint16_t *b1 = (const uint16_t *)((const uint8_t *)b0 + y_stride);
-        __m256 p0 = _mm256_setzero_ps(), p1 = _mm256_setzero_ps(), p2 = _mm256_setzero_ps();
-        __m256 p3 = _mm256_setzero_ps(), q0 = _mm256_setzero_ps(), q1 = _mm256_setzero_ps();
-        __m256 q2 = _mm256_setzero_ps(), q3 = _mm256_setzero_ps();
-        int64_t i = 0;
-        for (; i + 8 <= n; i += 8) {
-            const __m256 x0 = load_f16(b0 + i), x1 = load_f16(b1 + i);
-            const __m256 w0 = load_f16(a[0] + i), w1 = load_f16(a[1] + i);
-            const __m256 w2 = load_f16(a[2] + i), w3 = load_f16(a[3] + i);
-            p0 = _mm256_fmadd_ps(w0, x0, p0);
-            p1 = _mm256_fmadd_ps(w1, x0, p1);
-            p2 = _mm256_fmadd_ps(w2, x0, p2);
-            p3 = _mm256_fmadd_ps(w3, x0, p3);
-            q0 = _mm256_fmadd_ps(w0, x1, q0);
-            q1 = _mm256_fmadd_ps(w1, x1, q1);
-            q2 = _mm256_fmadd_ps(w2, x1, q2);
-            q3 = _mm256_fmadd_ps(w3, x1, q3);
-        }
-        const __m256 acc[2][4] = {{p0, p1, p2, p3}, {q0, q1, q2, q3}};
-        const uint16_t *b[2] = {b0, b1};
-        for (int k = 0; k < 2; k++)
-            for (int r = 0; r < 4; r++) {
-                double sum = (double)hsum_ps(acc[k][r]);
-                for (int64_t j = i; j < n; j++)
-                    sum += (double)(mlxr_fp16_to_fp32(a[r][j]) * mlxr_fp16_to_fp32(b[k][j]));
-                s[(size_t)(c + k) * lds + (size_t)r] = (float)sum;
-            }
-    }
-    if (c < nc)
+    for (; c + 3 <= nc; c += 3)
+        dot4_cols(3, n, s + (size_t)c * lds, lds, a, (const uint8_t *)y + (size_t)c * y_stride,
+                  y_stride);
+    if (nc - c == 2)
+        dot4_cols(2, n, s + (size_t)c * lds, lds, a, (const uint8_t *)y + (size_t)c * y_stride,
+                  y_stride);
+    else if (nc - c == 1)
         mlxr_vec_dot4_f16_avx2(n, s + (size_t)c * lds, w, w_stride,
                                (const uint8_t *)y + (size_t)c * y_stride);
 }
