@@ -115,15 +115,6 @@ void mlxr_vec_dot4_f16_avx2(int64_t n, float *s, const void *w, size_t w_stride,
     }
 }
 
-/* The double-precision tails and stores of vec_dot4 for one (row, column) accumulator. */
-static inline float dot4_finish(__m256 acc, const uint16_t *a, const uint16_t *b, int64_t i,
-                                int64_t n) {
-    double sum = (double)hsum_ps(acc);
-    for (; i < n; i++)
-        sum += (double)(mlxr_fp16_to_fp32(a[i]) * mlxr_fp16_to_fp32(b[i]));
-    return (float)sum;
-}
-
 /*
  * vec_dot4 for KC (2 or 3) activation rows at a time: each of the 4 KC accumulators is one
  * (row, column) chain of the same FMAs in the same order as vec_dot4's (the activations converted
