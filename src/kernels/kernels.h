@@ -146,18 +146,12 @@ static inline void mlxr_dot_rows(const mlxr_type_kernels *tk, int64_t n, int64_t
         tk->vec_dot(n, &y[i], W + (size_t)i * ws, x);
 }
 
-/* mlxr_dot_rows for nc activation rows (xs bytes apart) at once: y[c * ldy + i] is bitwise
- * mlxr_dot_rows' y[i] for activation row c, each group of four weight rows read once for all the
- * columns where tk has vec_dot4n. */
+/* mlxr_dot_rows for nc activation rows (xs bytes apart) at once, for a tk with vec_dot4n: y[c *
+ * ldy + i] is bitwise mlxr_dot_rows' y[i] for activation row c, each group of four weight rows
+ * read once for all the columns. */
 static inline void mlxr_dot_rows_n(const mlxr_type_kernels *tk, int64_t n, int64_t nr, int64_t nc,
                                    const void *w, size_t ws, const void *x, size_t xs, float *y,
                                    size_t ldy) {
-    if (!tk->vec_dot4n) {
-        for (int64_t c = 0; c < nc; c++)
-            mlxr_dot_rows(tk, n, nr, w, ws, (const uint8_t *)x + (size_t)c * xs,
-                          y + (size_t)c * ldy);
-        return;
-    }
     const uint8_t *W = (const uint8_t *)w;
     int64_t i = 0;
     for (; i + 4 <= nr; i += 4)
