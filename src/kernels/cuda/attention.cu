@@ -114,10 +114,10 @@ __global__ void __launch_bounds__(ATT_THREADS)
             cp_async16(ks + j * LDH + c * 8, kb + off, 16);
             cp_async16(vs + j * LDH + c * 8, vb + off, 16);
         }
-        asm volatile("cp.async.commit_group;\n" ::: "memory");
+        cp_async_commit();
         for (int i = threadIdx.x; i < G * D; i += blockDim.x)
             qs[i] = __half2float(__float2half_rn(q[(int64_t)t * q_ld + (int64_t)h * G * D + i]));
-        asm volatile("cp.async.wait_all;\n" ::: "memory");
+        cp_async_wait_all();
         __syncthreads();
 
         const float scale = 1.0f / sqrtf((float)D);

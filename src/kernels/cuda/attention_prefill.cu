@@ -117,7 +117,8 @@ __global__ void __launch_bounds__(128)
             cp_async16(sK + row * LD + col, kc + src, p <= pmax ? 16 : 0);
             cp_async16(sV + row * LD + col, vc + src, p <= pmax ? 16 : 0);
         }
-        asm volatile("cp.async.commit_group;\ncp.async.wait_all;\n" ::: "memory");
+        cp_async_commit();
+        cp_async_wait_all();
         __syncthreads();
 
         /* S = Q K^T for this warp's 16 queries x 64 keys */

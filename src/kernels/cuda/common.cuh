@@ -47,6 +47,11 @@ __device__ __forceinline__ void prefetch_l2(const void *p) {
     asm volatile("prefetch.global.L2 [%0];" ::"l"(p));
 }
 
+/* Prefetch bytes [0, bytes) at p into L2, thread tid of nth taking every nth 128-byte line. */
+__device__ __forceinline__ void prefetch_span(const void *p, int64_t bytes, int tid, int nth) {
+    for (int64_t o = (int64_t)tid * 128; o < bytes; o += (int64_t)nth * 128) prefetch_l2((const char *)p + o);
+}
+
 /* Launch kernel<<<grid, block, smem, st>>>(args...) with programmatic stream serialization when
  * mlxr_cuda_pdl_enabled() (the kernel must follow the pdl_wait rule above), in thread block
  * clusters of `cluster` blocks along x when it is above 1 (sm_90). */

@@ -37,9 +37,6 @@ extern "C" {
 /* (pre: prefetch the rows' weight bytes into L2, one 128-byte line per thread at a time, before
  * pdl_wait: weights are constant, so they may stream in while the previous kernel finishes) */
 
-__device__ __forceinline__ void prefetch_span(const void *p, int64_t bytes, int tid, int nth) {
-    for (int64_t o = (int64_t)tid * 128; o < bytes; o += (int64_t)nth * 128) prefetch_l2((const char *)p + o);
-}
 
 /* Exact integer sums by __dp4a, shared by the decode products: the dot of 16 byte pairs, the sum
  * of 16 signed bytes, and the dot of 32 packed 4-bit codes (low nibbles against x[0..15], high

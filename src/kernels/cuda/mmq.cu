@@ -114,10 +114,8 @@ __global__ void __launch_bounds__(MMQ_WARPS * 32, 2)
     /* the warp's weight bytes of both rows into L2 while the previous kernel finishes */
     if (q0 < q1) {
         const int64_t o0 = (int64_t)q0 * 4 * BQ, o1 = min((int64_t)q1 * 4, (int64_t)nb) * BQ;
-        for (int64_t o = o0 + t * 128; o < o1; o += 4 * 128) {
-            prefetch_l2(wa + o);
-            prefetch_l2(wb + o);
-        }
+        prefetch_span(wa + o0, o1 - o0, t, 4);
+        prefetch_span(wb + o0, o1 - o0, t, 4);
     }
     pdl_wait();
     /* quad q's activations (TP rows x 128 bytes) and their scales into buffer `buf`, one
