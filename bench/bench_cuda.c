@@ -294,7 +294,7 @@ static void ops_op(void *p) {
                                 &kv, NULL, 0);
         break;
     case 2: mlxr_kv_store_cuda(&kv, a->qkv + 4096, a->qkv + 8192, 12288, a->pos, a->seq, 1, 0); break;
-    case 3: mlxr_attention_cuda(&kv, &sh, a->qkv, 12288, a->pos, a->seq, 1, a->po, a->pml, &oq, NULL, 0); break;
+    case 3: mlxr_attention_cuda(&kv, &sh, a->qkv, 12288, a->pos, a->seq, 1, a->po, a->pml, &oq, 0); break;
     case 4: mlxr_encode_cuda(MLXR_CUDA_ENC_Q8_0, a->att, 4096, 1, a->xq, a->xd, 0); break;
     case 5: mlxr_swiglu_cuda(a->gu, a->gu + 11008, 22016, 11008, 1, &oq, NULL, 0); break;
     case 6: mlxr_embed_cuda(&a->emb, a->seq, 1, a->x, 0); break;
@@ -433,7 +433,7 @@ static void attp_op(void *p) {
     for (int t0 = 0; t0 < 512; t0 += 64) {
         const mlxr_cuda_out oc = {MLXR_DTYPE_F32, a->out + (size_t)t0 * 4096, NULL, NULL};
         mlxr_attention_cuda(&a->kv, &a->sh, a->q + (size_t)t0 * 12288, 12288, a->pos + t0, a->seq + t0, 64, a->po,
-                            a->pml, &oc, NULL, 0);
+                            a->pml, &oc, 0);
     }
 }
 

@@ -78,23 +78,6 @@ typedef struct gpu_layer {
 /* Batches of more than this many rows of one sequence take the tensor-core prefill attention. */
 #define ATT_PREFILL_MIN_T 8
 
-/*
- * Bytes of the gate|up weights that a decode step's attention prefetches into L2 (attention.h):
- * attention and the RoPE before it are latency-bound, so the memory system would otherwise idle
- * while they run; the product after Wo then finds its leading rows in L2. MLXR_CUDA_PREFETCH_MB
- * overrides the default (0 turns it off; A/B timings).
- */
-#define PREFETCH_MB 16
-static size_t prefetch_bytes(void) {
-    static int mb = -1; /* read once; a race only rereads the same variable */
-    if (mb < 0) {
-        const char *e = getenv("MLXR_CUDA_PREFETCH_MB");
-        mb = e ? atoi(e) : PREFETCH_MB;
-        if (mb < 0 || mb > 1024) mb = PREFETCH_MB;
-    }
-    return (size_t)mb << 20;
-}
-
 /* Batched steps replayed from CUDA graphs: up to this many rows (their logits come back through
  * pinned memory of GRAPH_MAX_T rows), and up to GRAPH_SHAPES shapes kept at once. */
 #define GRAPH_MAX_T 32
@@ -594,17 +577,12 @@ static mlxr_status enqueue(mlxr_context *c, mlxr_cuda_ctx *g, int32_t T, int32_t
                "rope + kv store");
         /* attention output straight in Wo's encoding when the rows split into whole Q8_0 blocks */
         act_in att_in = act_for(g, &L->wo, 1, T, g->att);
-        act_in act = act_for(g, &L->w_down, 1, T, g->hb);
-        const bool gu_swiglu = L->n_gu == 1 && mlxr_cuda_fused_swiglu_enabled() &&
-                               mlxr_matmul_swiglu_supported_cuda(&L->wgu[0], T, act.out.type);
         if ((att_in.out.type == MLXR_DTYPE_Q8_0 && h->head_dim % 32) || att_in.out.type == MLXR_DTYPE_Q8_K)
             att_in = (act_in){{MLXR_DTYPE_F32, g->att, g->xq, g->xd}, -1};
         const mlxr_cuda_out att_out = att_in.out;
         if (g->one_seq && T > ATT_PREFILL_MIN_T && mlxr_attention_prefill_supported_cuda(&g->ash, att_out.type)) {
             LAUNCH(err, mlxr_attention_prefill_cuda(&kv, &g->ash, q, W, pos, seq, T, &att_out, g->st), "attention");
         } else {
-            mlxr_cuda_pf pf;
-            mlxr_cuda_mat_lead(&L->wgu[0], gu_swiglu, prefetch_bytes(), &pf);
             for (int32_t t0 = 0; t0 < T; t0 += ATT_TOKENS) { /* bounded split scratch for long batches */
                 const size_t o = (size_t)t0 * g->qdim;
                 const mlxr_cuda_out chunk = {att_out.type, g->att + o,
@@ -612,7 +590,7 @@ static mlxr_status enqueue(mlxr_context *c, mlxr_cuda_ctx *g, int32_t T, int32_t
                                              g->xd + o / 32};
                 LAUNCH(err, mlxr_attention_cuda(&kv, &g->ash, q + (size_t)t0 * W, W, pos + t0, seq + t0,
                                                 T - t0 < ATT_TOKENS ? T - t0 : ATT_TOKENS, g->part_o, g->part_ml,
-                                                &chunk, t0 ? NULL : &pf, g->st),
+                                                &chunk, g->st),
                        "attention");
             }
         }
@@ -628,7 +606,9 @@ static mlxr_status enqueue(mlxr_context *c, mlxr_cuda_ctx *g, int32_t T, int32_t
             LAUNCH(err, mlxr_add_rmsnorm_cuda(g->x, g->dx, L->ffn_norm, &in.out, NULL, T, g->E, eps, g->st),
                    "rmsnorm");
         }
-        if (gu_swiglu) {
+        act_in act = act_for(g, &L->w_down, 1, T, g->hb);
+        if (L->n_gu == 1 && mlxr_cuda_fused_swiglu_enabled() &&
+            mlxr_matmul_swiglu_supported_cuda(&L->wgu[0], T, act.out.type)) {
             /* gate|up + SwiGLU in one launch (decode); its encoded output goes to the gate|up scratch,
              * free here, because its input in xq/xd is still being read while it writes */
             act.out.q = g->gu;

@@ -1017,9 +1017,7 @@ static void test_attention_case(int32_t n_head, int32_t n_kv, int32_t hd, int32_
     float *dout = dev_from(NULL, (size_t)T * n_head * hd * 4);
     synced(mlxr_kv_store_cuda(&kv, dkn, dvn, kv_dim, dp, ds, T, 0), "kv store");
     const mlxr_cuda_out of = {MLXR_DTYPE_F32, dout, NULL, NULL};
-    /* with a prefetch plan (a hint: the result must not change) over buffers of this test */
-    const mlxr_cuda_pf pf = {{dk, dq, NULL, NULL}, {(int64_t)cache_n * 2, (int64_t)T * n_head * hd * 4, 0, 0}};
-    synced(mlxr_attention_cuda(&kv, &sh, dq, (int64_t)n_head * hd, dp, ds, T, po, pml, &of, &pf, 0), "attention");
+    synced(mlxr_attention_cuda(&kv, &sh, dq, (int64_t)n_head * hd, dp, ds, T, po, pml, &of, 0), "attention");
     float *out = malloc((size_t)T * n_head * hd * 4);
     to_host(out, dout, (size_t)T * n_head * hd * 4);
     if (hd % 32 == 0) { /* the same, encoded to Q8_0 for the next product: the f32 result's quantization */
@@ -1027,7 +1025,7 @@ static void test_attention_case(int32_t n_head, int32_t n_kv, int32_t hd, int32_
         int8_t *dq8 = dev_from(NULL, (size_t)(T * w));
         float *dd8 = dev_from(NULL, (size_t)(T * w / 32) * 4);
         const mlxr_cuda_out o8 = {MLXR_DTYPE_Q8_0, NULL, dq8, dd8};
-        synced(mlxr_attention_cuda(&kv, &sh, dq, w, dp, ds, T, po, pml, &o8, NULL, 0), "attention q8_0");
+        synced(mlxr_attention_cuda(&kv, &sh, dq, w, dp, ds, T, po, pml, &o8, 0), "attention q8_0");
         int8_t *q8 = malloc((size_t)(T * w));
         float *d8 = malloc((size_t)(T * w / 32) * 4);
         to_host(q8, dq8, (size_t)(T * w));
@@ -1564,30 +1562,6 @@ static void test_errors(void) {
     CHECK(mlxr_matmul_cuda(&m, NULL, NULL, 1, NULL, 256, 0) == cudaErrorInvalidValue, "bad type rejected");
 }
 
-/* mlxr_cuda_mat_lead: the leading rows' quants and scales, per part (gate, up) with swiglu. */
-static void test_mat_lead(void) {
-    mlxr_err err = {0};
-    mlxr_cuda_mat m;
-    if (mlxr_cuda_mat_alloc(&m, MLXR_DTYPE_Q4_0, 256, 128, &err) != MLXR_OK) {
-        CHECK(0, "alloc: %s", err.msg);
-        return;
-    }
-    const int64_t qb = 256 / 2, db = 256 / 32 * 2; /* Q4_0 row: nibbles | f16 scales */
-    mlxr_cuda_pf pf;
-    mlxr_cuda_mat_lead(&m, false, (size_t)(10 * (qb + db) + 5), &pf);
-    CHECK(pf.p[0] == m.q && pf.n[0] == 10 * qb && pf.p[1] == (void *)m.d && pf.n[1] == 10 * db && pf.n[2] == 0 &&
-              pf.n[3] == 0,
-          "lead of 10 rows: %lld %lld %lld", (long long)pf.n[0], (long long)pf.n[1], (long long)pf.n[2]);
-    mlxr_cuda_mat_lead(&m, true, (size_t)(2 * 10 * (qb + db)), &pf);
-    CHECK(pf.p[0] == m.q && pf.n[0] == 10 * qb && pf.p[1] == (void *)m.d && pf.n[1] == 10 * db &&
-              pf.p[2] == (void *)((uint8_t *)m.q + 64 * qb) && pf.n[2] == 10 * qb &&
-              pf.p[3] == (void *)((uint8_t *)m.d + 64 * db) && pf.n[3] == 10 * db,
-          "swiglu lead: gate rows 0..9 and up rows 64..73");
-    mlxr_cuda_mat_lead(&m, false, (size_t)1 << 30, &pf);
-    CHECK(pf.n[0] == 128 * qb && pf.n[1] == 128 * db, "lead capped at the matrix");
-    mlxr_cuda_mat_free(&m);
-}
-
 /* MLXR_TEST_ONLY=name[,name...]: run only the test functions whose names contain one of them (for
  * compute-sanitizer runs of one area; unset: all). */
 static bool wanted(const char *fn) {
@@ -1628,7 +1602,6 @@ int main(void) {
     RUN(test_pdl_chain);
     RUN(test_argmax);
     RUN(test_attention);
-    RUN(test_mat_lead);
     RUN(test_errors);
     return test_finish("cuda_test_kernels");
 }

@@ -19,7 +19,6 @@
 #include "kernels/cuda/kv_page.cuh"
 
 #include <stdlib.h>
-#include <string.h>
 
 #define SPLIT MLXR_CUDA_ATT_SPLIT
 #define ATT_THREADS 128
@@ -85,7 +84,7 @@ __global__ void __launch_bounds__(ATT_THREADS)
                      const int32_t *__restrict__ table, int32_t max_blocks, int32_t kv_dim, int32_t n_head, int32_t G, int32_t D, int32_t n_split,
                      const float *__restrict__ q, int64_t q_ld, const int32_t *__restrict__ pos,
                      const int32_t *__restrict__ seq, float *__restrict__ part_o,
-                     float *__restrict__ part_ml, const mlxr_cuda_pf pf) {
+                     float *__restrict__ part_ml) {
     extern __shared__ __align__(16) float sm[];
     const int c8n = D / 8, nph = ATT_THREADS / c8n, LDH = KV_LD(D);
     float *qs = sm;                 /* [G][D] */
@@ -95,8 +94,7 @@ __global__ void __launch_bounds__(ATT_THREADS)
     __half *ks = reinterpret_cast<__half *>(sm + kv_tile_at(G, D)); /* [SPLIT][LDH] */
     __half *vs = ks + SPLIT * LDH;                                   /* [SPLIT][LDH] */
     pdl_launch_dependents();
-    prefetch_plan(pf); /* a later product's weights, while this kernel waits on short load chains */
-    pdl_wait();        /* the cache rows, q and the split scratch belong to earlier kernels */
+    pdl_wait(); /* the cache rows, q and the split scratch belong to earlier kernels */
     const int h = blockIdx.x, t = blockIdx.z;
     const int L = pos[t] + 1;
     /* block y takes splits y, y + gridDim.y, ... up to the query's position (the combine reads no
@@ -263,7 +261,7 @@ static int split_blocks(void) {
 template <int GC>
 static cudaError_t launch_split(const mlxr_cuda_kv *kv, const mlxr_cuda_att_shape *sh, int G, const float *q,
                                 int64_t q_ld, const int32_t *pos, const int32_t *seq, int32_t T, float *part_o,
-                                float *part_ml, const mlxr_cuda_pf &pf, cudaStream_t st) {
+                                float *part_ml, cudaStream_t st) {
     const size_t smem = smem_bytes(G, sh->head_dim);
     if (smem > 48 * 1024) {
         cudaError_t e = cudaFuncSetAttribute(att_split_kernel<GC>, cudaFuncAttributeMaxDynamicSharedMemorySize,
@@ -273,27 +271,24 @@ static cudaError_t launch_split(const mlxr_cuda_kv *kv, const mlxr_cuda_att_shap
     const dim3 grid((unsigned)sh->n_head_kv, (unsigned)min(sh->n_split, split_blocks()), (unsigned)T);
     return mlxr_launch_pdl(att_split_kernel<GC>, grid, dim3(ATT_THREADS), smem, st, (const __half *)kv->k,
                            (const __half *)kv->v, kv->table, kv->max_blocks, kv->kv_dim, sh->n_head, (int32_t)G,
-                           sh->head_dim, sh->n_split, q, q_ld, pos, seq, part_o, part_ml, pf);
+                           sh->head_dim, sh->n_split, q, q_ld, pos, seq, part_o, part_ml);
 }
 
 extern "C" cudaError_t mlxr_attention_cuda(const mlxr_cuda_kv *kv, const mlxr_cuda_att_shape *sh,
                                            const float *q, int64_t q_ld, const int32_t *pos, const int32_t *seq,
                                            int32_t T, float *part_o, float *part_ml, const mlxr_cuda_out *out,
-                                           const mlxr_cuda_pf *pf, cudaStream_t st) {
+                                           cudaStream_t st) {
     if (T <= 0) return cudaSuccess;
     if (out->type == MLXR_DTYPE_Q8_0 && sh->head_dim % 32) return cudaErrorInvalidValue;
     if (sh->n_head_kv <= 0 || sh->n_head % sh->n_head_kv || sh->head_dim % 8 || sh->head_dim <= 0 ||
         sh->head_dim > 8 * ATT_THREADS || sh->n_split <= 0 || T > 65535 || sh->n_split > 65535)
         return cudaErrorInvalidValue;
     const int G = sh->n_head / sh->n_head_kv;
-    mlxr_cuda_pf no_pf;
-    memset(&no_pf, 0, sizeof no_pf);
-    const mlxr_cuda_pf &p = pf ? *pf : no_pf;
     cudaError_t e;
     switch (group_chunk(G)) {
-    case 4: e = launch_split<4>(kv, sh, G, q, q_ld, pos, seq, T, part_o, part_ml, p, st); break;
-    case 2: e = launch_split<2>(kv, sh, G, q, q_ld, pos, seq, T, part_o, part_ml, p, st); break;
-    default: e = launch_split<1>(kv, sh, G, q, q_ld, pos, seq, T, part_o, part_ml, p, st); break;
+    case 4: e = launch_split<4>(kv, sh, G, q, q_ld, pos, seq, T, part_o, part_ml, st); break;
+    case 2: e = launch_split<2>(kv, sh, G, q, q_ld, pos, seq, T, part_o, part_ml, st); break;
+    default: e = launch_split<1>(kv, sh, G, q, q_ld, pos, seq, T, part_o, part_ml, st); break;
     }
     if (e != cudaSuccess) return e;
     const dim3 g2((unsigned)sh->n_head, (unsigned)T);

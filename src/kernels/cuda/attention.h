@@ -59,13 +59,12 @@ cudaError_t mlxr_kv_store_cuda(const mlxr_cuda_kv *kv, const float *k, const flo
  * contiguous) over the cache, scale 1/sqrt(head_dim), as f32 or encoded for the next product
  * (mlxr_cuda_out; Q8_0 needs head_dim % 32 == 0). part_o: device scratch of
  * T * n_head * n_split * head_dim floats; part_ml: of T * n_head * n_split * 2 floats. pos/seq:
- * device arrays. head_dim must be a multiple of 8 and at most 1024. pf (NULL: none): weights
- * the split kernel's blocks prefetch into L2 as they start, for a product after this one.
+ * device arrays. head_dim must be a multiple of 8 and at most 1024.
  */
 cudaError_t mlxr_attention_cuda(const mlxr_cuda_kv *kv, const mlxr_cuda_att_shape *sh,
                                 const float *q, int64_t q_ld, const int32_t *pos, const int32_t *seq,
                                 int32_t T, float *part_o, float *part_ml, const mlxr_cuda_out *out,
-                                const mlxr_cuda_pf *pf, cudaStream_t st);
+                                cudaStream_t st);
 
 /*
  * Causal attention of a prefill batch on tensor cores (attention_prefill.cu): the same result as

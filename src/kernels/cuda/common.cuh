@@ -52,18 +52,6 @@ __device__ __forceinline__ void prefetch_span(const void *p, int64_t bytes, int 
     for (int64_t o = (int64_t)tid * 128; o < bytes; o += (int64_t)nth * 128) prefetch_l2((const char *)p + o);
 }
 
-/* Prefetch pf's spans (mlxr_cuda_pf) into L2, spread over the whole grid: each thread of each
- * block takes every N-th 128-byte line, N the grid's thread count. Constant data only, so it may
- * run before pdl_wait. */
-__device__ __forceinline__ void prefetch_plan(const mlxr_cuda_pf &pf) {
-    const int64_t b = blockIdx.x + (int64_t)gridDim.x * (blockIdx.y + (int64_t)gridDim.y * blockIdx.z);
-    const int64_t nth = (int64_t)gridDim.x * gridDim.y * gridDim.z * blockDim.x;
-    const int64_t tid = b * blockDim.x + threadIdx.x;
-#pragma unroll
-    for (int i = 0; i < MLXR_CUDA_PF_SPANS; i++)
-        for (int64_t o = tid * 128; o < pf.n[i]; o += nth * 128) prefetch_l2((const char *)pf.p[i] + o);
-}
-
 /* Launch kernel<<<grid, block, smem, st>>>(args...) with programmatic stream serialization when
  * mlxr_cuda_pdl_enabled() (the kernel must follow the pdl_wait rule above), in thread block
  * clusters of `cluster` blocks along x when it is above 1 (sm_90). */

@@ -810,22 +810,6 @@ extern "C" size_t mlxr_cuda_mat_bytes(const mlxr_cuda_mat *m) {
     return (qb + db) * (size_t)m->ne1;
 }
 
-extern "C" void mlxr_cuda_mat_lead(const mlxr_cuda_mat *m, bool swiglu, size_t bytes, mlxr_cuda_pf *pf) {
-    memset(pf, 0, sizeof *pf);
-    size_t qb, db;
-    row_parts(m->type, m->ne0, &qb, &db);
-    const int64_t parts = swiglu ? 2 : 1, n = m->ne1 / parts; /* rows per part */
-    int64_t rows = (int64_t)(bytes / ((qb + db) * (size_t)parts));
-    if (rows > n) rows = n;
-    for (int64_t h = 0, i = 0; h < parts; h++) {
-        pf->p[i] = (const uint8_t *)m->q + (size_t)(h * n) * qb;
-        pf->n[i++] = rows * (int64_t)qb;
-        if (!db) continue;
-        pf->p[i] = (const uint8_t *)m->d + (size_t)(h * n) * db;
-        pf->n[i++] = rows * (int64_t)db;
-    }
-}
-
 extern "C" void mlxr_cuda_mat_free(mlxr_cuda_mat *m) {
     if (!m) return;
     cudaFree(m->q);

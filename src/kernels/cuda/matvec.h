@@ -118,23 +118,6 @@ void mlxr_cuda_mat_free(mlxr_cuda_mat *m);
 size_t mlxr_cuda_mat_bytes(const mlxr_cuda_mat *m);
 
 /*
- * Weight bytes a latency-bound kernel prefetches into L2 for a product that runs after it (issue
- * 7's decode step): while attention waits on its own short chains of loads, the memory system is
- * mostly idle, and the lines it pulls in here are L2 hits for that product later. Up to
- * MLXR_CUDA_PF_SPANS spans; unused ones have n = 0.
- */
-#define MLXR_CUDA_PF_SPANS 4
-typedef struct mlxr_cuda_pf {
-    const void *p[MLXR_CUDA_PF_SPANS];
-    int64_t n[MLXR_CUDA_PF_SPANS];
-} mlxr_cuda_pf;
-
-/* *pf = about `bytes` of what a decode product of m reads first (its blocks run in row order):
- * the quants and scales of its leading rows, or with `swiglu` (mlxr_matmul_swiglu_cuda: gate rows
- * [0, n) and up rows [n, 2n)) of its leading gate rows and the matching up rows. */
-void mlxr_cuda_mat_lead(const mlxr_cuda_mat *m, bool swiglu, size_t bytes, mlxr_cuda_pf *pf);
-
-/*
  * Encode T rows of n floats (x, device, row stride n) as `e` says into xq (int8 or f16 [T][n]) and
  * xd (f32 scales, Q8_0/Q8_K only). F32: nothing to do (pass x itself to the product). n must be a
  * multiple of 32 (Q8_0 kinds) or 256 (Q8_K kinds), else cudaErrorInvalidValue.
