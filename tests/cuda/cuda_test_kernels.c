@@ -783,6 +783,12 @@ typedef struct pages {
     int32_t max_blocks;
 } pages;
 
+/* Pool rows of pages_new(n_seq, n_ctx): whole blocks, so more than n_seq * n_ctx when n_ctx is
+ * not a multiple of the block (a cache sized n_seq * n_ctx rows would be read past its end). */
+static int64_t pages_rows(int32_t n_seq, int32_t n_ctx) {
+    return (int64_t)n_seq * ((n_ctx + MLXR_CUDA_KV_BLOCK - 1) / MLXR_CUDA_KV_BLOCK) * MLXR_CUDA_KV_BLOCK;
+}
+
 static pages pages_new(int32_t n_seq, int32_t n_ctx) {
     pages pg;
     pg.max_blocks = (n_ctx + MLXR_CUDA_KV_BLOCK - 1) / MLXR_CUDA_KV_BLOCK;
@@ -845,7 +851,7 @@ static void rope_kv_case(int32_t T, const int32_t *pos, const int32_t *seq, bool
     const mlxr_cuda_rms rms = {dparts, 256, 1e-5f};
     float *dqkv = dev_from(qkv, (size_t)T * W * 4);
     int32_t *dp = dev_from(pos, (size_t)T * 4), *ds = dev_from(seq, (size_t)T * 4);
-    const int64_t cache_n = (int64_t)n_seq * n_ctx * kvd;
+    const int64_t cache_n = pages_rows(n_seq, n_ctx) * kvd;
     void *dk = dev_from(NULL, (size_t)cache_n * 2), *dv = dev_from(NULL, (size_t)cache_n * 2);
     cudaMemset(dk, 0, (size_t)cache_n * 2);
     cudaMemset(dv, 0, (size_t)cache_n * 2);
@@ -996,7 +1002,7 @@ static void test_attention_case(int32_t n_head, int32_t n_kv, int32_t hd, int32_
     const int32_t kv_dim = n_kv * hd, n_seq = 2, T = 5;
     const int32_t pos[5] = {0, 127, 128, n_ctx - 1, 300 % n_ctx};
     const int32_t seq[5] = {0, 1, 0, 1, 0};
-    const int64_t cache_n = (int64_t)n_seq * n_ctx * kv_dim;
+    const int64_t cache_n = pages_rows(n_seq, n_ctx) * kv_dim;
     /* random cache contents (positions below each query's), then the batch's own K/V stored */
     uint16_t *kc = malloc((size_t)cache_n * 2), *vc = malloc((size_t)cache_n * 2);
     for (int64_t i = 0; i < cache_n; i++) {
@@ -1090,7 +1096,7 @@ static void test_attention_case(int32_t n_head, int32_t n_kv, int32_t hd, int32_
 static void test_attention_prefill_case(int32_t n_head, int32_t n_kv, int32_t hd, int32_t n_ctx, int32_t T,
                                         int32_t p0, bool shuffle) {
     const int32_t kv_dim = n_kv * hd, n_seq = 2;
-    const int64_t cache_n = (int64_t)n_seq * n_ctx * kv_dim;
+    const int64_t cache_n = pages_rows(n_seq, n_ctx) * kv_dim;
     uint16_t *kc = malloc((size_t)cache_n * 2), *vc = malloc((size_t)cache_n * 2);
     for (int64_t i = 0; i < cache_n; i++) {
         kc[i] = mlxr_fp32_to_fp16(test_rng_f32(&rng, -1, 1));
