@@ -155,11 +155,10 @@ static bool is_kquant(mlxr_dtype t) {
     return t == MLXR_DTYPE_Q4_K || t == MLXR_DTYPE_Q5_K || t == MLXR_DTYPE_Q6_K;
 }
 
-/* The CPU reference's activation encoding for a product with `type` weights. */
+/* The activation encoding the device's CUDA-core products take for `type` weights (matvec.h):
+ * Q8_0 for the quantized types (K-quants included, where the CPU engine takes Q8_K). */
 static mlxr_dtype ref_act_type(mlxr_dtype type) {
-    return type == MLXR_DTYPE_Q8_0 || type == MLXR_DTYPE_Q4_0 ? MLXR_DTYPE_Q8_0
-         : is_kquant(type)                                    ? MLXR_DTYPE_Q8_K
-                                                              : type;
+    return type == MLXR_DTYPE_Q8_0 || type == MLXR_DTYPE_Q4_0 || is_kquant(type) ? MLXR_DTYPE_Q8_0 : type;
 }
 
 static size_t row_bytes_of(mlxr_dtype type, int64_t ne0) {
@@ -246,10 +245,17 @@ static mlxr_to_float_fn dec_of(mlxr_dtype t) {
 static float ref_row_dot(mlxr_dtype type, const uint8_t *row, int64_t ne0, const void *xenc, const float *xdec,
                          float *wd, double *mag) {
     float y;
-    dot_of(type)(ne0, &y, row, xenc);
     dec_of(type)(row, wd, ne0);
     *mag = 0;
-    for (int64_t i = 0; i < ne0; i++) *mag += fabs((double)wd[i] * xdec[i]);
+    double k = 0;
+    for (int64_t i = 0; i < ne0; i++) {
+        *mag += fabs((double)wd[i] * xdec[i]);
+        k += (double)wd[i] * xdec[i];
+    }
+    if (is_kquant(type)) /* no CPU dot of K-quants with Q8_0 rows: the dequantized values, in double */
+        y = (float)k;
+    else
+        dot_of(type)(ne0, &y, row, xenc);
     return y;
 }
 
@@ -260,8 +266,9 @@ static float f16r(float v) {
 /*
  * y = w . x for T rows through mlxr_matmul_cuda (bm = 0) or the GEMM with a forced tile (bm 64 or
  * 128), against the CPU reference for the path taken:
- *   - integer / CUDA-core paths (encodings Q8_0, Q8_K, F16, F32): the CPU engine's own encode +
- *     vec_dot_ref on the GGUF rows;
+ *   - integer / CUDA-core paths (encodings Q8_0, F16, F32): the CPU engine's own encode +
+ *     vec_dot_ref on the GGUF rows; for K-quants (Q8_0 activations, which no CPU dot takes) the
+ *     reference dequantized weights times the dequantized Q8_0 activations, in double;
  *   - the tensor-core GEMM (F16_* encodings): sum of f16(dequantized weight) * f16(dequantized
  *     encoded activation) in double, from the reference dequantizers and quantizers.
  * Both: |y - ref| <= tol * sum_i |w_i x_i| + 1e-6, tol 1e-5 (2e-5 on tensor cores: f32 sums in
@@ -286,7 +293,7 @@ static void test_matmul_case(mlxr_dtype type, int64_t ne0, int64_t ne1, int32_t 
     CHECK(mlxr_cuda_mat_bytes(&m) == rb * (size_t)ne1, "%s: device bytes %zu != GGUF bytes %zu", tn,
           mlxr_cuda_mat_bytes(&m), rb * (size_t)ne1);
     const mlxr_cuda_enc e = bm ? (type == MLXR_DTYPE_F16 ? MLXR_CUDA_ENC_F16
-                                  : is_kquant(type)     ? MLXR_CUDA_ENC_F16_Q8_K : MLXR_CUDA_ENC_F16_Q8_0)
+                                  : MLXR_CUDA_ENC_F16_Q8_0)
                                : mlxr_cuda_act_enc(&m, T);
     const bool mmq = !bm && mlxr_mmq_supported_cuda(type, ne0, T);
     const bool gemm = bm || (!mmq && T > MLXR_CUDA_GEMM_MIN_T && mlxr_gemm_supported_cuda(type, ne0));
@@ -320,6 +327,8 @@ static void test_matmul_case(mlxr_dtype type, int64_t ne0, int64_t ne1, int32_t 
             double ref = 0, mag = 0;
             if (gemm) {
                 for (int64_t i = 0; i < ne0; i++) ref += (double)f16r(wr[i]) * f16r(xd[i]);
+            } else if (is_kquant(type)) { /* see ref_row_dot */
+                for (int64_t i = 0; i < ne0; i++) ref += (double)wr[i] * xd[i];
             } else {
                 float s;
                 dot(ne0, &s, rows + (size_t)r * rb, xenc + (size_t)t * xrb);

@@ -223,11 +223,14 @@ template <int BITS> struct mm_mlx {
 };
 
 /*
- * K-quants . Q8_K activations: a thread takes 16 quant bytes of one super-block (a "piece": 32
- * values of two sub-blocks, or of two 16-groups for Q6_K), forms the exact integer sums of each
- * sub-block with __dp4a, weights them with the integer sub-block scales, and adds the piece's
- * integer total times (d_w * d_x) (and the min term times (dmin_w * d_x)) to the f32 sum, as
- * mlxr_vec_dot_q{4,5,6}_k_ref do per super-block.
+ * K-quants . Q8_0 activations (32-value blocks, as llama.cpp's CUDA products take q8_1 for every
+ * type): a thread takes 16 quant bytes of one super-block (a "piece": 16 values of each of two
+ * sub-blocks, or of two 16-groups for Q6_K), forms the exact integer sums of each half with
+ * __dp4a, weights them with the integer sub-block scales, and adds each half's integer sum times
+ * d_w times the scale d_x of the activation block it falls in (the min term likewise with
+ * dmin_w). Q8_0 rather than the CPU engine's Q8_K (one scale per 256 values) because the
+ * producers of a decode step (attention, the residual products with the next RMSNorm, SwiGLU)
+ * write whole 32-value blocks directly, so K-quant models take the same fused path as Q4_0.
  */
 template <int TYPE>
 struct mm_k {
@@ -258,7 +261,7 @@ struct mm_k {
             int4 lo[R], hi[R];
             int sl[R], sh[R], ml[R], mh[R];
             float dw[R], dm[R];
-            int xo_lo, xo_hi;
+            int xo_lo, xo_hi; /* 16-value halves; each lies in one 32-value activation block */
             if (TYPE == MLXR_DTYPE_Q6_K) {
                 const int half = i >> 2, kk = (i >> 1) & 1, hh = i & 1;
                 xo_lo = 128 * half + 32 * kk + 16 * hh;
@@ -315,20 +318,20 @@ struct mm_k {
             }
 #pragma unroll
             for (int c = 0; c < C; c++) {
-                const int8_t *xb = xq + (int64_t)tt[c] * ne0 + (int64_t)b * MLXR_CUDA_QK_K;
-                const int4 xl = __ldg(reinterpret_cast<const int4 *>(xb + xo_lo));
-                const int4 xh = __ldg(reinterpret_cast<const int4 *>(xb + xo_hi));
-                const float dx = xd[(int64_t)tt[c] * nb + b];
+                const int64_t x0 = (int64_t)tt[c] * ne0 + (int64_t)b * MLXR_CUDA_QK_K;
+                const int4 xl = __ldg(reinterpret_cast<const int4 *>(xq + x0 + xo_lo));
+                const int4 xh = __ldg(reinterpret_cast<const int4 *>(xq + x0 + xo_hi));
+                const float dxl = __ldg(xd + (x0 + xo_lo) / QK), dxh = __ldg(xd + (x0 + xo_hi) / QK);
                 const int sxl = sum16(xl), sxh = sum16(xh);
 #pragma unroll
                 for (int r = 0; r < R; r++) {
                     if (TYPE == MLXR_DTYPE_Q6_K) {
-                        const int isum = sl[r] * (dot16(lo[r], xl) - 32 * sxl) + sh[r] * (dot16(hi[r], xh) - 32 * sxh);
-                        acc[r][c] += (dw[r] * dx) * (float)isum;
+                        const int il = sl[r] * (dot16(lo[r], xl) - 32 * sxl), ih = sh[r] * (dot16(hi[r], xh) - 32 * sxh);
+                        acc[r][c] += dw[r] * (dxl * (float)il + dxh * (float)ih);
                     } else {
-                        const int isum = sl[r] * dot16(lo[r], xl) + sh[r] * dot16(hi[r], xh);
-                        const int summ = ml[r] * sxl + mh[r] * sxh;
-                        acc[r][c] += (dw[r] * dx) * (float)isum - (dm[r] * dx) * (float)summ;
+                        const int il = sl[r] * dot16(lo[r], xl), ih = sh[r] * dot16(hi[r], xh);
+                        acc[r][c] += dw[r] * (dxl * (float)il + dxh * (float)ih) -
+                                     dm[r] * (dxl * (float)(ml[r] * sxl) + dxh * (float)(mh[r] * sxh));
                     }
                 }
             }
@@ -682,12 +685,12 @@ extern "C" mlxr_cuda_enc mlxr_cuda_act_enc(const mlxr_cuda_mat *w, int32_t T) {
     const bool kq = w->type == MLXR_DTYPE_Q4_K || w->type == MLXR_DTYPE_Q5_K || w->type == MLXR_DTYPE_Q6_K;
     if (mlxr_mmq_supported_cuda(w->type, w->ne0, T)) return MLXR_CUDA_ENC_Q8_0;
     if (T > GEMM_MIN_T && mlxr_gemm_supported_cuda(w->type, w->ne0))
-        return w->type == MLXR_DTYPE_F16 ? MLXR_CUDA_ENC_F16 : kq ? MLXR_CUDA_ENC_F16_Q8_K : MLXR_CUDA_ENC_F16_Q8_0;
+        return w->type == MLXR_DTYPE_F16 ? MLXR_CUDA_ENC_F16 : MLXR_CUDA_ENC_F16_Q8_0;
     switch (w->type) {
     case MLXR_DTYPE_Q8_0:
     case MLXR_DTYPE_Q4_0: return MLXR_CUDA_ENC_Q8_0;
     case MLXR_DTYPE_F16: return MLXR_CUDA_ENC_F16;
-    default: return kq ? MLXR_CUDA_ENC_Q8_K : mlx_is_type(w->type) ? MLXR_CUDA_ENC_Q8_0 : MLXR_CUDA_ENC_F32;
+    default: return kq || mlx_is_type(w->type) ? MLXR_CUDA_ENC_Q8_0 : MLXR_CUDA_ENC_F32;
     }
 }
 
