@@ -15,8 +15,8 @@
  * 2a. The prefill GEMM (T = 512) on the products of a 7B layer, per weight type, in TFLOPS.
  * 2b. The other ops of a decode step, timed alone at 7B shapes.
  * (MLXR_BENCH_ONLY=models skips 1a-2b, =matvec or =ops runs only that table; MLXR_CUDA_PDL=0,
- * MLXR_CUDA_FUSE=0, MLXR_CUDA_FUSED_SWIGLU=1 and MLXR_CUDA_MV_ROWS=2|4|8 switch the decode-step
- * optimizations for A/B runs.)
+ * MLXR_CUDA_FUSED_SWIGLU=1 and MLXR_CUDA_MV_ROWS=2|4|8 switch the decode-step optimizations for
+ * A/B runs.)
  * 3. For each MODEL (whole model on the GPU): pp512 (one batch of 512 tokens) and tg128 (128
  *    single-token steps after it, each a CUDA graph replay, logits copied back every step), in
  *    tokens/s, against the decode roofline: weight bytes / copy bandwidth.
@@ -220,8 +220,7 @@ static void bench_matvec(double bw) {
                 a.T = 1;
                 a.enc = mlxr_cuda_act_enc(&a.m[0], 1);
                 CK(mlxr_encode_cuda(a.enc, a.x, ne0, 1, a.xq, a.xd, 0));
-                const mlxr_dtype ot = types[ti] == MLXR_DTYPE_F16 ? MLXR_DTYPE_F16
-                                    : a.enc == MLXR_CUDA_ENC_Q8_K ? MLXR_DTYPE_Q8_K : MLXR_DTYPE_Q8_0;
+                const mlxr_dtype ot = types[ti] == MLXR_DTYPE_F16 ? MLXR_DTYPE_F16 : MLXR_DTYPE_Q8_0;
                 a.out = (mlxr_cuda_out){ot, oy, oq, od};
                 for (a.swiglu = 1; a.swiglu <= 2; a.swiglu++) {
                     const double t = time_op(mv_op, &a, 100, 400);
@@ -532,9 +531,9 @@ static void bench_model(const char *path, double bw) {
     }
     const double roof = bw * 1e9 / (double)h->n_bytes;
     const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
-    printf("| model | %s | %.2f GB weights, %d layers, n_embd %d | load+upload %.1f s | pp512 %.0f tok/s | tg128 %.1f tok/s | roofline %.0f tok/s (%.0f%%) | PDL %s, Q8_K direct %s, fused swiglu %s |\n",
+    printf("| model | %s | %.2f GB weights, %d layers, n_embd %d | load+upload %.1f s | pp512 %.0f tok/s | tg128 %.1f tok/s | roofline %.0f tok/s (%.0f%%) | PDL %s, fused swiglu %s |\n",
            base, h->n_bytes / 1e9, h->n_layer, h->n_embd, t_load, pp, tg, roof,
-           100.0 * tg / roof, mlxr_cuda_pdl_enabled() ? "on" : "off", mlxr_cuda_fuse_enabled() ? "on" : "off",
+           100.0 * tg / roof, mlxr_cuda_pdl_enabled() ? "on" : "off",
            mlxr_cuda_fused_swiglu_enabled() ? "on" : "off");
     mlxr_context_free(c);
     mlxr_model_free(m);

@@ -63,9 +63,9 @@ mlxr_status mlxr_cuda_forward(mlxr_context *c, const mlxr_batch *b, mlxr_err *er
  * and a grid large enough to fill the device even for the small K/V matrices.
  */
 typedef struct gpu_layer {
-    mlxr_cuda_mat wqkv[3];    /* [0] = Q|K|V when fused (n_qkv = 1), else Q, K, V */
+    mlxr_cuda_mat wqkv[3];    /* Q|K|V when their types agree (n_qkv = 1), else runs of one type */
     int n_qkv;
-    mlxr_cuda_mat wgu[2];     /* [0] = gate|up when fused (n_gu = 1), else gate, up */
+    mlxr_cuda_mat wgu[2];     /* gate|up when their types agree (n_gu = 1), else gate, up */
     int n_gu;
     mlxr_cuda_mat wo, w_down;
     float *attn_norm, *ffn_norm; /* device [n_embd] */
@@ -215,29 +215,21 @@ static mlxr_status unsupported(const mlxr_weight *w, mlxr_err *err) {
                      (long long)w->ne0);
 }
 
-/* Upload n tensors with the same input: as one row-concatenated matrix when their types and row
- * lengths agree (*n_out = 1), else one matrix each (*n_out = n). */
+/* Upload n tensors with the same input: each run of consecutive tensors whose types and row
+ * lengths agree as one row-concatenated matrix (*n_out = the number of runs, 1 when all agree). */
 static mlxr_status upload_group(mlxr_cuda_mat *d, int *n_out, const mlxr_weight *const *w, int n, mlxr_err *err) {
-    bool same = true;
-    int64_t rows = 0;
-    for (int i = 0; i < n; i++) {
+    for (int i = 0; i < n; i++)
         if (!mlxr_cuda_mat_supported(w[i]->type, w[i]->ne0)) return unsupported(w[i], err);
-        same = same && w[i]->type == w[0]->type && w[i]->ne0 == w[0]->ne0;
-        rows += w[i]->ne1;
-    }
-    if (!same) {
-        for (int i = 0; i < n; i++) {
-            TRY(mlxr_cuda_mat_upload(&d[i], w[i]->type, w[i]->data, w[i]->ne0, w[i]->ne1, w[i]->row_bytes, err));
-            *n_out = i + 1;
-        }
-        return MLXR_OK;
-    }
-    TRY(mlxr_cuda_mat_alloc(&d[0], w[0]->type, w[0]->ne0, rows, err));
-    *n_out = 1;
-    int64_t r0 = 0;
-    for (int i = 0; i < n; i++) {
-        TRY(mlxr_cuda_mat_set_rows(&d[0], r0, w[i]->data, w[i]->ne1, w[i]->row_bytes, err));
-        r0 += w[i]->ne1;
+    /* each run of consecutive matrices of one type and row length becomes one matrix: Q4_K_M's
+     * layers with a Q6_K V keep Q|K in one launch */
+    *n_out = 0;
+    for (int i = 0, j; i < n; i = j) {
+        int64_t rows = 0;
+        for (j = i; j < n && w[j]->type == w[i]->type && w[j]->ne0 == w[i]->ne0; j++) rows += w[j]->ne1;
+        mlxr_cuda_mat *m = &d[(*n_out)++];
+        TRY(mlxr_cuda_mat_alloc(m, w[i]->type, w[i]->ne0, rows, err));
+        for (int64_t k = i, r0 = 0; k < j; r0 += w[k]->ne1, k++)
+            TRY(mlxr_cuda_mat_set_rows(m, r0, w[k]->data, w[k]->ne1, w[k]->row_bytes, err));
     }
     return MLXR_OK;
 }
@@ -276,11 +268,9 @@ static bool fused_norm_ok(const mlxr_cuda_ctx *g) {
         if (!mlxr_matmul_resid_supported_cuda(&L->wo, MLXR_DTYPE_F32) ||
             !mlxr_matmul_resid_supported_cuda(&L->w_down, MLXR_DTYPE_F32))
             return false;
-        /* only when every reader takes Q8_0 (Q8_0, Q4_0, MLX weights), where it measured faster on
-         * an H100 (7B tg128: Q4_0 429 -> 465, Q8_0 287 -> 302 tok/s). K-quant readers take Q8_K
-         * (256-value groups, more than a producer's cluster owns), so the producer would write f32
-         * and each reader add an encode launch: Q4_K_M 369.1 -> 367.0. F16 readers: the clustered
-         * 4-row producers cost more than the norm saves: 186.7 -> 183.4. */
+        /* only when every reader takes Q8_0 (Q8_0, Q4_0, K-quant and MLX weights), where it
+         * measured faster on an H100 (7B tg128: Q4_0 429 -> 465, Q8_0 287 -> 302 tok/s). F16
+         * readers: the clustered 4-row producers cost more than the norm saves: 186.7 -> 183.4. */
         for (int i = 0; i < L->n_qkv; i++)
             if (mlxr_cuda_act_enc(&L->wqkv[i], 1) != MLXR_CUDA_ENC_Q8_0) return false;
         for (int i = 0; i < L->n_gu; i++)
@@ -479,13 +469,10 @@ typedef struct act_in {
 static act_in act_for(mlxr_cuda_ctx *g, const mlxr_cuda_mat *w, int n, int32_t T, float *f32) {
     const mlxr_cuda_enc e = mlxr_cuda_act_enc(&w[0], T);
     mlxr_dtype d = mlxr_cuda_enc_direct(e);
-    /* Q8_K is written directly by the ops that can (RMSNorm, SwiGLU; enqueue keeps attention at f32) */
-    if (e == MLXR_CUDA_ENC_Q8_K && mlxr_cuda_fuse_enabled()) d = MLXR_DTYPE_Q8_K;
     for (int i = 1; i < n; i++)
         if (mlxr_cuda_act_enc(&w[i], T) != e) d = MLXR_DTYPE_F32;
     const int have = d == MLXR_DTYPE_Q8_0 ? MLXR_CUDA_ENC_Q8_0
                    : d == MLXR_DTYPE_F16  ? MLXR_CUDA_ENC_F16
-                   : d == MLXR_DTYPE_Q8_K ? MLXR_CUDA_ENC_Q8_K
                                           : -1;
     return (act_in){{d, f32, g->xq, g->xd}, have};
 }
@@ -577,7 +564,7 @@ static mlxr_status enqueue(mlxr_context *c, mlxr_cuda_ctx *g, int32_t T, int32_t
                "rope + kv store");
         /* attention output straight in Wo's encoding when the rows split into whole Q8_0 blocks */
         act_in att_in = act_for(g, &L->wo, 1, T, g->att);
-        if ((att_in.out.type == MLXR_DTYPE_Q8_0 && h->head_dim % 32) || att_in.out.type == MLXR_DTYPE_Q8_K)
+        if (att_in.out.type == MLXR_DTYPE_Q8_0 && h->head_dim % 32)
             att_in = (act_in){{MLXR_DTYPE_F32, g->att, g->xq, g->xd}, -1};
         const mlxr_cuda_out att_out = att_in.out;
         if (g->one_seq && T > ATT_PREFILL_MIN_T && mlxr_attention_prefill_supported_cuda(&g->ash, att_out.type)) {

@@ -33,15 +33,9 @@ extern "C" cudaError_t mlxr_swiglu_cuda(const float *g, const float *u, int64_t 
     if (n <= 0 || T <= 0) return cudaSuccess;
     const mlxr_cuda_rms r = rms ? *rms : mlxr_cuda_rms{NULL, 0, 0.0f};
     if (r.ss && (T != 1 || r.n <= 0 || r.n % 32)) return cudaErrorInvalidValue;
-    if ((out->type == MLXR_DTYPE_Q8_0 && n % 32) || (out->type == MLXR_DTYPE_Q8_K && n % 256) || T > 65535)
-        return cudaErrorInvalidValue;
+    if (!put_block32_ok(*out, n) || T > 65535) return cudaErrorInvalidValue;
     const int64_t nb = (n + 31) / 32;
     const dim3 grid((unsigned)((nb + 7) / 8), (unsigned)T);
-    if (out->type == MLXR_DTYPE_Q8_K) { /* f32 rows, then the encoding (the fused product does it in one) */
-        const mlxr_cuda_out of = {MLXR_DTYPE_F32, out->y, NULL, NULL};
-        const cudaError_t e = mlxr_launch_pdl(swiglu_kernel, grid, dim3(256), 0, st, g, u, ld, n, of, r);
-        return e != cudaSuccess ? e : mlxr_encode_cuda(MLXR_CUDA_ENC_Q8_K, out->y, n, T, out->q, out->d, st);
-    }
     return mlxr_launch_pdl(swiglu_kernel, grid, dim3(256), 0, st, g, u, ld, n, *out, r);
 }
 

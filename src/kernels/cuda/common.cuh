@@ -197,58 +197,10 @@ __device__ __forceinline__ void put_block32(const mlxr_cuda_out &o, int64_t n, i
     }
 }
 
-/*
- * Q8_K encoding of one 256-value super-block by the whole warp, lane j holding values j + 32 i
- * (i < 8) in v: mlxr_quantize_q8_k_ref's arithmetic step by step: the signed value of largest
- * magnitude (the first on ties: the lowest index wins the reduction), iscale = -127 / max, q =
- * min(127, round-half-even(iscale * x)), d = 1 / iscale, IEEE f32 operations without contraction;
- * an all-zero block gives d = 0, q = 0. Stores q into q (int8 [256]) and d into *d (lane 0), or
- * with F16_OUT f16(d * q) into q (as f16 [256]) and no d.
- */
-template <bool F16_OUT>
-__device__ __forceinline__ void put_block256_q8k(const float (&v)[8], int lane, void *q, float *d) {
-    float amax = 0.0f, mx = 0.0f;
-    int idx = 256;
-#pragma unroll
-    for (int i = 0; i < 8; i++) {
-        if (fabsf(v[i]) > amax) { /* ascending index within the lane: strict keeps the first */
-            amax = fabsf(v[i]);
-            mx = v[i];
-            idx = lane + 32 * i;
-        }
-    }
-    for (int o = 16; o > 0; o >>= 1) {
-        const float a2 = __shfl_xor_sync(0xffffffffu, amax, o), m2 = __shfl_xor_sync(0xffffffffu, mx, o);
-        const int i2 = __shfl_xor_sync(0xffffffffu, idx, o);
-        if (a2 > amax || (a2 == amax && i2 < idx)) {
-            amax = a2;
-            mx = m2;
-            idx = i2;
-        }
-    }
-    if (amax == 0.0f) {
-#pragma unroll
-        for (int i = 0; i < 8; i++) {
-            if (F16_OUT)
-                ((__half *)q)[lane + 32 * i] = __float2half_rn(0.0f);
-            else
-                ((int8_t *)q)[lane + 32 * i] = 0;
-        }
-        if (!F16_OUT && lane == 0) *d = 0.0f;
-        return;
-    }
-    const float iscale = __fdiv_rn(-127.0f, mx);
-    const float dd = __fdiv_rn(1.0f, iscale);
-#pragma unroll
-    for (int i = 0; i < 8; i++) {
-        int qi = __float2int_rn(__fmul_rn(iscale, v[i]));
-        qi = qi < 127 ? (qi > -128 ? qi : -128) : 127;
-        if (F16_OUT)
-            ((__half *)q)[lane + 32 * i] = __float2half_rn(__fmul_rn(dd, (float)qi));
-        else
-            ((int8_t *)q)[lane + 32 * i] = (int8_t)qi;
-    }
-    if (!F16_OUT && lane == 0) *d = dd;
+/* Whether put_block32 can store n-wide rows as o says (F32, F16, or Q8_0 of whole blocks): the
+ * argument check of the ops that store through it. */
+static inline bool put_block32_ok(const mlxr_cuda_out &o, int64_t n) {
+    return o.type == MLXR_DTYPE_F32 || o.type == MLXR_DTYPE_F16 || (o.type == MLXR_DTYPE_Q8_0 && n % 32 == 0);
 }
 
 #endif

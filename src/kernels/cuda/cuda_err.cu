@@ -55,14 +55,6 @@ extern "C" mlxr_status mlxr_cuda_launch_status(mlxr_err *err, const char *kernel
     return mlxr_cuda_status(cudaGetLastError(), err, kernel, file, line);
 }
 
-extern "C" bool mlxr_cuda_fuse_enabled(void) {
-    static const bool on = [] {
-        const char *e = getenv("MLXR_CUDA_FUSE");
-        return !(e && !strcmp(e, "0"));
-    }();
-    return on;
-}
-
 extern "C" bool mlxr_cuda_fused_swiglu_enabled(void) {
     static const bool on = [] {
         const char *e = getenv("MLXR_CUDA_FUSED_SWIGLU");

@@ -28,10 +28,6 @@ bool mlxr_cuda_sm80(void);
  * comparing timings). Decided once per process. */
 bool mlxr_cuda_pdl_enabled(void);
 
-/* Whether RMSNorm and SwiGLU write Q8_K activations directly for K-quant products (instead of
- * f32 rows and a separate encode launch): true unless MLXR_CUDA_FUSE is "0" (for A/B timings). */
-bool mlxr_cuda_fuse_enabled(void);
-
 /* Whether the decode step runs gate|up + SwiGLU as one launch (mlxr_matmul_swiglu_cuda): only
  * with MLXR_CUDA_FUSED_SWIGLU=1. Off by default: on an H100 the fused form measured slower than
  * the product + SwiGLU pair (7B Q4_0 gate|up: 27.9 vs 21.2 us; tg128 343.6 vs 372.5 tok/s; its

@@ -2,16 +2,13 @@
  * encode.cu - activation encoding before a matrix product (mlxr_encode_cuda, see matvec.h).
  *
  * Q8_0 kinds: one warp per 32-value block, the reference's quantizer (common.cuh put_block32).
- * Q8_K kinds: one warp per 256-value super-block, lane j holding values j, j + 32, ..., j + 224,
- * the reference's quantizer (common.cuh put_block256_q8k).
- * The F16_* kinds store f16(d * q) instead of q and d: the values the integer path multiplies,
+ * F16_Q8_0 stores f16(d * q) instead of q and d: the values the integer path multiplies,
  * for the tensor-core GEMM.
  */
 #include "kernels/cuda/common.cuh"
 #include "kernels/cuda/matvec.h"
 
 #define QK 32
-#define QKK 256
 
 /* One warp per 32-value block; F16_OUT: f16(d * q) into xq as f16. */
 template <bool F16_OUT>
@@ -33,21 +30,6 @@ __global__ void encode_q8_0_kernel(const float *__restrict__ x, int64_t n_blocks
     const float d = __half2float(__float2half_rn(amax / 127.0f));
     const int8_t q = round_sat_i8(v * id);
     ((__half *)xq)[b * QK + lane] = __float2half_rn(__fmul_rn(d, (float)q));
-}
-
-template <bool F16_OUT>
-__global__ void encode_q8_k_kernel(const float *__restrict__ x, int64_t n_blocks,
-                                   void *__restrict__ xq, float *__restrict__ xd) {
-    pdl_launch_dependents();
-    pdl_wait();
-    const int lane = threadIdx.x & 31;
-    const int64_t b = blockIdx.x * (int64_t)(blockDim.x / 32) + (threadIdx.x >> 5);
-    if (b >= n_blocks) return;
-    const float *v = x + b * QKK;
-    float vals[8];
-#pragma unroll
-    for (int i = 0; i < 8; i++) vals[i] = v[lane + 32 * i];
-    put_block256_q8k<F16_OUT>(vals, lane, (uint8_t *)xq + b * QKK * (F16_OUT ? 2 : 1), F16_OUT ? NULL : xd + b);
 }
 
 __global__ void to_f16_kernel(const float *__restrict__ x, int64_t n, __half *__restrict__ y) {
@@ -77,15 +59,6 @@ extern "C" cudaError_t mlxr_encode_cuda(mlxr_cuda_enc e, const float *x, int64_t
         if (e == MLXR_CUDA_ENC_Q8_0)
             return mlxr_launch_pdl(encode_q8_0_kernel<false>, grid, dim3(256), 0, st, x, nb, xq, xd);
         return mlxr_launch_pdl(encode_q8_0_kernel<true>, grid, dim3(256), 0, st, x, nb, xq, xd);
-    }
-    case MLXR_CUDA_ENC_Q8_K:
-    case MLXR_CUDA_ENC_F16_Q8_K: {
-        if (n % QKK) return cudaErrorInvalidValue;
-        const int64_t nb = total / QKK;
-        const dim3 grid((unsigned)((nb + 3) / 4));
-        if (e == MLXR_CUDA_ENC_Q8_K)
-            return mlxr_launch_pdl(encode_q8_k_kernel<false>, grid, dim3(128), 0, st, x, nb, xq, xd);
-        return mlxr_launch_pdl(encode_q8_k_kernel<true>, grid, dim3(128), 0, st, x, nb, xq, xd);
     }
     default: return cudaErrorInvalidValue;
     }

@@ -1,7 +1,7 @@
 /*
  * gemm.h - the prefill matrix product on tensor cores: y = W . X for batches of activation rows,
  * W in its device layout (matvec.h: F16, Q8_0, Q4_0, Q4_K, Q5_K, Q6_K, MLX affine), X as f16 rows (the
- * F16 / F16_Q8_0 / F16_Q8_K encodings of mlxr_encode_cuda). Called by mlxr_matmul_cuda for
+ * F16 / F16_Q8_0 encodings of mlxr_encode_cuda). Called by mlxr_matmul_cuda for
  * batches of more than 8 rows; a kernel-level entry of its own for the tests and the benchmark.
  */
 #ifndef MLXR_KERNELS_CUDA_GEMM_H

@@ -11,8 +11,8 @@
  * shape. Rows and tokens past the end are clamped for the loads and skipped on the store.
  * Every product is launched with programmatic dependent launch (common.cuh): its blocks prefetch
  * their weight rows into L2 before waiting for the previous kernel.
- * Per-type inner loops: Q8_0, Q4_0 and the MLX affine types against Q8_0 activations, the K-quants
- * against Q8_K activations (exact integer sub-block sums, as the references), F16 and F32 in f32.
+ * Per-type inner loops: Q8_0, Q4_0, the K-quants and the MLX affine types against Q8_0 activations
+ * (exact integer block sums), F16 and F32 in f32.
  */
 #include "kernels/cuda/common.cuh"
 #include "kernels/cuda/cuda_err.h"
@@ -423,7 +423,7 @@ enum { EPI_STORE = 0, EPI_SWIGLU = 1, EPI_RESID = 2 /* mm_resid_kernel */ };
 
 struct mm_epi {
     mlxr_cuda_out out;
-    unsigned *cnt;     /* EPI_SWIGLU with Q8_0/Q8_K output: arrivals per 32/256-output group */
+    unsigned *cnt;     /* EPI_SWIGLU with Q8_0 output: arrivals per 32-output group */
     int n;             /* EPI_SWIGLU: gate rows (= up rows) */
     float *x;          /* EPI_RESID: residual row, norm weight, partial sums out */
     const float *g;
@@ -434,10 +434,10 @@ struct mm_epi {
  * EPI_SWIGLU: block b computes gate rows j0..j0+H-1 (j0 = b H, H = R/2) and the matching up rows,
  * so it holds both halves of its H outputs; the sums are the same as EPI_STORE's, and silu(g) * u
  * is act.cu's expression, so the result is bit-identical to the product followed by
- * mlxr_swiglu_cuda. An encoded output needs whole 32- (Q8_0) or 256-value (Q8_K) groups, which
- * span several blocks: each block stores its f32 outputs in out.y, and the last block of a group
- * to arrive (threadfence + atomic counter, the counter reset by that block for the next launch)
- * encodes the group from out.y with the shared quantizers of common.cuh.
+ * mlxr_swiglu_cuda. A Q8_0 output needs whole 32-value groups, which span several blocks: each
+ * block stores its f32 outputs in out.y, and the last block of a group to arrive (threadfence +
+ * atomic counter, the counter reset by that block for the next launch) encodes the group from
+ * out.y with common.cuh's put_block32.
  */
 template <int R, int C, int NW, int EPI, class K>
 __global__ void __launch_bounds__(NW * 32)
@@ -505,22 +505,15 @@ __global__ void __launch_bounds__(NW * 32)
         else
             ep.out.y[j0 + i] = h;
     }
-    if (ot != MLXR_DTYPE_Q8_0 && ot != MLXR_DTYPE_Q8_K) return;
-    const int G = ot == MLXR_DTYPE_Q8_0 ? 32 : 256, grp = j0 / G;
+    if (ot != MLXR_DTYPE_Q8_0) return;
+    const int grp = j0 / QK;
     __threadfence(); /* this block's outputs are visible device-wide before it counts itself in */
     __syncthreads();
-    if (threadIdx.x == 0) last = atomicAdd(&ep.cnt[grp], 1u) == (unsigned)(G / H - 1);
+    if (threadIdx.x == 0) last = atomicAdd(&ep.cnt[grp], 1u) == (unsigned)(QK / H - 1);
     __syncthreads();
     if (!last || warp != 0) return;
     __threadfence();
-    if (ot == MLXR_DTYPE_Q8_0) {
-        put_block32(ep.out, ep.n, 0, grp, lane, __ldcg(ep.out.y + grp * 32 + lane), true);
-    } else {
-        float v[8];
-#pragma unroll
-        for (int i = 0; i < 8; i++) v[i] = __ldcg(ep.out.y + grp * 256 + lane + 32 * i);
-        put_block256_q8k<false>(v, lane, (int8_t *)ep.out.q + grp * 256, ep.out.d + grp);
-    }
+    put_block32(ep.out, ep.n, 0, grp, lane, __ldcg(ep.out.y + grp * 32 + lane), true);
     if (lane == 0) ep.cnt[grp] = 0;
 }
 
@@ -717,7 +710,6 @@ extern "C" bool mlxr_matmul_swiglu_supported_cuda(const mlxr_cuda_mat *w, int32_
     const int64_t n = w->ne1 / 2;
     switch (out_type) {
     case MLXR_DTYPE_Q8_0: return n % 32 == 0;
-    case MLXR_DTYPE_Q8_K: return n % 256 == 0;
     case MLXR_DTYPE_F16:
     case MLXR_DTYPE_F32: return n % 8 == 0; /* whole blocks of up to 8 rows (4 outputs) */
     default: return false;

@@ -20,21 +20,21 @@
  * Activations. As on the CPU (kernels.h), an activation row is first encoded for the weight type
  * (mlxr_cuda_act_enc says how; the product expects exactly that encoding):
  *   - decode and batches of up to 32 rows (CUDA cores, GEMM_MIN_T in matvec.cu; Q4_0/Q8_0 batches
- *     of 9..64 rows on int8 tensor cores, mmq.cu, same encoding): Q8_0/Q4_0 weights take Q8_0 activations
- *     (byte-identical to mlxr_quantize_q8_0_ref; int8 [T][n] + f32 scales [T][n/32] holding the f16
- *     scale's value) and run __dp4a integer dot products per half block, times the two scales;
- *     K-quant weights take Q8_K activations (byte-identical to mlxr_quantize_q8_k_ref: int8 [T][n]
- *     + f32 scales [T][n/256]) with the reference's integer sub-block sums; MLX affine weights
- *     take Q8_0 activations too, per 32 values dx * (s * sum q a + b * sum a) with both sums
- *     exact integers (the CPU engine's MLX_A8 arithmetic, but with Q8_0's f16-rounded dx, so
- *     not bit-identical to the CPU engine); F16 weights take F16
- *     activations, F32 weights the F32 rows. All sums are f32.
+ *     of 9..64 rows on int8 tensor cores, mmq.cu, same encoding): quantized weights take Q8_0
+ *     activations (byte-identical to mlxr_quantize_q8_0_ref; int8 [T][n] + f32 scales [T][n/32]
+ *     holding the f16 scale's value). Q8_0/Q4_0 weights run __dp4a integer dot products per half
+ *     block, times the two scales; K-quant weights exact integer sums per 16 values, times the
+ *     integer sub-block scales, d_w and the activation block's scale (the CPU engine takes Q8_K
+ *     for them, so the two differ by that quantization); MLX affine weights per 32 values
+ *     dx * (s * sum q a + b * sum a) with both sums exact integers (the CPU engine's MLX_A8
+ *     arithmetic, but with Q8_0's f16-rounded dx, so not bit-identical to the CPU engine); F16
+ *     weights take F16 activations, F32 weights the F32 rows. All sums are f32.
  *   - batches of more than 32 rows (64 for Q4_0/Q8_0; prefill) on tensor cores (gemm.cu): the weight tile is
- *     dequantized to F16 in shared memory and the activations are F16 holding the values the CPU
- *     engine's encoding would give: f16(d * q) of the Q8_0 (Q8_0/Q4_0/MLX weights) or Q8_K
- *     (K-quants) quantization, f16(x) for F16 weights; MLX weights become f16(s * q + b). So prefill differs from the integer path only by the
- *     f16 rounding of each weight and activation value (relative 2^-11), not by a different
- *     quantization.
+ *     dequantized to F16 in shared memory and the activations are F16 holding the values the
+ *     integer path multiplies: f16(d * q) of the Q8_0 quantization for quantized weights (MLX
+ *     weights become f16(s * q + b)), f16(x) for F16 weights. So prefill differs from the integer
+ *     path only by the f16 rounding of each weight and activation value (relative 2^-11), not by a
+ *     different quantization.
  *
  * Shapes: ne0 a multiple of 32 for Q8_0/Q4_0, of 256 for K-quants, of the group size (32, 64 or
  * 128) for the MLX types, of 8 for F16, of 4 for F32.
@@ -73,9 +73,7 @@ typedef enum mlxr_cuda_enc {
     MLXR_CUDA_ENC_F32 = 0,  /* the f32 rows themselves */
     MLXR_CUDA_ENC_F16,      /* f16 [T][n], round to nearest even */
     MLXR_CUDA_ENC_Q8_0,     /* int8 [T][n] + f32 [T][n/32] */
-    MLXR_CUDA_ENC_Q8_K,     /* int8 [T][n] + f32 [T][n/256] */
     MLXR_CUDA_ENC_F16_Q8_0, /* f16 [T][n]: f16(d * q) of the Q8_0 encoding */
-    MLXR_CUDA_ENC_F16_Q8_K, /* f16 [T][n]: f16(d * q) of the Q8_K encoding */
 } mlxr_cuda_enc;
 
 /* The encoding mlxr_matmul_cuda expects for T rows times w. */
@@ -91,9 +89,7 @@ mlxr_dtype mlxr_cuda_enc_direct(mlxr_cuda_enc e);
  * separate encode launch and the round trip of the f32 rows through memory.
  */
 typedef struct mlxr_cuda_out {
-    mlxr_dtype type; /* F32, F16 or Q8_0; Q8_K (q int8 [R][n] + d f32 [R][n/256], with the f32
-                        rows in y as well) only where an op says so: RMSNorm, SwiGLU and the
-                        fused gate|up product, not attention */
+    mlxr_dtype type; /* F32, F16 or Q8_0 */
     float *y;
     void *q;
     float *d;
@@ -119,8 +115,8 @@ size_t mlxr_cuda_mat_bytes(const mlxr_cuda_mat *m);
 
 /*
  * Encode T rows of n floats (x, device, row stride n) as `e` says into xq (int8 or f16 [T][n]) and
- * xd (f32 scales, Q8_0/Q8_K only). F32: nothing to do (pass x itself to the product). n must be a
- * multiple of 32 (Q8_0 kinds) or 256 (Q8_K kinds), else cudaErrorInvalidValue.
+ * xd (f32 scales, Q8_0 only). F32: nothing to do (pass x itself to the product). n must be a
+ * multiple of 32 for the Q8_0 kinds, else cudaErrorInvalidValue.
  */
 cudaError_t mlxr_encode_cuda(mlxr_cuda_enc e, const float *x, int64_t n, int32_t T, void *xq,
                              float *xd, cudaStream_t st);
@@ -135,13 +131,13 @@ cudaError_t mlxr_matmul_cuda(const mlxr_cuda_mat *w, const void *xq, const float
  * The FFN's gate|up product with SwiGLU fused, for one token (decode): w holds the gate rows
  * [0, n) then the up rows [n, 2n) (n = ne1 / 2), x one activation row as for mlxr_matmul_cuda;
  * out row (n values) = silu(gate . x) * (up . x), bit-identical to mlxr_matmul_cuda into a [2n]
- * row followed by mlxr_swiglu_cuda, stored as out says: F32 (y), F16 (q), Q8_0 or Q8_K (q, d; y
+ * row followed by mlxr_swiglu_cuda, stored as out says: F32 (y), F16 (q) or Q8_0 (q, d; y
  * receives the f32 values too and must hold n floats). One launch instead of two (and no [2n]
  * row through memory). Not reentrant per matrix: two launches with the same w must not overlap
  * (w->cnt holds the per-group arrival counts; stream order guarantees it). The backend uses it
  * only with MLXR_CUDA_FUSED_SWIGLU=1: it measured slower than the pair (cuda_err.h).
  * mlxr_matmul_swiglu_supported_cuda: T == 1, a matrix from mlxr_cuda_mat_alloc/upload with an even
- * row count, and n a multiple of 32 (Q8_0), 256 (Q8_K) or 8 (F16, F32); else the launch returns
+ * row count, and n a multiple of 32 (Q8_0) or 8 (F16, F32); else the launch returns
  * cudaErrorInvalidValue.
  */
 bool mlxr_matmul_swiglu_supported_cuda(const mlxr_cuda_mat *w, int32_t T, mlxr_dtype out_type);

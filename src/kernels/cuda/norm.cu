@@ -5,8 +5,7 @@
  * the row. The first pass loads (and adds) them into registers and sums the squares; the second
  * scales them and stores or encodes each block with one warp-wide step. Holding the row in
  * registers keeps a decode step's single row from being latency-bound on serial reloads (rows
- * longer than 32 * NB_REG * warps fall back to reloading from L1/L2). A Q8_K output (256-value
- * super-blocks span 8 warps' blocks) goes through the f32 rows in out.y and a block barrier.
+ * longer than 32 * NB_REG * warps fall back to reloading from L1/L2).
  */
 #include "kernels/cuda/common.cuh"
 #include "kernels/cuda/norm.h"
@@ -56,26 +55,15 @@ __global__ void __launch_bounds__(1024)
     sum = block_sum_d(sum, sh); /* its barriers also make the x writes visible to the block */
     const float mean = (float)(sum / (double)n);
     const float scale = 1.0f / sqrtf(mean + eps);
-    /* Q8_K: the f32 row goes to out.y first, then each warp encodes whole super-blocks of it */
-    const mlxr_cuda_out o = out.type == MLXR_DTYPE_Q8_K ? mlxr_cuda_out{MLXR_DTYPE_F32, out.y, NULL, NULL} : out;
 #pragma unroll
     for (int k = 0; k < NB_REG; k++) {
         const int64_t b = warp + (int64_t)k * nw, i = b * 32 + lane;
-        if (b < nb) put_block32(o, n, r, b, lane, (xv[k] * scale) * wv[k], i < n);
+        if (b < nb) put_block32(out, n, r, b, lane, (xv[k] * scale) * wv[k], i < n);
     }
     for (int64_t b = (int64_t)NB_REG * nw + warp; b < nb; b += nw) {
         const int64_t i = b * 32 + lane;
         const bool valid = i < n;
-        put_block32(o, n, r, b, lane, valid ? (xr[i] * scale) * w[i] : 0.0f, valid);
-    }
-    if (out.type != MLXR_DTYPE_Q8_K) return;
-    __syncthreads(); /* the row's f32 values in out.y are visible to the whole block */
-    const float *yr = out.y + r * n;
-    for (int64_t sb = warp; sb < n / 256; sb += nw) {
-        float v[8];
-#pragma unroll
-        for (int i = 0; i < 8; i++) v[i] = yr[sb * 256 + lane + 32 * i];
-        put_block256_q8k<false>(v, lane, (int8_t *)out.q + r * n + sb * 256, out.d + r * (n / 256) + sb);
+        put_block32(out, n, r, b, lane, valid ? (xr[i] * scale) * w[i] : 0.0f, valid);
     }
 }
 
@@ -83,8 +71,7 @@ extern "C" cudaError_t mlxr_add_rmsnorm_cuda(float *x, const float *dx, const fl
                                              const int32_t *rows, int32_t R, int64_t n, float eps,
                                              cudaStream_t st) {
     if (R <= 0) return cudaSuccess;
-    if ((out->type == MLXR_DTYPE_Q8_0 && n % 32) || (out->type == MLXR_DTYPE_Q8_K && n % 256))
-        return cudaErrorInvalidValue;
+    if (!put_block32_ok(*out, n)) return cudaErrorInvalidValue;
     const int64_t nb = (n + 31) / 32;
     const int threads = nb >= 32 ? 1024 : (int)nb * 32;
     return mlxr_launch_pdl(add_rmsnorm_kernel, dim3((unsigned)R), dim3((unsigned)threads), 0, st, x, dx, w, *out, rows,

@@ -19,9 +19,9 @@ extern "C" {
  * For r < R output rows, with s = rows ? rows[r] : r (rows: device array, NULL = identity):
  *   if dx: x[s] += dx[s]            (residual add, written back to x)
  *   out row r = x[s] / sqrt(mean(x[s]^2) + eps) * w      (f32, or encoded: see mlxr_cuda_out)
- * x, dx: [*][n] f32; w: [n] f32; out must not alias x. Output types F32, F16, Q8_0 (n % 32 == 0)
- * and Q8_K (n % 256 == 0; out->y receives the f32 rows too). Sum of squares in double, as the
- * reference. One block per row. Returns the launch error (cudaSuccess on success).
+ * x, dx: [*][n] f32; w: [n] f32; out must not alias x. Output types F32, F16 and Q8_0 (n % 32 == 0);
+ * any other is refused (cudaErrorInvalidValue). Sum of squares in double, as the reference. One
+ * block per row. Returns the launch error (cudaSuccess on success).
  */
 cudaError_t mlxr_add_rmsnorm_cuda(float *x, const float *dx, const float *w, const mlxr_cuda_out *out,
                                   const int32_t *rows, int32_t R, int64_t n, float eps, cudaStream_t st);
