@@ -37,7 +37,6 @@ extern "C" {
 /* (pre: prefetch the rows' weight bytes into L2, one 128-byte line per thread at a time, before
  * pdl_wait: weights are constant, so they may stream in while the previous kernel finishes) */
 
-
 /* Exact integer sums by __dp4a, shared by the decode products: the dot of 16 byte pairs, the sum
  * of 16 signed bytes, and the dot of 32 packed 4-bit codes (low nibbles against x[0..15], high
  * nibbles against x[16..31], the Q4_0 / MLX 4-bit byte order) with 32 activation bytes. */
@@ -675,15 +674,17 @@ static cudaError_t dispatch_mm(const mlxr_cuda_mat *w, const void *xq, const flo
 #define GEMM_MIN_T MLXR_CUDA_GEMM_MIN_T
 
 extern "C" mlxr_cuda_enc mlxr_cuda_act_enc(const mlxr_cuda_mat *w, int32_t T) {
-    const bool kq = w->type == MLXR_DTYPE_Q4_K || w->type == MLXR_DTYPE_Q5_K || w->type == MLXR_DTYPE_Q6_K;
     if (mlxr_mmq_supported_cuda(w->type, w->ne0, T)) return MLXR_CUDA_ENC_Q8_0;
     if (T > GEMM_MIN_T && mlxr_gemm_supported_cuda(w->type, w->ne0))
         return w->type == MLXR_DTYPE_F16 ? MLXR_CUDA_ENC_F16 : MLXR_CUDA_ENC_F16_Q8_0;
     switch (w->type) {
     case MLXR_DTYPE_Q8_0:
-    case MLXR_DTYPE_Q4_0: return MLXR_CUDA_ENC_Q8_0;
+    case MLXR_DTYPE_Q4_0:
+    case MLXR_DTYPE_Q4_K:
+    case MLXR_DTYPE_Q5_K:
+    case MLXR_DTYPE_Q6_K: return MLXR_CUDA_ENC_Q8_0;
     case MLXR_DTYPE_F16: return MLXR_CUDA_ENC_F16;
-    default: return kq || mlx_is_type(w->type) ? MLXR_CUDA_ENC_Q8_0 : MLXR_CUDA_ENC_F32;
+    default: return mlx_is_type(w->type) ? MLXR_CUDA_ENC_Q8_0 : MLXR_CUDA_ENC_F32;
     }
 }
 
